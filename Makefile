@@ -1,0 +1,57 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS := .tools
+
+.PHONY: help venv run test check tools bench bench-quick schemas format clean
+
+help:
+	@echo "make run    - demo: embedded Kafka + Trengo sandbox + sample events through the processor"
+	@echo "make test   - checks, then the whole test suite"
+	@echo "make check  - ruff format --check, ruff check, mypy --strict"
+	@echo "make bench  - benchmarks (results in bench/RESULTS.md)"
+	@echo "make clean  - remove the virtualenv, tools and caches"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	@touch $(STAMP)
+
+run: venv
+	$(BIN)/trengo-processor demo
+
+check: venv
+	$(BIN)/ruff format --check processor tests bench
+	$(BIN)/ruff check processor tests bench
+	$(BIN)/mypy processor
+
+tools: venv
+	bash scripts/install-tools.sh $(TOOLS)
+
+test: check tools
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/pytest -q
+
+bench: venv
+	@echo "no benchmarks yet"
+
+schemas: venv
+	$(BIN)/python -m processor.schemas schemas
+
+format: venv
+	$(BIN)/ruff format processor tests bench
+	$(BIN)/ruff check --fix processor tests bench
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

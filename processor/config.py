@@ -1,0 +1,251 @@
+"""Configuration: one YAML file, every key overridable from the environment.
+
+Sources, highest priority first: environment variables ``TRENGO_PROCESSOR_<SECTION>__<KEY>``,
+the YAML file, the defaults below. The Trengo API token may also come from ``TRENGO_API_TOKEN``
+or from a file (``trengo.api_token_file``, for a mounted Kubernetes Secret).
+
+The ``destination`` section keeps RudderStack's destination config keys unchanged so a
+RudderStack config can be pasted in as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "TRENGO_PROCESSOR_"
+TOKEN_ENV = "TRENGO_API_TOKEN"
+
+KafkaSettingValue = str | int | float | bool
+
+
+class ConfigError(Exception):
+    """A user mistake in the configuration: one line naming the key and the problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaConfig(_Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "rudderstack.events"
+    group_id: str = "trengo-processor"
+    dead_letter_topic: str = "rudderstack.events.dlq"
+    commit_interval_ms: int = Field(default=1000, ge=10)
+    revoke_timeout_ms: int = Field(default=10_000, ge=0)
+    session_timeout_ms: int = Field(default=45_000, ge=500)
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
+    settings: dict[str, KafkaSettingValue] = Field(default_factory=dict)
+
+
+class TrengoConfig(_Section):
+    base_url: str = "https://app.trengo.com/api/v2"
+    requests_per_minute: int = Field(default=120, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    contact_cache_size: int = Field(default=100_000, ge=0)
+    contact_cache_ttl_seconds: float = Field(default=3600.0, ge=0)
+    api_token_file: Path | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class TemplateMapping(_Section):
+    """One ``eventTemplateMap`` entry: event name -> ticket subject template."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str | None = None
+
+
+class DestinationConfig(_Section):
+    """RudderStack's Trengo destination config, same keys."""
+
+    apiToken: SecretStr | None = None  # noqa: N815 - RudderStack's key
+    channelId: str  # noqa: N815
+    channelIdentifier: Literal["email", "phone"] = "email"  # noqa: N815
+    # Deliberate fix: RudderStack treats a missing key as off although its UI defaults to on.
+    enableDedup: bool = True  # noqa: N815
+    eventTemplateMap: tuple[TemplateMapping, ...] = ()  # noqa: N815
+
+    @field_validator("channelId", mode="before")
+    @classmethod
+    def _channel_id_text(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def template_for(self, event: str) -> TemplateMapping | None:
+        """The mapping for an event name (exact, case-sensitive; a later duplicate wins)."""
+        found = None
+        for mapping in self.eventTemplateMap:
+            if mapping.from_ and mapping.from_ == event:
+                found = mapping
+        return found
+
+
+class PipelineConfig(_Section):
+    # Message types committed and counted as skipped instead of dead-lettered.
+    ignore_types: tuple[str, ...] = ()
+
+
+class DeliveryConfig(_Section):
+    max_in_flight: int = Field(default=256, ge=1)
+    max_buffered_events: int = Field(default=10_000, ge=1)
+    retry_max_seconds: float = Field(default=10_800, ge=0)
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+    retry_cap_seconds: float = Field(default=300.0, gt=0)
+    halt_probe_seconds: float = Field(default=30.0, gt=0)
+    shutdown_timeout_seconds: float = Field(default=25.0, ge=0)
+
+
+class ServerConfig(_Section):
+    host: str = "0.0.0.0"  # noqa: S104 - a pod must be scrapeable
+    port: int = Field(default=9400, ge=0, le=65535)
+    liveness_seconds: float = Field(default=30.0, gt=0)
+
+
+class LogConfig(_Section):
+    format: Literal["json", "console"] = "json"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    include_user_ids: bool = False
+
+
+class Settings(BaseSettings):
+    """The whole configuration; frozen once loaded."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+    )
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    trengo: TrengoConfig = Field(default_factory=TrengoConfig)
+    destination: DestinationConfig
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _token_present(self) -> Settings:
+        if self.destination.apiToken is None:
+            raise ValueError(
+                f"destination.apiToken: missing (set it, {TOKEN_ENV}, or trengo.api_token_file)"
+            )
+        return self
+
+    @property
+    def api_token(self) -> str:
+        assert self.destination.apiToken is not None  # guaranteed by _token_present
+        return self.destination.apiToken.get_secret_value()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then the YAML document passed as init values.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | str | None) -> Settings:
+    """Read the YAML file (if any) plus the environment; raise ConfigError on any problem."""
+    document = _read_yaml(Path(path)) if path is not None else {}
+    document = _with_token(document)
+    try:
+        return Settings(**document)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file ({error.strerror})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: bad YAML: {problem}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return document
+
+
+def _with_token(document: dict[str, Any]) -> dict[str, Any]:
+    """Fill destination.apiToken from TRENGO_API_TOKEN or the token file when the YAML lacks it."""
+    destination = document.get("destination")
+    if destination is not None and not isinstance(destination, dict):
+        return document
+    destination = dict(destination or {})
+    if destination.get("apiToken") or os.environ.get(f"{ENV_PREFIX}DESTINATION__APITOKEN"):
+        return document
+    token = os.environ.get(TOKEN_ENV) or _token_from_file(document)
+    if token:
+        destination["apiToken"] = token
+        return {**document, "destination": destination}
+    return document
+
+
+def _token_from_file(document: dict[str, Any]) -> str | None:
+    trengo = document.get("trengo")
+    env_path = os.environ.get(f"{ENV_PREFIX}TRENGO__API_TOKEN_FILE")
+    yaml_path = trengo.get("api_token_file") if isinstance(trengo, dict) else None
+    token_path = env_path or yaml_path
+    if not token_path:
+        return None
+    try:
+        return Path(token_path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(
+            f"trengo.api_token_file: cannot read {token_path} ({error.strerror})"
+        ) from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{key}: {message}" if key else message)
+    return "; ".join(problems)

@@ -1,0 +1,91 @@
+"""Plans: what the map stage decides and the delivery stage carries out.
+
+A plan names Trengo operations without doing any I/O. The delivery stage resolves the contact
+(from a known id, the contact-id cache, or a search filtered to exact matches), then performs the
+write. Everything a plan holds is plain data, so ``render`` can print it and tests can compare it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+ChannelIdentifier = Literal["email", "phone"]
+JsonScalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownContact:
+    """The contact id was given by a ``trengoContactId`` externalId: no search."""
+
+    contact_id: str | int
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveContact:
+    """Find the contact whose email/phone equals ``identifier`` exactly."""
+
+    identifier: str
+    channel_identifier: ChannelIdentifier
+    channel_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContact:
+    """``POST /channels/{channel_id}/contacts`` with ``{name, identifier, channel_id}``."""
+
+    channel_id: str
+    identifier: JsonScalar
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateContact:
+    """``PUT /contacts/{id}`` with ``{name}``."""
+
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTicket:
+    """``POST /tickets`` with ``{contact_id, channel_id, subject?}``."""
+
+    channel_id: str
+    subject: str | None
+
+
+ContactRef = KnownContact | ResolveContact
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyPlan:
+    """Identify: update the found contact's name, or create it.
+
+    ``contact`` is None when dedup is off (always create). ``create`` is None when the
+    contact is known by id (nothing to create, only update).
+    """
+
+    contact: ContactRef | None
+    update: UpdateContact
+    create: CreateContact | None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPlan:
+    """Track: open a ticket for an existing contact (a track never creates a contact)."""
+
+    event: str
+    contact: ContactRef
+    ticket: CreateTicket
+
+
+Plan = IdentifyPlan | TicketPlan
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """The event cannot be delivered: dead-letter it with this reason (or skip it)."""
+
+    reason: str
+    stage: Literal["decode", "validate", "map"]
+    skipped: bool = False
