@@ -1,0 +1,279 @@
+"""The poll thread: the only code that touches the Kafka consumer.
+
+It polls continuously, so heartbeats and ``max.poll.interval.ms`` never depend on delivery:
+
+1. ``consume`` a batch (rebalance callbacks run inside it, on this thread).
+2. Register each message's offset with the tracker, in offset order, and hand the batch to
+   the event loop (``on_records``); nothing here waits for delivery.
+3. Pause every assigned partition while the buffered events exceed the high-water mark, the
+   destination is halted or shutdown began; resume below the low-water mark.
+4. Every ``commit_interval`` store and commit the highest contiguous done offsets.
+5. Every ``LAG_INTERVAL_SECONDS`` refresh consumer lag and check that the broker answers.
+
+On revoke: stop starting work for the partitions, wait (bounded) for their in-flight work,
+commit what is done, forget them. On shutdown: final commit, then close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from processor import metrics
+from processor.config import KafkaConfig
+from processor.engine.handler import KafkaRecord
+from processor.engine.offsets import OffsetTicket, OffsetTracker
+from processor.engine.offsets import TopicPartition as PartitionKey
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+POLL_TIMEOUT_SECONDS = 0.05
+LAG_INTERVAL_SECONDS = 10.0
+LOW_WATER_FRACTION = 0.5
+
+Batch = list[tuple[KafkaRecord, OffsetTicket]]
+
+
+class HealthReporter(Protocol):
+    """What the poll thread tells /healthz and /readyz."""
+
+    def poll_ticked(self) -> None: ...
+    def set_assigned(self, joined: bool) -> None: ...
+    def broker_answered(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    """How the poll thread paces itself."""
+
+    high_water: int
+    commit_interval_seconds: float
+    revoke_timeout_seconds: float
+
+
+def consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
+    """librdkafka settings: manual offset store and commit, cooperative rebalancing."""
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "group.id": kafka.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": kafka.session_timeout_ms,
+        "max.poll.interval.ms": kafka.max_poll_interval_ms,
+        # Bound librdkafka's prefetch so memory stays flat whatever the backlog.
+        "queued.max.messages.kbytes": 8192,
+        **kafka.settings,
+    }
+
+
+class PollLoop:
+    """Runs on its own thread; talks to the event loop only through thread-safe calls."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        topic: str,
+        tracker: OffsetTracker,
+        loop: asyncio.AbstractEventLoop,
+        on_records: Callable[[Batch], None],
+        drain: Callable[[Sequence[PartitionKey], float], Any],
+        is_halted: Callable[[], bool],
+        health: HealthReporter,
+        settings: PollSettings,
+    ) -> None:
+        self._consumer = consumer
+        self._topic = topic
+        self._tracker = tracker
+        self._loop = loop
+        self._on_records = on_records
+        self._drain = drain
+        self._is_halted = is_halted
+        self._health = health
+        self._settings = settings
+        self.stopping = threading.Event()  # stop starting new work (pause everything)
+        self.closing = threading.Event()  # final commit and close
+        self._paused = False
+        self._last_commit = time.monotonic()
+        self._last_lag = 0.0
+        self._thread = threading.Thread(target=self._run, name="kafka-poll", daemon=True)
+
+    def start(self) -> None:
+        """Subscribe and start the poll thread."""
+        self._consumer.subscribe(
+            [self._topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._thread.start()
+
+    def join(self, timeout_seconds: float) -> bool:
+        """Wait for the thread to finish; False if it is still running."""
+        self._thread.join(timeout_seconds)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while not self.closing.is_set():
+                self._poll_once()
+                self._apply_backpressure()
+                self._maybe_commit()
+                self._maybe_refresh_lag()
+        except Exception:
+            logger.exception("poll loop crashed")
+            raise
+        finally:
+            self._commit(None)
+            self._consumer.close()
+            logger.info("consumer closed")
+
+    def _poll_once(self) -> None:
+        messages = self._consumer.consume(BATCH_SIZE, timeout=POLL_TIMEOUT_SECONDS)
+        self._health.poll_ticked()
+        batch: Batch = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._log_consume_error(error)
+                continue
+            ticket = self._tracker.register(message.topic(), message.partition(), message.offset())
+            if ticket is not None:
+                batch.append((_record(message), ticket))
+        if batch:
+            self._health.broker_answered()
+            self._loop.call_soon_threadsafe(self._on_records, batch)
+
+    def _log_consume_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        logger.warning("consume error: %s", error)
+
+    def _apply_backpressure(self) -> None:
+        pending = self._tracker.pending_count()
+        metrics.INFLIGHT_EVENTS.set(pending)
+        hold = self.stopping.is_set() or self._is_halted()
+        high = self._settings.high_water
+        if not self._paused and (hold or pending >= high):
+            self._set_paused(True)
+        elif self._paused and not hold and pending <= high * LOW_WATER_FRACTION:
+            self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        assignment = self._consumer.assignment()
+        if assignment:
+            if paused:
+                self._consumer.pause(assignment)
+            else:
+                self._consumer.resume(assignment)
+        self._paused = paused
+        metrics.PARTITIONS_PAUSED.set(len(assignment) if paused else 0)
+        logger.debug("partitions %s", "paused" if paused else "resumed")
+
+    def _maybe_commit(self) -> None:
+        if time.monotonic() - self._last_commit >= self._settings.commit_interval_seconds:
+            self._commit(None)
+
+    def _commit(self, partitions: Sequence[PartitionKey] | None) -> None:
+        self._last_commit = time.monotonic()
+        positions = self._tracker.commit_positions(partitions)
+        if not positions:
+            return
+        offsets = [TopicPartition(topic, part, position) for (topic, part), position in positions.items()]
+        try:
+            self._consumer.store_offsets(offsets=offsets)
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as error:
+            logger.warning("commit failed (will retry): %s", error)
+            return
+        self._tracker.committed(positions)
+        self._health.broker_answered()
+        metrics.LAST_COMMIT_TIMESTAMP.set(time.time())
+
+    def _maybe_refresh_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < LAG_INTERVAL_SECONDS:
+            return
+        self._last_lag = now
+        try:
+            self._consumer.list_topics(self._topic, timeout=5)
+        except KafkaException as error:
+            logger.warning("broker did not answer: %s", error)
+            return
+        self._health.broker_answered()
+        for topic, partition in self._tracker.assigned():
+            self._refresh_partition_lag(topic, partition)
+
+    def _refresh_partition_lag(self, topic: str, partition: int) -> None:
+        # Cached watermarks come from fetch responses: right on Tansu too (kafka-test-broker Q1).
+        _low, high = self._consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), cached=True
+        )
+        if high < 0:
+            return
+        committed = self._tracker.committed_position((topic, partition))
+        if committed is None:
+            position = self._consumer.position([TopicPartition(topic, partition)])[0].offset
+            committed = position if position >= 0 else high
+        metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(high - committed, 0))
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self._tracker.assign(keys)
+        self._health.set_assigned(True)
+        logger.info("assigned %s", _describe(keys))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        if not keys:
+            return
+        self._tracker.begin_revoke(keys)
+        timeout = self._settings.revoke_timeout_seconds
+        future = self._drain(keys, timeout)
+        try:
+            future.result(timeout + 1.0)
+        except (FutureTimeout, RuntimeError, asyncio.CancelledError):
+            logger.warning("revoke: in-flight work did not finish within %s s", timeout)
+        self._commit(keys)
+        self._forget(keys)
+        logger.info("revoked %s", _describe(keys))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(tp.topic, tp.partition) for tp in partitions]
+        self._tracker.begin_revoke(keys)
+        self._forget(keys)
+        logger.warning("lost %s without commit", _describe(keys))
+
+    def _forget(self, keys: Sequence[PartitionKey]) -> None:
+        self._tracker.drop(keys)
+        for _topic, partition in keys:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(str(partition))
+
+
+def _record(message: Any) -> KafkaRecord:
+    _kind, timestamp = message.timestamp()
+    return KafkaRecord(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        key=message.key(),
+        value=message.value(),
+        headers=tuple(message.headers() or ()),
+        timestamp_ms=timestamp if timestamp > 0 else None,
+    )
+
+
+def _describe(keys: Sequence[PartitionKey]) -> str:
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in keys) or "nothing"

@@ -1,0 +1,81 @@
+"""The destination gate: halted while Trengo refuses the token (401/403), open otherwise.
+
+While halted nothing is delivered, nothing is dead-lettered and the poll loop pauses every
+partition. A probe call every ``probe_seconds`` finds out when the token works again, and the
+gate reopens by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from processor import metrics
+from processor.trengo.errors import DestinationDown, TrengoError
+
+logger = logging.getLogger(__name__)
+
+Probe = Callable[[], Awaitable[object]]
+OnChange = Callable[[bool], None]
+
+
+class DestinationGate:
+    """Open/halted state shared by the delivery workers, the poll thread and /readyz."""
+
+    def __init__(self, probe: Probe, probe_seconds: float, on_change: OnChange) -> None:
+        self._probe = probe
+        self._probe_seconds = probe_seconds
+        self._on_change = on_change
+        self._open = asyncio.Event()
+        self._open.set()
+        self._probe_task: asyncio.Task[None] | None = None
+        self.halt_reason: str | None = None
+
+    @property
+    def halted(self) -> bool:
+        """True while deliveries are held back (safe to read from any thread)."""
+        return self.halt_reason is not None
+
+    async def wait_open(self) -> None:
+        """Return at once while open; otherwise wait until the token works again."""
+        await self._open.wait()
+
+    def halt(self, reason: str) -> None:
+        """Close the gate (idempotent) and start probing."""
+        if self.halted:
+            return
+        self.halt_reason = reason
+        self._open.clear()
+        metrics.DESTINATION_UP.set(0)
+        self._on_change(False)
+        logger.error("destination halted: %s; probing every %s s", reason, self._probe_seconds)
+        self._probe_task = asyncio.create_task(self._probe_until_open(), name="destination-probe")
+
+    async def close(self) -> None:
+        """Stop probing (shutdown)."""
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            await asyncio.gather(self._probe_task, return_exceptions=True)
+
+    async def _probe_until_open(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe_seconds)
+            try:
+                await self._probe()
+            except DestinationDown as down:
+                logger.warning("destination still down: %s", down.reason)
+                continue
+            except TrengoError as other:
+                # Anything but 401/403 proves the token is accepted again.
+                logger.info("probe answered %s; token accepted", other.reason)
+            self._reopen()
+            return
+
+    def _reopen(self) -> None:
+        logger.info("destination up again after: %s", self.halt_reason)
+        self.halt_reason = None
+        self._probe_task = None
+        metrics.DESTINATION_UP.set(1)
+        self._on_change(True)
+        self._open.set()

@@ -1,0 +1,132 @@
+"""The dead-letter topic: what failed, why, and where it came from, with the original bytes.
+
+A dead-lettered event is done only when the broker acknowledged its record; until then its
+offset is not committed. Header names are part of the operator contract (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from confluent_kafka import KafkaException
+
+HEADER_ERROR_STAGE = "x-error-stage"
+HEADER_ERROR_REASON = "x-error-reason"
+HEADER_ERROR_STATUS = "x-error-status"
+HEADER_ORIGINAL_TOPIC = "x-original-topic"
+HEADER_ORIGINAL_PARTITION = "x-original-partition"
+HEADER_ORIGINAL_OFFSET = "x-original-offset"
+HEADER_ATTEMPTS = "x-attempts"
+HEADER_FIRST_ATTEMPT_AT = "x-first-attempt-at"
+# Set by `dlq replay` on the events it re-publishes; a replayed event that fails again keeps
+# it, and replay leaves such records alone unless asked (the loop guard).
+HEADER_REPLAYED_AT = "x-replayed-at"
+
+DLQ_HEADERS = (
+    HEADER_ERROR_STAGE,
+    HEADER_ERROR_REASON,
+    HEADER_ERROR_STATUS,
+    HEADER_ORIGINAL_TOPIC,
+    HEADER_ORIGINAL_PARTITION,
+    HEADER_ORIGINAL_OFFSET,
+    HEADER_ATTEMPTS,
+    HEADER_FIRST_ATTEMPT_AT,
+)
+
+Stage = Literal["decode", "validate", "map", "deliver"]
+Headers = Sequence[tuple[str, bytes | None]]
+MAX_REASON_BYTES = 2000
+
+
+class DeadLetterError(Exception):
+    """The dead-letter record was not acknowledged; the event is not done."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One failed event and the facts an operator needs to decide about it."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    topic: str
+    partition: int
+    offset: int
+    stage: Stage
+    reason: str
+    status: int | None
+    attempts: int
+    first_attempt_at: datetime
+
+    def record_headers(self) -> list[tuple[str, bytes | None]]:
+        """Original headers (minus stale error headers) followed by the error headers."""
+        kept = [(name, value) for name, value in self.headers if name not in DLQ_HEADERS]
+        facts: list[tuple[str, str]] = [
+            (HEADER_ERROR_STAGE, self.stage),
+            (HEADER_ERROR_REASON, self.reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")),
+            (HEADER_ORIGINAL_TOPIC, self.topic),
+            (HEADER_ORIGINAL_PARTITION, str(self.partition)),
+            (HEADER_ORIGINAL_OFFSET, str(self.offset)),
+            (HEADER_ATTEMPTS, str(self.attempts)),
+            (HEADER_FIRST_ATTEMPT_AT, self.first_attempt_at.astimezone(UTC).isoformat()),
+        ]
+        if self.status is not None:
+            facts.insert(2, (HEADER_ERROR_STATUS, str(self.status)))
+        return kept + [(name, text.encode()) for name, text in facts]
+
+
+class DeadLetterWriter:
+    """Produces dead letters and resolves a future when the broker acknowledged each one.
+
+    The producer's delivery callbacks run inside ``poll``; ``serve`` calls it from the event
+    loop so callbacks resolve futures on the loop's own thread.
+    """
+
+    def __init__(self, producer: Any, topic: str) -> None:
+        self._producer = producer
+        self._topic = topic
+
+    @property
+    def topic(self) -> str:
+        """The dead-letter topic name."""
+        return self._topic
+
+    def send(self, letter: DeadLetter) -> asyncio.Future[None]:
+        """Queue one record; the future fails with DeadLetterError if the broker refuses it."""
+        loop = asyncio.get_running_loop()
+        acknowledged: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(error: Any, _message: Any) -> None:
+            if acknowledged.done():
+                return
+            if error is None:
+                acknowledged.set_result(None)
+            else:
+                acknowledged.set_exception(DeadLetterError(str(error)))
+
+        try:
+            self._producer.produce(
+                self._topic,
+                value=letter.value,
+                key=letter.key,
+                headers=letter.record_headers(),
+                on_delivery=on_delivery,
+            )
+        except (BufferError, KafkaException) as error:
+            acknowledged.set_exception(DeadLetterError(f"produce failed: {error}"))
+        return acknowledged
+
+    async def serve(self, interval_seconds: float = 0.02) -> None:
+        """Run delivery callbacks until cancelled."""
+        while True:
+            self._producer.poll(0)
+            await asyncio.sleep(interval_seconds)
+
+    def flush(self, timeout_seconds: float) -> int:
+        """Wait for outstanding records; returns how many are still not acknowledged."""
+        remaining: int = self._producer.flush(timeout_seconds)
+        return remaining

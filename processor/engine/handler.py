@@ -1,0 +1,188 @@
+"""What happens to one event once the scheduler hands it over: deliver, retry or dead-letter.
+
+Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo client raised:
+
+* delivered: Trengo accepted the work; the offset is done.
+* transient (408, 429, 5xx, timeouts): tried again with full-jitter backoff (Retry-After wins),
+  the key stays blocked; after ``retry_max_seconds`` the event is dead-lettered.
+* permanent (other 4xx, rejections by the pipeline): dead-lettered at once.
+* destination down (401, 403): the gate halts everything; the event waits, nothing is lost.
+
+A dead-lettered event is done only once the broker acknowledged the dead-letter record.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from processor import metrics
+from processor.engine.backoff import Backoff
+from processor.engine.destination import DestinationGate
+from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, Stage
+from processor.engine.offsets import OffsetTicket, OffsetTracker
+from processor.pipeline.plan import Plan, Rejection
+from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+
+logger = logging.getLogger(__name__)
+
+Deliver = Callable[[Plan], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """The parts of a consumed Kafka message the processor keeps."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+    timestamp_ms: int | None
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One event on its way: the record, its offset ticket, and the plan or the rejection."""
+
+    record: KafkaRecord
+    ticket: OffsetTicket
+    message_type: str
+    work: Plan | Rejection
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+    first_attempt_monotonic: float | None = None
+    merged: list[WorkItem] = field(default_factory=list)
+
+    def all_items(self) -> list[WorkItem]:
+        """This item and the earlier items merged into it (coalesced identifies)."""
+        return [*self.merged, self]
+
+
+class EventHandler:
+    """The scheduler's handler: returns None when an event is done, else a retry delay."""
+
+    def __init__(
+        self,
+        deliver: Deliver,
+        dead_letters: DeadLetterWriter,
+        tracker: OffsetTracker,
+        gate: DestinationGate,
+        backoff: Backoff,
+        retry_max_seconds: float,
+    ) -> None:
+        self._deliver = deliver
+        self._dead_letters = dead_letters
+        self._tracker = tracker
+        self._gate = gate
+        self._backoff = backoff
+        self._retry_max_seconds = retry_max_seconds
+
+    async def handle(self, item: WorkItem) -> float | None:
+        """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
+        if not self._tracker.is_current(item.ticket):
+            return None  # partition revoked: the new owner will process it
+        await self._gate.wait_open()
+        self._count_attempt(item)
+        if isinstance(item.work, Rejection):
+            return await self._dead_letter(item, item.work.stage, item.work.reason, None)
+        try:
+            await self._deliver(item.work)
+        except DestinationDown as down:
+            item.attempts -= 1  # not the event's fault
+            self._gate.halt(down.reason)
+            return 0.0
+        except TransientError as error:
+            return await self._retry_or_give_up(item, error)
+        except PermanentError as error:
+            return await self._dead_letter(item, "deliver", error.reason, error.status)
+        self._finish(item, "delivered")
+        return None
+
+    def _count_attempt(self, item: WorkItem) -> None:
+        item.attempts += 1
+        if item.first_attempt_at is None:
+            item.first_attempt_at = datetime.now(UTC)
+            item.first_attempt_monotonic = time.monotonic()
+
+    async def _retry_or_give_up(self, item: WorkItem, error: TransientError) -> float | None:
+        started = item.first_attempt_monotonic or time.monotonic()
+        if time.monotonic() - started >= self._retry_max_seconds:
+            reason = f"gave up after {item.attempts} attempts: {error.reason}"
+            return await self._dead_letter(item, "deliver", reason, error.status)
+        metrics.RETRIES.labels(reason=_retry_reason(error)).inc()
+        delay = self._backoff.delay(item.attempts, error.retry_after)
+        logger.warning(
+            "retrying in %.1f s: %s",
+            delay,
+            error.reason,
+            extra=_fields(item, outcome="retry"),
+        )
+        return delay
+
+    async def _dead_letter(
+        self, item: WorkItem, stage: Stage, reason: str, status: int | None
+    ) -> float | None:
+        for event in item.all_items():
+            try:
+                await self._dead_letters.send(_letter(event, item, stage, reason, status))
+            except DeadLetterError as error:
+                metrics.RETRIES.labels(reason="dead_letter_produce").inc()
+                logger.error("dead-letter produce failed, will retry: %s", error)
+                return self._backoff.delay(item.attempts)
+        metrics.DEAD_LETTERS.labels(stage=stage).inc(len(item.all_items()))
+        logger.warning("dead-lettered at %s: %s", stage, reason, extra=_fields(item, "dead_lettered"))
+        self._finish(item, "dead_lettered")
+        return None
+
+    def _finish(self, item: WorkItem, outcome: str) -> None:
+        finished_at = time.time()
+        for event in item.all_items():
+            self._tracker.mark_done(event.ticket)
+            metrics.EVENTS.labels(outcome=outcome, type=event.message_type).inc()
+            if outcome == "delivered" and event.record.timestamp_ms:
+                latency = finished_at - event.record.timestamp_ms / 1000
+                metrics.EVENT_DELIVERY_LATENCY.observe(max(latency, 0.0))
+        logger.debug("%s", outcome, extra=_fields(item, outcome))
+
+
+def _letter(
+    event: WorkItem, head: WorkItem, stage: Stage, reason: str, status: int | None
+) -> DeadLetter:
+    record = event.record
+    return DeadLetter(
+        key=record.key,
+        value=record.value,
+        headers=record.headers,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        stage=stage,
+        reason=reason,
+        status=status,
+        attempts=max(head.attempts, 1),
+        first_attempt_at=head.first_attempt_at or datetime.now(UTC),
+    )
+
+
+def _retry_reason(error: TransientError) -> str:
+    if error.status is None:
+        return "connection"
+    if error.status >= 500:
+        return "http_5xx"
+    return f"http_{error.status}"
+
+
+def _fields(item: WorkItem, outcome: str) -> dict[str, object]:
+    record = item.record
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "outcome": outcome,
+        "type": item.message_type,
+    }
