@@ -1,0 +1,227 @@
+"""Tests for processor/logging.py: line formats, event fields, secret redaction."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from processor.config import LogConfig
+from processor.logging import (
+    HANDLER_NAME,
+    RedactingFilter,
+    configure_logging,
+    event_fields,
+    log_outcome,
+    user_id_hash,
+)
+
+TOKEN = "trengo-token-5f1d9c0a7b"
+LOGGER_NAME = "processor.test"
+
+LogCall = Callable[[logging.Logger], None]
+
+
+@pytest.fixture(autouse=True)
+def restore_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def emitted_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return capsys.readouterr().err.splitlines()
+
+
+def json_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+    return [json.loads(line) for line in emitted_lines(capsys)]
+
+
+def sample_fields(*, include_user_ids: bool = False) -> dict[str, object]:
+    return event_fields(
+        message_id="msg-1",
+        user_id="user@example.com",
+        topic="rudderstack.events",
+        partition=3,
+        offset=42,
+        include_user_ids=include_user_ids,
+    )
+
+
+def test_json_line_has_the_base_and_extra_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="json"))
+
+    logging.getLogger(LOGGER_NAME).warning("hello %s", "world", extra=sample_fields())
+
+    [line] = json_lines(capsys)
+    assert line["level"] == "WARNING"
+    assert line["logger"] == LOGGER_NAME
+    assert line["msg"] == "hello world"
+    assert str(line["ts"]).endswith("Z")
+    assert {k: line[k] for k in ("messageId", "topic", "partition", "offset")} == {
+        "messageId": "msg-1",
+        "topic": "rudderstack.events",
+        "partition": 3,
+        "offset": 42,
+    }
+
+
+def test_json_line_carries_the_exception(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="json"))
+
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger(LOGGER_NAME).exception("failed")
+
+    [line] = json_lines(capsys)
+    assert "RuntimeError: boom" in str(line["exc"])
+
+
+@pytest.mark.parametrize(
+    ("include_user_ids", "present", "absent"),
+    [(False, "userIdHash", "userId"), (True, "userId", "userIdHash")],
+)
+def test_user_id_hashed_unless_included(include_user_ids: bool, present: str, absent: str) -> None:
+    fields = sample_fields(include_user_ids=include_user_ids)
+
+    assert present in fields
+    assert absent not in fields
+    assert ("user@example.com" in fields.values()) is include_user_ids
+
+
+def test_user_id_hash_is_short_stable_and_distinct() -> None:
+    digest = user_id_hash("user@example.com")
+
+    assert len(digest) == 16
+    assert int(digest, 16) >= 0
+    assert digest == user_id_hash("user@example.com")
+    assert digest != user_id_hash("other@example.com")
+
+
+def test_missing_ids_are_left_out() -> None:
+    fields = event_fields(
+        message_id=None,
+        user_id=None,
+        topic="t",
+        partition=0,
+        offset=7,
+        include_user_ids=False,
+    )
+
+    assert fields == {"topic": "t", "partition": 0, "offset": 7}
+
+
+def test_log_outcome_levels_and_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="json"))
+    logger = logging.getLogger(LOGGER_NAME)
+
+    log_outcome(logger, "delivered", None, sample_fields())
+    log_outcome(logger, "dead_lettered", "unmapped track event", sample_fields())
+
+    delivered, dead_lettered = json_lines(capsys)
+    assert (delivered["level"], delivered["msg"], delivered["outcome"]) == (
+        "INFO",
+        "event delivered",
+        "delivered",
+    )
+    assert dead_lettered["level"] == "WARNING"
+    assert dead_lettered["reason"] == "unmapped track event"
+    assert dead_lettered["userIdHash"] == user_id_hash("user@example.com")
+
+
+def test_console_line_is_compact(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="console"))
+
+    log_outcome(logging.getLogger(LOGGER_NAME), "skipped", "ignored type", sample_fields())
+
+    [line] = emitted_lines(capsys)
+    assert f"INFO    {LOGGER_NAME}: event skipped: ignored type" in line
+    assert "messageId=msg-1" in line
+    assert "offset=42" in line
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)
+
+
+def test_configure_twice_keeps_one_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="console"))
+    configure_logging(LogConfig(format="json"))
+
+    logging.getLogger(LOGGER_NAME).info("once")
+
+    assert [line["msg"] for line in json_lines(capsys)] == ["once"]
+
+
+def test_level_filters_lower_records(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="json", level="WARNING"))
+    logger = logging.getLogger(LOGGER_NAME)
+
+    logger.info("quiet")
+    logger.warning("loud")
+
+    assert [line["msg"] for line in json_lines(capsys)] == ["loud"]
+
+
+def raise_with_token() -> None:
+    raise ValueError(f"401 for token {TOKEN}")
+
+
+def log_exception(logger: logging.Logger) -> None:
+    try:
+        raise_with_token()
+    except ValueError:
+        logger.exception("delivery failed")
+
+
+class Leaky:
+    """An extra value whose text holds the token, as an error object's would."""
+
+    def __str__(self) -> str:
+        return f"Leaky({TOKEN})"
+
+
+TOKEN_LEAKS: dict[str, LogCall] = {
+    "message": lambda logger: logger.error(f"Authorization: Bearer {TOKEN}"),
+    "args": lambda logger: logger.error("header %s", f"Bearer {TOKEN}"),
+    "extra string": lambda logger: logger.error("request", extra={"url": f"/x?t={TOKEN}"}),
+    "extra nested": lambda logger: logger.error("request", extra={"headers": {"auth": [TOKEN]}}),
+    "extra object": lambda logger: logger.error("request", extra={"error": Leaky()}),
+    "exception text": log_exception,
+    "stack info": lambda logger: logger.error(f"at {TOKEN}", stack_info=True),
+}
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+@pytest.mark.parametrize("leak", TOKEN_LEAKS.values(), ids=TOKEN_LEAKS.keys())
+def test_token_is_redacted(
+    capsys: pytest.CaptureFixture[str], log_format: str, leak: LogCall
+) -> None:
+    configure_logging(LogConfig(format=log_format), secrets=[TOKEN, ""])
+
+    leak(logging.getLogger(LOGGER_NAME))
+
+    output = capsys.readouterr().err
+    assert TOKEN not in output
+    assert "***" in output
+
+
+def test_longer_secret_is_hidden_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="json"), secrets=["abc", "abcdef"])
+
+    logging.getLogger(LOGGER_NAME).info("value abcdef")
+
+    [line] = json_lines(capsys)
+    assert line["msg"] == "value ***"
+
+
+def test_mismatched_args_are_kept_and_redacted() -> None:
+    record = logging.LogRecord(LOGGER_NAME, logging.ERROR, __file__, 1, "two %s %s", (TOKEN,), None)
+
+    RedactingFilter([TOKEN]).filter(record)
+
+    assert record.getMessage() == "two %s %s ('***',)"
