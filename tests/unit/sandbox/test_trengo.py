@@ -1,0 +1,181 @@
+"""The sandbox's public entry points: RunningSandbox's lifecycle, ``serve`` and the CLI flags."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pydantic
+import pytest
+
+from processor.sandbox.trengo import (
+    DEFAULT_CHANNELS,
+    DEFAULT_PORT,
+    DEFAULT_TOKEN,
+    RunningSandbox,
+    SandboxChannel,
+    SandboxClock,
+    SandboxOptions,
+    add_sandbox_arguments,
+    options_from_args,
+)
+
+TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.05
+SERVE_SCRIPT = """
+import sys
+from processor.sandbox.trengo import SandboxOptions, serve
+serve(SandboxOptions(), "127.0.0.1", int(sys.argv[1]))
+"""
+
+
+def test_running_sandbox_serves_on_a_free_loopback_port() -> None:
+    with RunningSandbox() as sandbox:
+        health = httpx.get(f"{sandbox.admin_url}/health", timeout=TIMEOUT_SECONDS)
+        contacts = httpx.get(
+            f"{sandbox.base_url}/contacts",
+            headers={"Authorization": f"Bearer {sandbox.token}"},
+            timeout=TIMEOUT_SECONDS,
+        )
+
+    assert sandbox.port > 0
+    assert sandbox.base_url == f"http://127.0.0.1:{sandbox.port}/api/v2"
+    assert (health.status_code, contacts.status_code, sandbox.token) == (200, 200, DEFAULT_TOKEN)
+
+
+def test_set_faults_raises_validation_errors_in_the_caller() -> None:
+    with RunningSandbox() as sandbox, pytest.raises(pydantic.ValidationError):
+        sandbox.set_faults(error_rate=2)
+
+
+def signalling_clock(arrived: threading.Event) -> SandboxClock:
+    """A clock whose (latency) sleep tells the test a request reached the sandbox."""
+
+    async def sleep(_: float) -> None:
+        arrived.set()
+        await asyncio.sleep(0)
+
+    return SandboxClock(time.monotonic, time.time, sleep)
+
+
+def test_close_answers_held_requests_then_stops_listening() -> None:
+    arrived = threading.Event()
+    sandbox = RunningSandbox(SandboxOptions(hang=True, latency_ms=1), signalling_clock(arrived))
+    headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}"}
+    with ThreadPoolExecutor(max_workers=1) as pool, sandbox:
+        held = pool.submit(
+            httpx.get, f"{sandbox.base_url}/contacts", headers=headers, timeout=TIMEOUT_SECONDS
+        )
+        assert arrived.wait(TIMEOUT_SECONDS)
+
+    assert held.result(TIMEOUT_SECONDS).status_code == 503
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{sandbox.admin_url}/health", timeout=TIMEOUT_SECONDS)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(process: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/__admin/health", timeout=TIMEOUT_SECONDS)
+        except httpx.TransportError:
+            time.sleep(POLL_SECONDS)
+        else:
+            return
+    pytest.fail("the sandbox process did not become healthy")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_on_a_signal(stop_signal: signal.Signals) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE_SCRIPT, str(port)], stdout=subprocess.PIPE
+    )
+    try:
+        wait_until_healthy(process, port)
+        process.send_signal(stop_signal)
+        stdout, _ = process.communicate(timeout=TIMEOUT_SECONDS)
+    finally:
+        process.kill()
+        process.wait()
+
+    assert process.returncode == 0
+    assert b"/api/v2" in stdout
+
+
+def parse(*flags: str) -> SandboxOptions:
+    parser = argparse.ArgumentParser()
+    add_sandbox_arguments(parser)
+    return options_from_args(parser.parse_args(flags))
+
+
+def test_no_flags_give_the_default_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_sandbox_arguments(parser)
+    args = parser.parse_args([])
+
+    assert options_from_args(args) == SandboxOptions()
+    assert (args.host, args.port) == ("127.0.0.1", DEFAULT_PORT)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (("--token", "a", "--token", "b"), {"tokens": ("a", "b")}),
+        (("--denied-token", "x"), {"denied_tokens": ("x",)}),
+        (("--requests-per-minute", "0"), {"requests_per_minute": 0}),
+        (("--latency-ms", "12.5", "--error-rate", "0.1"), {"latency_ms": 12.5, "error_rate": 0.1}),
+        (("--seed", "7", "--hang"), {"seed": 7, "hang": True}),
+        (
+            ("--outage-seconds", "30", "--storm-429-requests", "4", "--storm-retry-after", "9"),
+            {"outage_seconds": 30, "storm_429_requests": 4, "storm_retry_after_seconds": 9},
+        ),
+        (
+            ("--channel", "7:sms:Texts", "--channel", "8:EMAIL"),
+            {
+                "channels": (
+                    *DEFAULT_CHANNELS,
+                    SandboxChannel(id=7, type="SMS", title="Texts"),
+                    SandboxChannel(id=8, type="EMAIL", title="EMAIL"),
+                )
+            },
+        ),
+        (("--max-recorded-requests", "10"), {"max_recorded_requests": 10}),
+    ],
+)
+def test_flags_set_options(flags: tuple[str, ...], expected: dict[str, object]) -> None:
+    assert parse(*flags) == SandboxOptions.model_validate(expected)
+
+
+@pytest.mark.parametrize("channel", ["x:EMAIL", "7:FAX", "7"])
+def test_bad_channel_flag_is_a_usage_error(channel: str) -> None:
+    with pytest.raises(SystemExit):
+        parse("--channel", channel)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--error-rate", "2"),
+        ("--latency-ms", "-1"),
+        ("--channel", str(DEFAULT_CHANNELS[0].id) + ":SMS"),
+    ],
+)
+def test_out_of_range_flags_raise_value_error(flags: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError):
+        parse(*flags)
