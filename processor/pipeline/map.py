@@ -1,0 +1,217 @@
+"""Map stage: a validated message and the destination config → a Plan, or a rejection.
+
+Pure: no I/O, no clock. It follows RudderStack's Trengo transformer (reference §3 to §7) with the
+Trengo calls left as plan steps; finding the contact (cache, exact-match search, URL encoding)
+is the delivery stage's job. Rejection texts are RudderStack's for the same conditions.
+
+Field resolution (reference §4): a value is the first one present (a non-empty string or a
+non-zero number; other JSON types are skipped) along its path list:
+
+* email: ``traits.email``, ``context.traits.email``, ``properties.email``, then the ``id`` of
+  the first ``context.externalId`` item (RudderStack's generic mapping, which serves
+  warehouse/rETL sources) — except when that item is a ``trengoChannelId`` or
+  ``trengoContactId``, whose ids are never an email (RudderStack uses them anyway: fixed).
+* phone: ``traits.phone``, ``context.traits.phone``, ``properties.phone``.
+* name: ``traits.name``, ``context.traits.name``, else first and last name from
+  ``firstName|firstname|first_name`` and ``lastName|lastname|last_name`` in traits then
+  ``context.traits``. A missing part is left out ("John", not RudderStack's "John null");
+  with no name at all the name is None and left out of the request bodies.
+* ``trengoChannelId`` / ``trengoContactId``: the ``id`` of the first externalId of that type.
+
+Deliberate differences from RudderStack besides those above: the search term is never
+``null`` — an identify that would search or create without an identifier, and a track without
+an identifier or a contact id, are rejected before any call; a track never creates a contact;
+a track without ``properties`` still renders its subject; a missing ``event`` never matches a
+mapping named ``undefined``; an externalId id that is neither text nor an integer is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from processor.config import DestinationConfig
+from processor.events import BaseMessage, Identify, Message, Track
+from processor.pipeline.plan import (
+    ContactRef,
+    CreateContact,
+    CreateTicket,
+    IdentifyPlan,
+    KnownContact,
+    Plan,
+    Rejection,
+    ResolveContact,
+    TicketPlan,
+    UpdateContact,
+)
+from processor.pipeline.templates import SubjectTemplates, TemplateRenderError, js_string
+
+TRENGO_CHANNEL_ID = "trengoChannelId"
+TRENGO_CONTACT_ID = "trengoContactId"
+_FIRST_NAME_KEYS = ("firstName", "firstname", "first_name")
+_LAST_NAME_KEYS = ("lastName", "lastname", "last_name")
+_MAX_VALUE_SHOWN = 40
+
+FieldValue = str | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class _ResolvedFields:
+    identifier: FieldValue | None
+    name: str | None
+    channel_id: str
+    contact_id: str | int | None
+
+
+def plan_event(
+    message: Message, destination: DestinationConfig, templates: SubjectTemplates
+) -> Plan | Rejection:
+    """The Trengo operations for one identify or track message."""
+    fields = _resolve_fields(message, destination)
+    if isinstance(fields, Rejection):
+        return fields
+    if isinstance(message, Identify):
+        return _plan_identify(fields, destination)
+    return _plan_track(message, fields, destination, templates)
+
+
+def _plan_identify(fields: _ResolvedFields, destination: DestinationConfig) -> Plan | Rejection:
+    update = UpdateContact(name=fields.name)
+    if destination.enableDedup and fields.contact_id is not None:
+        return IdentifyPlan(contact=KnownContact(fields.contact_id), update=update, create=None)
+    if fields.identifier is None:
+        channel_identifier = destination.channelIdentifier
+        return _reject(f"Mandatory field for Channel-Identifier :{channel_identifier} not present")
+    create = CreateContact(
+        channel_id=fields.channel_id, identifier=fields.identifier, name=fields.name
+    )
+    contact = (
+        _search_for(fields.identifier, fields, destination) if destination.enableDedup else None
+    )
+    return IdentifyPlan(contact=contact, update=update, create=create)
+
+
+def _plan_track(
+    message: Track,
+    fields: _ResolvedFields,
+    destination: DestinationConfig,
+    templates: SubjectTemplates,
+) -> Plan | Rejection:
+    event = message.event
+    if event is None or destination.template_for(event) is None:
+        shown = "undefined" if event is None else event
+        return _reject(f"{shown} is not present in Event-Map template keys, aborting event")
+    contact = _track_contact(fields, destination)
+    if contact is None:
+        channel_identifier = destination.channelIdentifier
+        return _reject(
+            f"No {channel_identifier} or {TRENGO_CONTACT_ID} present for track event {event}, "
+            "aborting event"
+        )
+    subject = None
+    if destination.channelIdentifier == "email":
+        try:
+            subject = templates.render(event, message.properties)
+        except TemplateRenderError:
+            return _reject(f"Error occurred in parsing event template for {event}")
+    ticket = CreateTicket(channel_id=fields.channel_id, subject=subject)
+    return TicketPlan(event=event, contact=contact, ticket=ticket)
+
+
+def _track_contact(fields: _ResolvedFields, destination: DestinationConfig) -> ContactRef | None:
+    if fields.contact_id is not None:
+        return KnownContact(fields.contact_id)
+    if fields.identifier is None:
+        return None
+    return _search_for(fields.identifier, fields, destination)
+
+
+def _search_for(
+    identifier: FieldValue, fields: _ResolvedFields, destination: DestinationConfig
+) -> ResolveContact:
+    return ResolveContact(
+        identifier=js_string(identifier),
+        channel_identifier=destination.channelIdentifier,
+        channel_id=fields.channel_id,
+    )
+
+
+def _resolve_fields(
+    message: BaseMessage, destination: DestinationConfig
+) -> _ResolvedFields | Rejection:
+    channel_override = _external_id(message, TRENGO_CHANNEL_ID)
+    if isinstance(channel_override, Rejection):
+        return channel_override
+    contact_id = _external_id(message, TRENGO_CONTACT_ID)
+    if isinstance(contact_id, Rejection):
+        return contact_id
+    identifier = _email(message) if destination.channelIdentifier == "email" else _phone(message)
+    return _ResolvedFields(
+        identifier=identifier,
+        name=_contact_name(message),
+        channel_id=destination.channelId if channel_override is None else str(channel_override),
+        contact_id=contact_id,
+    )
+
+
+def _external_id(message: BaseMessage, id_type: str) -> str | int | Rejection | None:
+    """The ``id`` of the first externalId of this type; a falsy id counts as absent (as in JS)."""
+    found = next((item for item in message.external_ids if item.type == id_type), None)
+    if found is None or found.id in (None, "", 0):
+        return None
+    if isinstance(found.id, str) or (isinstance(found.id, int) and not isinstance(found.id, bool)):
+        return found.id
+    shown = json.dumps(found.id)[:_MAX_VALUE_SHOWN]
+    return _reject(f"{id_type} id must be text or an integer, got {shown}")
+
+
+def _email(message: BaseMessage) -> FieldValue | None:
+    email = _first_present(_sources(message, with_properties=True), ("email",))
+    if email is not None or not message.external_ids:
+        return email
+    first = message.external_ids[0]
+    is_trengo_id = first.type in (TRENGO_CHANNEL_ID, TRENGO_CONTACT_ID)
+    return first.id if not is_trengo_id and _present(first.id) else None
+
+
+def _phone(message: BaseMessage) -> FieldValue | None:
+    return _first_present(_sources(message, with_properties=True), ("phone",))
+
+
+def _contact_name(message: BaseMessage) -> str | None:
+    trait_sources = _sources(message, with_properties=False)
+    full_name = _first_present(trait_sources, ("name",))
+    if full_name is not None:
+        return js_string(full_name)
+    parts = (_first_present(trait_sources, keys) for keys in (_FIRST_NAME_KEYS, _LAST_NAME_KEYS))
+    return " ".join(js_string(part) for part in parts if part is not None) or None
+
+
+def _sources(message: BaseMessage, *, with_properties: bool) -> tuple[Mapping[str, Any], ...]:
+    """Where traits live, in RudderStack's order of precedence."""
+    sources: tuple[Mapping[str, Any], ...] = (message.traits or {}, message.context_traits)
+    return (*sources, message.properties or {}) if with_properties else sources
+
+
+def _first_present(sources: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> FieldValue | None:
+    for source in sources:
+        for key in keys:
+            value = source.get(key)
+            if _present(value):
+                return value
+    return None
+
+
+def _present(value: object) -> TypeGuard[FieldValue]:
+    """A non-empty string or a non-zero number (JavaScript-truthy text or number)."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, str) and value != "") or (
+        isinstance(value, int | float) and value != 0
+    )
+
+
+def _reject(reason: str) -> Rejection:
+    return Rejection(reason=reason, stage="map")

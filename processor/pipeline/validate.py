@@ -1,0 +1,61 @@
+"""Validate stage: a decoded JSON object → an ``Identify`` or ``Track`` message, or a rejection.
+
+The type checks come first and keep RudderStack's texts (reference §3): a missing type is
+``Event type is required``; a type other than identify or track (compared lowercased) is
+``Event type <type> is not supported``, unless the operator listed it in
+``pipeline.ignore_types``, which makes it a skipped event instead. A type that is not text is
+rejected here with a clear reason (RudderStack fails it with a 500 and retries it forever).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from pydantic import ValidationError
+
+from processor.events import MESSAGE_MODELS, Message
+from processor.pipeline.plan import Rejection
+
+_MAX_PROBLEMS_SHOWN = 3
+_MAX_VALUE_SHOWN = 40
+
+
+def validate(document: dict[str, Any], ignore_types: Collection[str] = ()) -> Message | Rejection:
+    """Check the message type, then the fields the mapping reads."""
+    message_type = document.get("type")
+    if message_type is None or message_type == "":
+        return _reject("Event type is required")
+    if not isinstance(message_type, str):
+        shown = json.dumps(message_type)[:_MAX_VALUE_SHOWN]
+        return _reject(f"Event type must be a string, got {shown}")
+    lowered = message_type.lower()
+    if lowered in {ignored.lower() for ignored in ignore_types}:
+        return Rejection(
+            reason=f"Event type {lowered} is ignored (pipeline.ignore_types)",
+            stage="validate",
+            skipped=True,
+        )
+    model = MESSAGE_MODELS.get(lowered)
+    if model is None:
+        return _reject(f"Event type {lowered} is not supported")
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        return _reject(f"Invalid {lowered} event: {_describe(error)}")
+
+
+def _describe(error: ValidationError) -> str:
+    """The field errors on one line: ``context.traits: Input should be a valid dictionary``."""
+    problems = [
+        f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+    shown = "; ".join(problems[:_MAX_PROBLEMS_SHOWN])
+    hidden = len(problems) - _MAX_PROBLEMS_SHOWN
+    return f"{shown} (and {hidden} more)" if hidden > 0 else shown
+
+
+def _reject(reason: str) -> Rejection:
+    return Rejection(reason=reason, stage="validate")

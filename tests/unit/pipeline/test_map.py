@@ -1,0 +1,726 @@
+"""Tests for processor/pipeline/map.py: RudderStack's Trengo mapping (reference §3-§7) as plans.
+
+Messages go through ``validate`` first, as in the engine. The RudderStack test-suite cases
+(processor Tests 0-16, router Tests 0-1) are restated as plans: where RudderStack's expected
+output depends on its mocked search reply, the plan names the search and both outcomes
+(update if found, create if not); carrying them out is the delivery stage's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from processor.config import DestinationConfig
+from processor.events import Message
+from processor.pipeline.map import plan_event
+from processor.pipeline.plan import (
+    ChannelIdentifier,
+    CreateContact,
+    CreateTicket,
+    IdentifyPlan,
+    KnownContact,
+    Plan,
+    Rejection,
+    ResolveContact,
+    TicketPlan,
+    UpdateContact,
+)
+from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.validate import validate
+
+EMAIL_CHANNEL = "trengo_email_channel"
+PHONE_CHANNEL = "trengo_phone_channel"
+EXTERNAL_CHANNEL = "trengo_emailext_channel"
+EMAIL = "utsab@outlook.com"
+PHONE = "9830311521"
+
+# The eventTemplateMap of every case in RudderStack's test suite.
+SUITE_TEMPLATE_MAP = (
+    {"from": "Product Purchased", "to": "{{event}} from Rudderstack"},
+    {"from": "checkedOut", "to": "Total cart value {{value}} shipped"},
+    {"from": "Order Completed", "to": "Completed Order"},
+    {"from": "Stress Test"},
+    {"from": "Stress test2", "to": ""},
+    {"from": "Stress test3", "to": "{event} Stress test"},
+)
+SDK_CONTEXT = {
+    "ip": "14.5.67.21",
+    "app": {"build": "1", "name": "RudderAndroidClient", "version": "1.0"},
+    "device": {"id": "7e32188a4dab669f", "manufacturer": "Google", "type": "android"},
+    "library": {"name": "com.rudderstack.android.sdk.core", "version": "0.1.4"},
+    "locale": "en-US",
+    "network": {"carrier": "Android", "bluetooth": False, "cellular": True, "wifi": True},
+    "screen": {"density": 420, "height": 1794, "width": 1080},
+    "timezone": "Asia/Kolkata",
+}
+
+
+def destination(
+    channel: str = EMAIL_CHANNEL,
+    identifier: str = "email",
+    dedup: bool | None = True,
+    template_map: tuple[dict[str, str], ...] = SUITE_TEMPLATE_MAP,
+) -> DestinationConfig:
+    """A destination config as RudderStack's test suite writes it (dedup None: key absent)."""
+    config: dict[str, Any] = {
+        "apiToken": "trengo1",
+        "channelId": channel,
+        "channelIdentifier": identifier,
+        "eventTemplateMap": template_map,
+    }
+    if dedup is not None:
+        config["enableDedup"] = dedup
+    return DestinationConfig.model_validate(config)
+
+
+def identify(traits: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """An identify with ``traits`` in ``context.traits``, as the Android SDK sends it."""
+    context = {**SDK_CONTEXT, "traits": traits or {}, **fields.pop("context", {})}
+    return {"userId": "randomUserId", "type": "identify", "context": context, **fields}
+
+
+def track(event: str | None, properties: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+    """A track event; ``event`` None leaves the key out."""
+    document = {"userId": "randomUserId", "type": "track", "properties": properties}
+    document["context"] = {**SDK_CONTEXT, **fields.pop("context", {})}
+    if event is not None:
+        document["event"] = event
+    return {**document, **fields}
+
+
+def external_ids(*pairs: tuple[str, Any]) -> dict[str, Any]:
+    """``context`` holding externalIds from (type, id) pairs."""
+    return {"externalId": [{"type": id_type, "id": value} for id_type, value in pairs]}
+
+
+def plan(document: dict[str, Any], config: DestinationConfig) -> Plan | Rejection:
+    """validate then plan_event, as the engine runs them."""
+    message = validate(document)
+    assert not isinstance(message, Rejection), message
+    return plan_event(message, config, SubjectTemplates(config))
+
+
+def rejected(reason: str) -> Rejection:
+    return Rejection(reason=reason, stage="map")
+
+
+def search(
+    identifier: str, by: ChannelIdentifier = "email", channel: str = EMAIL_CHANNEL
+) -> ResolveContact:
+    return ResolveContact(identifier=identifier, channel_identifier=by, channel_id=channel)
+
+
+def upsert(contact: ResolveContact | None, name: str | None, identifier: Any) -> IdentifyPlan:
+    """Update when the contact is found, create on ``contact.channel_id`` otherwise."""
+    channel = contact.channel_id if contact else EMAIL_CHANNEL
+    return IdentifyPlan(
+        contact=contact,
+        update=UpdateContact(name=name),
+        create=CreateContact(channel_id=channel, identifier=identifier, name=name),
+    )
+
+
+def ticket(
+    contact: KnownContact | ResolveContact, channel: str, subject: str | None, event: str
+) -> TicketPlan:
+    return TicketPlan(
+        event=event, contact=contact, ticket=CreateTicket(channel_id=channel, subject=subject)
+    )
+
+
+# RudderStack test suite ---------------------------------------------------------------------
+
+SUITE_CASES = [
+    pytest.param(
+        destination(),
+        identify({"name": "Jimothy Halpert", "email": "jimbo@dunmiff.com"}),
+        upsert(search("jimbo@dunmiff.com"), "Jimothy Halpert", "jimbo@dunmiff.com"),
+        id="processor-0-email-identify-dedup",
+    ),
+    pytest.param(
+        destination(identifier="phone"),
+        identify({"name": "Jimothy Halpert", "email": "jimbo@dunmiff.com"}),
+        # RudderStack searches term=null; here nothing is searched (deliberate fix).
+        rejected("Mandatory field for Channel-Identifier :phone not present"),
+        id="processor-1-phone-identify-without-phone",
+    ),
+    *(
+        pytest.param(
+            destination(PHONE_CHANNEL, "phone"),
+            identify({"name": name, "phone": phone}),
+            upsert(search(phone, "phone", PHONE_CHANNEL), name, phone),
+            id=case,
+        )
+        for case, name, phone in [
+            ("processor-2-phone-identify-created", "Dwight Schrute", "12345678910"),
+            ("processor-3-phone-identify-search-failed", "Angela Martin", "99999666661"),
+            ("processor-4-phone-identify-duplicates", "Michael Gary Scott", "98765432100"),
+            ("processor-14-phone-identify-updated", "Thalmor Bretz 2", PHONE),
+        ]
+    ),
+    pytest.param(
+        destination(PHONE_CHANNEL, "phone", dedup=False),
+        identify({"name": "Dr Manhatten", "phone": "5678943215"}),
+        IdentifyPlan(
+            contact=None,
+            update=UpdateContact(name="Dr Manhatten"),
+            create=CreateContact(PHONE_CHANNEL, "5678943215", "Dr Manhatten"),
+        ),
+        id="processor-5-phone-identify-no-dedup",
+    ),
+    pytest.param(
+        destination(dedup=False),
+        track(
+            "Product Purchased", {"name": "Random_Track_call", "cart_value": 5000, "email": EMAIL}
+        ),
+        ticket(
+            search(EMAIL), EMAIL_CHANNEL, "Product Purchased from Rudderstack", "Product Purchased"
+        ),
+        id="processor-6-track-event-template",
+    ),
+    pytest.param(
+        destination(dedup=False),
+        track("checkedOut", {"name": "Random_Track_call", "value": 5000, "email": EMAIL}),
+        ticket(search(EMAIL), EMAIL_CHANNEL, "Total cart value 5000 shipped", "checkedOut"),
+        id="processor-7-track-property-template",
+    ),
+    pytest.param(
+        destination(PHONE_CHANNEL, "phone", dedup=False),
+        track(
+            "Order Completed",
+            {"name": "Random_Track_call", "value": 5000, "phone": "98765432100"},
+            context={
+                "externalId": [{"type": "trengoChannelId", "value": "trengo_phoneext_channel"}]
+            },
+        ),
+        ticket(
+            search("98765432100", "phone", PHONE_CHANNEL), PHONE_CHANNEL, None, "Order Completed"
+        ),
+        id="processor-8-external-id-value-key-ignored",
+    ),
+    *(
+        pytest.param(
+            destination(PHONE_CHANNEL, "email", dedup=False),
+            track(
+                event,
+                {"name": "Random_Track_call", "value": 5000, "phone": PHONE, "email": EMAIL},
+                context=external_ids(("trengoChannelId", EXTERNAL_CHANNEL)),
+            ),
+            ticket(search(EMAIL, channel=EXTERNAL_CHANNEL), EXTERNAL_CHANNEL, subject, event),
+            id=case,
+        )
+        for case, event, subject in [
+            ("processor-9-channel-override-static-subject", "Order Completed", "Completed Order"),
+            ("processor-10-mapping-without-to", "Stress Test", None),
+            ("processor-11-mapping-with-empty-to", "Stress test2", None),
+            ("processor-12-single-braces-literal", "Stress test3", "{event} Stress test"),
+        ]
+    ),
+    pytest.param(
+        destination(PHONE_CHANNEL, "email", dedup=False),
+        track(
+            "Stress test4",
+            {"value": 5000, "email": EMAIL},
+            context=external_ids(("trengoChannelId", EXTERNAL_CHANNEL)),
+        ),
+        rejected("Stress test4 is not present in Event-Map template keys, aborting event"),
+        id="processor-13-unmapped-event",
+    ),
+    pytest.param(
+        destination(PHONE_CHANNEL, "email", dedup=False),
+        track(
+            "Stress test2",
+            {"name": "Random_Track_call", "value": 5000},
+            context=external_ids(
+                ("trengoChannelId", EXTERNAL_CHANNEL), ("trengoContactId", 97694755)
+            ),
+        ),
+        ticket(KnownContact(97694755), EXTERNAL_CHANNEL, None, "Stress test2"),
+        id="processor-15-known-contact-no-search",
+    ),
+    pytest.param(
+        destination(PHONE_CHANNEL, "email", dedup=False),
+        track("Stress test2", {"name": "Random_Track_call", "value": 5000}),
+        # RudderStack searches term=null (and got a 401); here nothing is searched (fix).
+        rejected(
+            "No email or trengoContactId present for track event Stress test2, aborting event"
+        ),
+        id="processor-16-track-without-identifier",
+    ),
+    pytest.param(
+        destination(PHONE_CHANNEL, "phone"),
+        {
+            **track("Product Purchased", {"name": "Test Product", "phone": PHONE}),
+            "userId": None,
+            "anonymousId": "anon_id_success",
+        },
+        ticket(search(PHONE, "phone", PHONE_CHANNEL), PHONE_CHANNEL, None, "Product Purchased"),
+        id="router-0-phone-track-no-subject",
+    ),
+    pytest.param(
+        destination(),
+        identify({"name": "Jimothy Halpert", "email": "j@d.com"}),
+        upsert(search("j@d.com"), "Jimothy Halpert", "j@d.com"),
+        id="router-1-email-identify",
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "document", "expected"), SUITE_CASES)
+def test_rudderstack_suite(
+    config: DestinationConfig, document: dict[str, Any], expected: Plan | Rejection
+) -> None:
+    assert plan(document, config) == expected
+
+
+# §3 entry checks --------------------------------------------------------------------------
+
+
+def test_identify_type_in_any_letter_case_is_mapped() -> None:
+    document = {**identify({"name": "Jo", "email": EMAIL}), "type": "Identify"}
+
+    assert plan(document, destination()) == upsert(search(EMAIL), "Jo", EMAIL)
+
+
+@pytest.mark.parametrize(
+    "channel_id", [pytest.param("", id="empty"), pytest.param("  ", id="blank")]
+)
+def test_empty_channel_id_is_refused_at_startup(channel_id: str) -> None:
+    """RudderStack rejects every event (§3.3); here the config does not load at all."""
+    with pytest.raises(ValidationError, match="channelId"):
+        destination(channel=channel_id)
+
+
+def test_missing_channel_id_is_refused_at_startup() -> None:
+    with pytest.raises(ValidationError, match="channelId"):
+        DestinationConfig.model_validate({"apiToken": "t"})
+
+
+# §4 field resolution ----------------------------------------------------------------------
+
+
+def create_of(document: dict[str, Any], identifier: str = "email") -> CreateContact | Rejection:
+    """The create step of an identify without dedup: shows identifier, name and channel."""
+    result = plan(document, destination(identifier=identifier, dedup=False))
+    if isinstance(result, Rejection):
+        return result
+    assert isinstance(result, IdentifyPlan) and result.create is not None
+    return result.create
+
+
+def bare_identify(**fields: Any) -> dict[str, Any]:
+    return {"type": "identify", **fields}
+
+
+@pytest.mark.parametrize(
+    ("document", "identifier"),
+    [
+        pytest.param(bare_identify(traits={"email": "t@x.io"}), "t@x.io", id="traits"),
+        pytest.param(
+            bare_identify(context={"traits": {"email": "c@x.io"}}), "c@x.io", id="context-traits"
+        ),
+        pytest.param(bare_identify(properties={"email": "p@x.io"}), "p@x.io", id="properties"),
+        pytest.param(
+            bare_identify(
+                traits={"email": "t@x.io"},
+                context={"traits": {"email": "c@x.io"}},
+                properties={"email": "p@x.io"},
+            ),
+            "t@x.io",
+            id="traits-first",
+        ),
+        pytest.param(
+            bare_identify(context={"traits": {"email": "c@x.io"}}, properties={"email": "p@x.io"}),
+            "c@x.io",
+            id="context-traits-before-properties",
+        ),
+        pytest.param(
+            bare_identify(traits={"email": ""}, context={"traits": {"email": "c@x.io"}}),
+            "c@x.io",
+            id="empty-text-skipped",
+        ),
+        pytest.param(
+            bare_identify(traits={"email": True}, properties={"email": "p@x.io"}),
+            "p@x.io",
+            id="non-text-skipped",
+        ),
+        pytest.param(
+            bare_identify(context={"externalId": [{"type": "email", "id": "e@x.io"}]}),
+            "e@x.io",
+            id="first-external-id-fallback",
+        ),
+        pytest.param(
+            bare_identify(
+                context={
+                    "externalId": [{"type": "crmId", "id": "e@x.io"}, {"type": "x", "id": "no"}]
+                }
+            ),
+            "e@x.io",
+            id="only-the-first-external-id",
+        ),
+    ],
+)
+def test_email_resolution(document: dict[str, Any], identifier: str) -> None:
+    assert create_of(document) == CreateContact(EMAIL_CHANNEL, identifier, None)
+
+
+@pytest.mark.parametrize(
+    "trengo_type",
+    [
+        pytest.param("trengoChannelId", id="channel-id"),
+        pytest.param("trengoContactId", id="contact-id"),
+    ],
+)
+def test_a_trengo_external_id_is_never_the_email(trengo_type: str) -> None:
+    """Deliberate fix of surprise §12.1: RudderStack would use the channel or contact id."""
+    document = bare_identify(context=external_ids((trengo_type, "123")))
+
+    assert create_of(document) == rejected(
+        "Mandatory field for Channel-Identifier :email not present"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "identifier"),
+    [
+        pytest.param(bare_identify(traits={"phone": "1"}), "1", id="traits"),
+        pytest.param(bare_identify(context={"traits": {"phone": "2"}}), "2", id="context-traits"),
+        pytest.param(bare_identify(properties={"phone": "3"}), "3", id="properties"),
+        pytest.param(
+            bare_identify(traits={"phone": "1"}, context={"traits": {"phone": "2"}}),
+            "1",
+            id="order",
+        ),
+        pytest.param(bare_identify(traits={"phone": 31612345678}), 31612345678, id="number-kept"),
+        pytest.param(
+            bare_identify(traits={"phone": 0}, properties={"phone": "3"}), "3", id="zero-skipped"
+        ),
+    ],
+)
+def test_phone_resolution(document: dict[str, Any], identifier: str | int) -> None:
+    create = create_of(document, identifier="phone")
+
+    assert create == CreateContact(EMAIL_CHANNEL, identifier, None)
+
+
+def test_phone_has_no_external_id_fallback() -> None:
+    document = bare_identify(context={"externalId": [{"type": "phone", "id": "31612345678"}]})
+
+    assert create_of(document, "phone") == rejected(
+        "Mandatory field for Channel-Identifier :phone not present"
+    )
+
+
+def test_the_identifier_follows_channel_identifier() -> None:
+    document = bare_identify(traits={"email": EMAIL, "phone": PHONE})
+
+    assert [create_of(document, by) for by in ("email", "phone")] == [
+        CreateContact(EMAIL_CHANNEL, EMAIL, None),
+        CreateContact(EMAIL_CHANNEL, PHONE, None),
+    ]
+
+
+def test_a_numeric_identifier_is_searched_as_text() -> None:
+    document = bare_identify(traits={"phone": 31612345678})
+
+    result = plan(document, destination(identifier="phone"))
+
+    assert isinstance(result, IdentifyPlan)
+    assert result.contact == search("31612345678", "phone")
+    assert result.create is not None and result.create.identifier == 31612345678
+
+
+@pytest.mark.parametrize(
+    ("traits", "context_traits", "name"),
+    [
+        pytest.param({"name": "Jo Doe"}, {}, "Jo Doe", id="traits-name"),
+        pytest.param({}, {"name": "Jo Doe"}, "Jo Doe", id="context-traits-name"),
+        pytest.param({"name": "A"}, {"name": "B"}, "A", id="traits-name-first"),
+        pytest.param({"name": "A", "firstName": "F"}, {}, "A", id="name-before-parts"),
+        pytest.param({"firstName": "John", "lastName": "Doe"}, {}, "John Doe", id="camel-case"),
+        pytest.param({"firstname": "John", "lastname": "Doe"}, {}, "John Doe", id="lower-case"),
+        pytest.param({"first_name": "John", "last_name": "Doe"}, {}, "John Doe", id="snake-case"),
+        pytest.param({}, {"firstName": "John", "last_name": "Doe"}, "John Doe", id="context-parts"),
+        pytest.param({"firstName": "John"}, {"lastName": "Doe"}, "John Doe", id="mixed-sources"),
+        pytest.param({"firstName": "A"}, {"firstName": "B"}, "A", id="traits-part-first"),
+        pytest.param({"first_name": "A", "firstName": "B"}, {}, "B", id="camel-before-snake"),
+        pytest.param(
+            {"name": "", "firstName": "John", "lastName": "Doe"}, {}, "John Doe", id="empty-name"
+        ),
+        pytest.param({"name": 42}, {}, "42", id="numeric-name"),
+        # Deliberate fixes (surprise §12.2): RudderStack sends "John null", "null Doe", "null null".
+        pytest.param({"firstName": "John"}, {}, "John", id="first-name-only"),
+        pytest.param({"lastName": "Doe"}, {}, "Doe", id="last-name-only"),
+        pytest.param({}, {}, None, id="no-name"),
+    ],
+)
+def test_name_resolution(
+    traits: dict[str, Any], context_traits: dict[str, Any], name: str | None
+) -> None:
+    document = bare_identify(traits={**traits, "email": EMAIL}, context={"traits": context_traits})
+
+    assert create_of(document) == CreateContact(EMAIL_CHANNEL, EMAIL, name)
+
+
+@pytest.mark.parametrize(
+    ("ids", "channel"),
+    [
+        pytest.param([("trengoChannelId", "override")], "override", id="override"),
+        pytest.param([("trengoChannelId", 4711)], "4711", id="integer-override-as-text"),
+        pytest.param([("trengoChannelId", "a"), ("trengoChannelId", "b")], "a", id="first-wins"),
+        pytest.param([("trengoChannelId", "")], EMAIL_CHANNEL, id="empty-id-ignored"),
+        pytest.param([("other", "x")], EMAIL_CHANNEL, id="other-type-ignored"),
+    ],
+)
+def test_channel_override(ids: list[tuple[str, Any]], channel: str) -> None:
+    """The override reaches the create path and body, the search and the ticket."""
+    identify_plan = plan(
+        bare_identify(traits={"email": EMAIL}, context=external_ids(*ids)), destination()
+    )
+    ticket_plan = plan(
+        track("Order Completed", {"email": EMAIL}, context=external_ids(*ids)), destination()
+    )
+
+    assert identify_plan == upsert(search(EMAIL, channel=channel), None, EMAIL)
+    assert ticket_plan == ticket(
+        search(EMAIL, channel=channel), channel, "Completed Order", "Order Completed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("contact_id", "contact"),
+    [
+        pytest.param(97694755, KnownContact(97694755), id="integer-kept"),
+        pytest.param("97694755", KnownContact("97694755"), id="text-kept"),
+        pytest.param("", search(EMAIL), id="empty-means-search"),
+        pytest.param(0, search(EMAIL), id="zero-means-search"),
+    ],
+)
+def test_contact_id(contact_id: object, contact: KnownContact | ResolveContact) -> None:
+    document = track(
+        "Order Completed", {"email": EMAIL}, context=external_ids(("trengoContactId", contact_id))
+    )
+
+    assert plan(document, destination()) == ticket(
+        contact, EMAIL_CHANNEL, "Completed Order", "Order Completed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("id_type", "bad_id", "shown"),
+    [
+        pytest.param("trengoContactId", 1.5, "1.5", id="contact-float"),
+        pytest.param("trengoContactId", True, "true", id="contact-bool"),
+        pytest.param("trengoChannelId", {"id": 1}, '{"id": 1}', id="channel-object"),
+    ],
+)
+def test_a_trengo_id_that_is_not_text_or_integer_is_rejected(
+    id_type: str, bad_id: object, shown: str
+) -> None:
+    document = track("Order Completed", {"email": EMAIL}, context=external_ids((id_type, bad_id)))
+
+    assert plan(document, destination()) == rejected(
+        f"{id_type} id must be text or an integer, got {shown}"
+    )
+
+
+# §6 identify ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "document", "expected"),
+    [
+        pytest.param(
+            destination(),
+            identify({"name": "Jo", "email": EMAIL}, context=external_ids(("trengoContactId", 7))),
+            IdentifyPlan(contact=KnownContact(7), update=UpdateContact("Jo"), create=None),
+            id="dedup-known-contact-update-only",
+        ),
+        pytest.param(
+            destination(),
+            identify({"name": "Jo"}, context=external_ids(("trengoContactId", 7))),
+            IdentifyPlan(contact=KnownContact(7), update=UpdateContact("Jo"), create=None),
+            id="dedup-known-contact-needs-no-identifier",
+        ),
+        pytest.param(
+            destination(),
+            identify({"name": "Jo", "email": EMAIL}),
+            upsert(search(EMAIL), "Jo", EMAIL),
+            id="dedup-search-then-update-or-create",
+        ),
+        pytest.param(
+            destination(dedup=False),
+            identify({"name": "Jo", "email": EMAIL}, context=external_ids(("trengoContactId", 7))),
+            upsert(None, "Jo", EMAIL),
+            id="no-dedup-ignores-contact-id-and-creates",
+        ),
+        pytest.param(
+            destination(dedup=False),
+            identify({"name": "Jo"}),
+            rejected("Mandatory field for Channel-Identifier :email not present"),
+            id="no-dedup-without-identifier",
+        ),
+        pytest.param(
+            destination(),
+            identify({"name": "Jo"}),
+            # RudderStack searches term=null first (surprise §12.3); rejected before any call.
+            rejected("Mandatory field for Channel-Identifier :email not present"),
+            id="dedup-without-identifier-fix",
+        ),
+        pytest.param(
+            destination(dedup=None),
+            identify({"name": "Jo", "email": EMAIL}),
+            # RudderStack treats a config without the key as dedup off (surprise §12.10).
+            upsert(search(EMAIL), "Jo", EMAIL),
+            id="dedup-absent-means-on-fix",
+        ),
+        pytest.param(
+            destination(),
+            identify({"email": EMAIL}),
+            upsert(search(EMAIL), None, EMAIL),
+            id="no-name-left-out-fix",
+        ),
+    ],
+)
+def test_identify(
+    config: DestinationConfig, document: dict[str, Any], expected: Plan | Rejection
+) -> None:
+    assert plan(document, config) == expected
+
+
+# §7 track ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "document", "expected"),
+    [
+        pytest.param(
+            destination(),
+            track("order completed", {"email": EMAIL}),
+            rejected("order completed is not present in Event-Map template keys, aborting event"),
+            id="event-match-case-sensitive",
+        ),
+        pytest.param(
+            destination(),
+            track(None, {"email": EMAIL}),
+            rejected("undefined is not present in Event-Map template keys, aborting event"),
+            id="missing-event-named-undefined",
+        ),
+        pytest.param(
+            destination(template_map=({"from": "undefined", "to": "x"},)),
+            track(None, {"email": EMAIL}),
+            rejected("undefined is not present in Event-Map template keys, aborting event"),
+            id="missing-event-never-matches-undefined-fix",
+        ),
+        pytest.param(
+            destination(template_map=()),
+            track("Order Completed", {"email": EMAIL}),
+            rejected("Order Completed is not present in Event-Map template keys, aborting event"),
+            id="empty-map-rejects-every-track",
+        ),
+        pytest.param(
+            destination(template_map=({"from": "", "to": "x"},)),
+            track("", {"email": EMAIL}),
+            rejected(" is not present in Event-Map template keys, aborting event"),
+            id="empty-from-ignored",
+        ),
+        pytest.param(
+            destination(),
+            track("Stress test4", {}),
+            rejected("Stress test4 is not present in Event-Map template keys, aborting event"),
+            id="template-checked-before-identifier",
+        ),
+        pytest.param(
+            destination(template_map=({"from": "A", "to": "first"}, {"from": "A", "to": "second"})),
+            track("A", {"email": EMAIL}),
+            ticket(search(EMAIL), EMAIL_CHANNEL, "second", "A"),
+            id="later-mapping-wins",
+        ),
+        pytest.param(
+            destination(identifier="phone"),
+            track("Product Purchased", {"phone": PHONE}),
+            ticket(search(PHONE, "phone"), EMAIL_CHANNEL, None, "Product Purchased"),
+            id="phone-never-has-subject",
+        ),
+        pytest.param(
+            destination(template_map=({"from": "A", "to": "{{ missing }}"},)),
+            track("A", {"email": EMAIL}),
+            ticket(search(EMAIL), EMAIL_CHANNEL, "", "A"),
+            id="empty-rendered-subject-kept",
+        ),
+        pytest.param(
+            destination(template_map=({"from": "A", "to": "{{ total * 2 }}"},)),
+            track("A", {"email": EMAIL, "total": "x"}),
+            ticket(search(EMAIL), EMAIL_CHANNEL, "xx", "A"),
+            id="jinja-expressions",
+        ),
+        pytest.param(
+            destination(template_map=({"from": "A", "to": "{{ total + 1 }}"},)),
+            track("A", {"email": EMAIL, "total": "x"}),
+            rejected("Error occurred in parsing event template for A"),
+            id="render-error",
+        ),
+        pytest.param(
+            destination(),
+            track("Product Purchased", {}, context=external_ids(("trengoContactId", "c-1"))),
+            ticket(
+                KnownContact("c-1"),
+                EMAIL_CHANNEL,
+                "Product Purchased from Rudderstack",
+                "Product Purchased",
+            ),
+            id="known-contact-needs-no-identifier",
+        ),
+        pytest.param(
+            destination(identifier="phone"),
+            track("Product Purchased", {"email": EMAIL}),
+            rejected(
+                "No phone or trengoContactId present for track event Product Purchased, "
+                "aborting event"
+            ),
+            id="no-identifier-rejected-before-search-fix",
+        ),
+        pytest.param(
+            destination(),
+            track("Order Completed", None, traits={"email": EMAIL}),
+            ticket(search(EMAIL), EMAIL_CHANNEL, "Completed Order", "Order Completed"),
+            id="no-properties-static-template-fix",
+        ),
+        pytest.param(
+            destination(),
+            track("Product Purchased", None, context={"traits": {"email": EMAIL}}),
+            ticket(
+                search(EMAIL),
+                EMAIL_CHANNEL,
+                "Product Purchased from Rudderstack",
+                "Product Purchased",
+            ),
+            id="no-properties-event-template-fix",
+        ),
+        pytest.param(
+            destination(template_map=({"from": "A", "to": "{{ title }}"},)),
+            track("A", {"email": EMAIL, "title": "<b>Tom & Jerry</b>"}),
+            ticket(search(EMAIL), EMAIL_CHANNEL, "<b>Tom & Jerry</b>", "A"),
+            id="subject-not-html-escaped-fix",
+        ),
+    ],
+)
+def test_track(
+    config: DestinationConfig, document: dict[str, Any], expected: Plan | Rejection
+) -> None:
+    assert plan(document, config) == expected
+
+
+def test_the_map_is_pure() -> None:
+    """The same message and config give equal plans, and the message is left unchanged."""
+    config = destination()
+    message: Message | Rejection = validate(track("checkedOut", {"email": EMAIL, "value": 1}))
+    assert not isinstance(message, Rejection)
+    before = message.model_dump()
+    templates = SubjectTemplates(config)
+
+    assert plan_event(message, config, templates) == plan_event(message, config, templates)
+    assert message.model_dump() == before

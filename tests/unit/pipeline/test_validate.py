@@ -1,0 +1,151 @@
+"""Tests for processor/pipeline/validate.py: entry checks 1-2 of reference §3 and field types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from processor.events import Identify, Track
+from processor.pipeline.plan import Rejection
+from processor.pipeline.validate import validate
+
+
+@pytest.mark.parametrize(
+    ("document", "model"),
+    [
+        pytest.param({"type": "identify"}, Identify, id="identify"),
+        pytest.param({"type": "Identify"}, Identify, id="identify-capitalised"),
+        pytest.param({"type": "TRACK", "event": "Order Completed"}, Track, id="track-upper"),
+        pytest.param(
+            {"type": "track", "event": "x", "integrations": {"All": True}, "channel": "web"},
+            Track,
+            id="unknown-fields-tolerated",
+        ),
+    ],
+)
+def test_accepts_identify_and_track_in_any_letter_case(
+    document: dict[str, Any], model: type[Identify | Track]
+) -> None:
+    message = validate(document)
+
+    assert isinstance(message, model)
+    assert message.type == document["type"].lower()
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        pytest.param({"event": "x"}, "Event type is required", id="missing-type"),
+        pytest.param({"type": None}, "Event type is required", id="null-type"),
+        pytest.param({"type": ""}, "Event type is required", id="empty-type"),
+        pytest.param({"type": 5}, "Event type must be a string, got 5", id="number-type"),
+        pytest.param(
+            {"type": ["track"]}, 'Event type must be a string, got ["track"]', id="list-type"
+        ),
+        pytest.param({"type": "page"}, "Event type page is not supported", id="page"),
+        pytest.param({"type": "Screen"}, "Event type screen is not supported", id="screen"),
+        pytest.param({"type": "group"}, "Event type group is not supported", id="group"),
+        pytest.param({"type": "alias"}, "Event type alias is not supported", id="alias"),
+        pytest.param({"type": "order"}, "Event type order is not supported", id="unknown-type"),
+    ],
+)
+def test_type_checks_keep_rudderstack_texts(document: dict[str, Any], reason: str) -> None:
+    assert validate(document) == Rejection(reason=reason, stage="validate")
+
+
+@pytest.mark.parametrize(
+    ("document", "ignore_types", "reason"),
+    [
+        pytest.param(
+            {"type": "page"},
+            ["page"],
+            "Event type page is ignored (pipeline.ignore_types)",
+            id="page",
+        ),
+        pytest.param(
+            {"type": "Screen"},
+            ("SCREEN", "group"),
+            "Event type screen is ignored (pipeline.ignore_types)",
+            id="any-letter-case",
+        ),
+        pytest.param(
+            {"type": "identify", "traits": "not checked"},
+            {"identify"},
+            "Event type identify is ignored (pipeline.ignore_types)",
+            id="listed-supported-type",
+        ),
+    ],
+)
+def test_ignored_types_are_skipped(
+    document: dict[str, Any], ignore_types: tuple[str, ...], reason: str
+) -> None:
+    assert validate(document, ignore_types) == Rejection(
+        reason=reason, stage="validate", skipped=True
+    )
+
+
+def test_types_not_listed_as_ignored_are_still_rejected() -> None:
+    rejection = validate({"type": "group"}, ["page"])
+
+    assert rejection == Rejection(reason="Event type group is not supported", stage="validate")
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        pytest.param(
+            {"type": "identify", "traits": "jo@example.com"},
+            "Invalid identify event: traits: Input should be a valid dictionary",
+            id="traits-not-object",
+        ),
+        pytest.param(
+            {"type": "track", "event": 42},
+            "Invalid track event: event: Input should be a valid string",
+            id="event-not-text",
+        ),
+        pytest.param(
+            {"type": "track", "event": "x", "properties": [1]},
+            "Invalid track event: properties: Input should be a valid dictionary",
+            id="properties-not-object",
+        ),
+        pytest.param(
+            {"type": "identify", "context": {"traits": 1}},
+            "Invalid identify event: context.traits: Input should be a valid dictionary",
+            id="context-traits-not-object",
+        ),
+        pytest.param(
+            {"type": "identify", "context": {"externalId": {"type": "trengoContactId"}}},
+            "Invalid identify event: context.externalId: Input should be a valid list",
+            id="external-ids-not-list",
+        ),
+        pytest.param(
+            {"type": "identify", "context": {"externalId": [{"type": 1, "id": "x"}]}},
+            "Invalid identify event: context.externalId.0.type: Input should be a valid string",
+            id="external-id-type-not-text",
+        ),
+        pytest.param(
+            {"type": "identify", "userId": 1.5},
+            "Invalid identify event: userId: Input should be a string or an integer",
+            id="user-id-neither-text-nor-integer",
+        ),
+        pytest.param(
+            {"type": "identify", "traits": 1, "properties": 2, "context": 3, "timestamp": 4},
+            "Invalid identify event: traits: Input should be a valid dictionary; "
+            "context: Input should be a valid dictionary or instance of Context; "
+            "properties: Input should be a valid dictionary (and 1 more)",
+            id="many-problems-on-one-line",
+        ),
+    ],
+)
+def test_wrong_field_types_are_rejected_naming_the_field(
+    document: dict[str, Any], reason: str
+) -> None:
+    assert validate(document) == Rejection(reason=reason, stage="validate")
+
+
+def test_field_errors_do_not_echo_event_values() -> None:
+    rejection = validate({"type": "identify", "traits": "secret@example.com"})
+
+    assert isinstance(rejection, Rejection)
+    assert "secret@example.com" not in rejection.reason
