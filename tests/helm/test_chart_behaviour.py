@@ -1,0 +1,252 @@
+"""What the rendered chart does: the config it hands the processor, secrets, probes, scaling."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from processor.config import ENV_PREFIX, TOKEN_ENV, load_settings
+from tests.helm.support import CHART_DIR, Rendered, render, render_all_on
+
+ALL_ON = yaml.safe_load(Path(__file__).with_name("values-all-on.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No processor settings leak in from the environment running the tests."""
+    for name in list(os.environ):
+        if name.upper().startswith(ENV_PREFIX) or name == TOKEN_ENV:
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def write_config(rendered: Rendered, directory: Path) -> Path:
+    """The ConfigMap's config.yaml as the pod sees it, written to a file."""
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(rendered.config()), encoding="utf-8")
+    return path
+
+
+def secret_value(rendered: Rendered, secret_name: str, key: str) -> str:
+    """A decoded value of the rendered Secret."""
+    secret = rendered.only("Secret")
+    assert secret["metadata"]["name"] == secret_name
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def resolved_env(rendered: Rendered) -> dict[str, str]:
+    """The container's environment with each secretKeyRef read from the rendered Secret."""
+    env = {}
+    for variable in rendered.container().get("env", []):
+        if "value" in variable:
+            env[variable["name"]] = variable["value"]
+        else:
+            ref = variable["valueFrom"]["secretKeyRef"]
+            env[variable["name"]] = secret_value(rendered, ref["name"], ref["key"])
+    return env
+
+
+def test_all_on_config_loads_into_the_config_model(
+    rendered_all_on: Rendered, tmp_path: Path, clean_environment: pytest.MonkeyPatch
+) -> None:
+    clean_environment.setenv(TOKEN_ENV, "token-from-env")
+    settings = load_settings(write_config(rendered_all_on, tmp_path))
+    assert settings.destination.channelId == ALL_ON["config"]["destination"]["channelId"]
+    assert settings.delivery.shutdown_timeout_seconds == 42.5
+    assert settings.kafka.max_poll_interval_ms == ALL_ON["config"]["kafka"]["max_poll_interval_ms"]
+    assert [m.from_ for m in settings.destination.eventTemplateMap] == [
+        "Order Completed",
+        "Refund Requested",
+    ]
+
+
+def test_default_config_loads_once_the_channel_is_set(
+    tmp_path: Path, clean_environment: pytest.MonkeyPatch
+) -> None:
+    clean_environment.setenv(TOKEN_ENV, "token-from-env")
+    rendered = render("--set", "config.destination.channelId=777")
+    settings = load_settings(write_config(rendered, tmp_path))
+    assert settings.destination.channelId == "777"
+    assert settings.server.port == 9400
+
+
+def test_token_file_is_where_the_secret_is_mounted(
+    rendered_all_on: Rendered, tmp_path: Path, clean_environment: pytest.MonkeyPatch
+) -> None:
+    token_path = Path(rendered_all_on.config()["trengo"]["api_token_file"])
+    secret_volume = next(v for v in rendered_all_on.pod_spec()["volumes"] if "secret" in v)
+    mount = next(
+        m for m in rendered_all_on.container()["volumeMounts"] if m["name"] == secret_volume["name"]
+    )
+    (item,) = secret_volume["secret"]["items"]
+    assert token_path == Path(mount["mountPath"]) / item["path"]
+    token = secret_value(rendered_all_on, secret_volume["secret"]["secretName"], item["key"])
+    assert token == ALL_ON["auth"]["trengoApiToken"]
+    # The pod's view: the file holds the Secret's value and nothing else provides a token.
+    local_token_file = tmp_path / "api-token"
+    local_token_file.write_text(token, encoding="utf-8")
+    clean_environment.setenv(f"{ENV_PREFIX}TRENGO__API_TOKEN_FILE", str(local_token_file))
+    assert load_settings(write_config(rendered_all_on, tmp_path)).api_token == token
+
+
+def test_sasl_credentials_reach_the_kafka_settings(
+    rendered_all_on: Rendered, tmp_path: Path, clean_environment: pytest.MonkeyPatch
+) -> None:
+    clean_environment.setenv(TOKEN_ENV, "token-from-env")
+    for name, value in resolved_env(rendered_all_on).items():
+        clean_environment.setenv(name, value)
+    settings = load_settings(write_config(rendered_all_on, tmp_path))
+    assert settings.kafka.settings["sasl.username"] == ALL_ON["auth"]["kafkaSasl"]["username"]
+    assert settings.kafka.settings["sasl.password"] == ALL_ON["auth"]["kafkaSasl"]["password"]
+    assert settings.kafka.settings["sasl.mechanism"] == "SCRAM-SHA-512"
+
+
+def test_config_map_holds_no_secret(rendered_all_on: Rendered) -> None:
+    config_maps = [d for d in rendered_all_on.documents if d["kind"] == "ConfigMap"]
+    config_text = "\n".join(text for d in config_maps for text in d["data"].values())
+    assert ALL_ON["auth"]["trengoApiToken"] not in config_text
+    assert ALL_ON["auth"]["kafkaSasl"]["password"] not in config_text
+    assert not {"sasl.username", "sasl.password"} & set(
+        rendered_all_on.config()["kafka"]["settings"]
+    )
+    assert "apiToken" not in rendered_all_on.config()["destination"]
+
+
+def test_existing_secret_replaces_the_chart_secret() -> None:
+    rendered = render_all_on("--set", "auth.existingSecret=ops-managed")
+    assert "Secret" not in rendered.kinds()
+    secret_refs = {
+        variable["valueFrom"]["secretKeyRef"]["name"]
+        for variable in rendered.container()["env"]
+        if "valueFrom" in variable
+    }
+    token_volume = next(v for v in rendered.pod_spec()["volumes"] if "secret" in v)
+    trigger_auth = rendered.only("TriggerAuthentication")["spec"]["secretTargetRef"]
+    assert secret_refs == {"ops-managed"}
+    assert token_volume["secret"]["secretName"] == "ops-managed"
+    assert {ref["name"] for ref in trigger_auth} == {"ops-managed"}
+
+
+@pytest.mark.parametrize("variant", ["rendered_default", "rendered_all_on"])
+def test_grace_period_outlasts_the_shutdown_timeout(
+    variant: str, request: pytest.FixtureRequest
+) -> None:
+    rendered: Rendered = request.getfixturevalue(variant)
+    shutdown_timeout = rendered.config()["delivery"]["shutdown_timeout_seconds"]
+    grace = rendered.pod_spec()["terminationGracePeriodSeconds"]
+    margin = yaml.safe_load((CHART_DIR / "values.yaml").read_text())[
+        "terminationGraceMarginSeconds"
+    ]
+    assert grace >= shutdown_timeout + margin
+
+
+def test_rollout_never_adds_a_consumer(rendered_all_on: Rendered) -> None:
+    strategy = rendered_all_on.only("Deployment")["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxSurge"] == 0
+
+
+def test_probes_and_service_follow_the_server_port() -> None:
+    rendered = render("--set", "config.server.port=9555")
+    container = rendered.container()
+    (port,) = container["ports"]
+    assert port["containerPort"] == rendered.config()["server"]["port"] == 9555
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
+    service = rendered.only("Service")["spec"]
+    assert service["ports"][0]["targetPort"] == port["name"]
+    # A pod halted on a rejected token is unready; its metrics must still be scraped.
+    assert service["publishNotReadyAddresses"] is True
+
+
+def test_pod_runs_non_root_on_a_read_only_root(rendered_default: Rendered) -> None:
+    pod_security = rendered_default.pod_spec()["securityContext"]
+    container_security = rendered_default.container()["securityContext"]
+    assert pod_security["runAsNonRoot"] is True
+    assert pod_security["runAsUser"] > 0
+    assert container_security["readOnlyRootFilesystem"] is True
+    assert container_security["allowPrivilegeEscalation"] is False
+    assert container_security["capabilities"]["drop"] == ["ALL"]
+
+
+@pytest.mark.parametrize(
+    ("requests_per_minute", "per_pod", "partitions", "max_replicas"),
+    [
+        (600, 200, 6, 10),  # the Trengo budget caps: ceil(600 / 200) = 3
+        (250, 120, 6, 10),  # rounded up: ceil(2.08) = 3
+        (6000, 100, 4, 10),  # the partitions cap
+        (6000, 100, 12, 5),  # autoscaling.maxReplicas caps
+    ],
+)
+def test_keda_maximum_is_capped_by_partitions_and_budget(
+    requests_per_minute: int, per_pod: int, partitions: int, max_replicas: int
+) -> None:
+    rendered = render_all_on(
+        "--set",
+        f"config.trengo.requests_per_minute={requests_per_minute}",
+        "--set",
+        f"autoscaling.perPodRequestsPerMinute={per_pod}",
+        "--set",
+        f"kafkaTopicPartitions={partitions}",
+        "--set",
+        f"autoscaling.maxReplicas={max_replicas}",
+        "--set",
+        "replicaCount=1",
+    )
+    expected = min(max_replicas, partitions, math.ceil(requests_per_minute / per_pod))
+    scaled_object = rendered.only("ScaledObject")["spec"]
+    assert scaled_object["maxReplicaCount"] == expected
+    assert "replicas" not in rendered.only("Deployment")["spec"]
+
+
+def test_keda_reads_the_lag_of_the_processor_group(rendered_all_on: Rendered) -> None:
+    trigger = rendered_all_on.only("ScaledObject")["spec"]["triggers"][0]
+    kafka = rendered_all_on.config()["kafka"]
+    assert trigger["metadata"]["consumerGroup"] == kafka["group_id"]
+    assert trigger["metadata"]["topic"] == kafka["topic"]
+    assert trigger["metadata"]["bootstrapServers"] == kafka["bootstrap_servers"]
+    assert (trigger["metadata"]["sasl"], trigger["metadata"]["tls"]) == ("scram_sha512", "enable")
+    assert (
+        trigger["authenticationRef"]["name"]
+        == rendered_all_on.only("TriggerAuthentication")["metadata"]["name"]
+    )
+
+
+def test_prometheus_rule_is_the_alerts_file(rendered_all_on: Rendered) -> None:
+    alerts: dict[str, Any] = yaml.safe_load((CHART_DIR / "rules" / "alerts.yaml").read_text())
+    assert rendered_all_on.only("PrometheusRule")["spec"]["groups"] == alerts["groups"]
+
+
+def test_dashboard_config_map_holds_the_dashboard_for_the_sidecar(
+    rendered_all_on: Rendered,
+) -> None:
+    dashboard_file = CHART_DIR / "dashboards" / "trengo-processor.json"
+    (config_map,) = [
+        d
+        for d in rendered_all_on.documents
+        if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"]["labels"]
+    ]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["trengo-processor.json"])
+    assert dashboard == json.loads(dashboard_file.read_text(encoding="utf-8"))
+
+
+def test_optional_parts_are_off_by_default(rendered_default: Rendered) -> None:
+    assert sorted(rendered_default.kinds()) == [
+        "ConfigMap",
+        "Deployment",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+    ]
+    assert "env" not in rendered_default.container()
