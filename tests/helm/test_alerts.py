@@ -14,8 +14,8 @@ from tests.promtool import exposed_series_names, referenced_metric_names, run_pr
 RULES_DIR = Path(__file__).parents[2] / "helm" / "trengo-processor" / "rules"
 ALERTS = RULES_DIR / "alerts.yaml"
 ALERT_TESTS = RULES_DIR / "alerts.test.yaml"
-# Not ours: kube-state-metrics' pod readiness and Prometheus' own scrape health. The pod-not-ready
-# alert needs them because a pod that is not ready drops out of the Service being scraped.
+# Not ours: kube-state-metrics' pod readiness and Prometheus' own scrape health. Readiness is
+# what Kubernetes decided from /readyz; `up` catches a pod whose metrics endpoint stopped answering.
 FOREIGN_METRICS = {"kube_pod_status_ready", "up"}
 # A selector's metric name: an identifier directly followed by its label matchers.
 SELECTOR_NAME = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
