@@ -1,0 +1,32 @@
+"""Trengo: the request builders, the rate-limited client, contact resolution and the executor
+that carries out a plan. Import from here; the modules behind it are the implementation."""
+
+from processor.trengo.client import TrengoClient
+from processor.trengo.contacts import ContactCache, SentNames, exact_matches
+from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.errors import (
+    DestinationDown,
+    PermanentError,
+    TransientError,
+    TrengoError,
+    classify,
+)
+from processor.trengo.ratelimit import RateLimiter
+from processor.trengo.requests import TrengoRequest, url
+
+__all__ = [
+    "ContactCache",
+    "DeliveryResult",
+    "DestinationDown",
+    "PermanentError",
+    "PlanExecutor",
+    "RateLimiter",
+    "SentNames",
+    "TransientError",
+    "TrengoClient",
+    "TrengoError",
+    "TrengoRequest",
+    "classify",
+    "exact_matches",
+    "url",
+]

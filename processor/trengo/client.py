@@ -1,0 +1,179 @@
+"""The Trengo REST client: rate-limited, measured, and raising one error class per failure.
+
+Every call waits for the token's ``RateLimiter``, goes out on an ``httpx.AsyncClient`` (in
+production on the aiohttp transport of ``httpx-aiohttp``: httpx's own pool collapses at a few
+hundred calls in flight, see reference/http-client.md), feeds the response's rate-limit headers
+back to the limiter, is counted in ``trengo_requests_total{operation,status}`` and timed in
+``trengo_request_duration_seconds{operation}``. A failure is raised as the ``TrengoError``
+subclass ``errors.classify`` picks; timeouts and connection errors are ``TransientError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+from typing import TypeAlias
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from processor.metrics import TRENGO_REQUEST_DURATION, TRENGO_REQUESTS
+from processor.pipeline.plan import CreateContact, CreateTicket, UpdateContact
+from processor.trengo import requests
+from processor.trengo.errors import PermanentError, classify, transport_failure
+from processor.trengo.ratelimit import Clock, RateLimiter, Sleep
+from processor.trengo.requests import ContactId, TrengoRequest
+
+JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
+JsonObject: TypeAlias = dict[str, JsonValue]
+
+_NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
+
+
+class TrengoClient:
+    """Async client for the few Trengo calls the processor makes; one per API token."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_seconds: float,
+        requests_per_minute: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 256,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._token = token
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._calls_made = 0
+        self.rate_limiter = RateLimiter(
+            requests_per_minute, clock=clock, sleep=sleep, wall_clock=wall_clock
+        )
+        self._http = httpx.AsyncClient(
+            transport=transport or _aiohttp_transport(max_connections),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            },
+            timeout=httpx.Timeout(timeout_seconds),
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"TrengoClient(base_url={self._base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The API root every request path is appended to."""
+        return self._base_url
+
+    @property
+    def calls_made(self) -> int:
+        """Calls sent so far, whatever their outcome (for "API calls per event")."""
+        return self._calls_made
+
+    async def send(self, request: TrengoRequest) -> JsonValue:
+        """Send one request after the rate limiter allows it; the decoded JSON body (or None).
+
+        Raises ``TransientError``, ``PermanentError`` or ``DestinationDown``.
+        """
+        await self.rate_limiter.acquire()
+        sent_at = self._clock()
+        self._calls_made += 1
+        try:
+            response = await self._http.request(
+                request.method, requests.url(self._base_url, request), json=request.json
+            )
+        except _NO_ANSWER_ERRORS as error:
+            self._measure(request.operation, "error", sent_at)
+            raise transport_failure(request.operation, error, redact=self._token) from None
+        self._measure(request.operation, str(response.status_code), sent_at)
+        self.rate_limiter.observe(response.headers, response.status_code, sent_at=sent_at)
+        failure = classify(
+            response.status_code,
+            response.text,
+            response.headers,
+            request.operation,
+            redact=self._token,
+            wall_clock=self._wall_clock,
+        )
+        if failure is not None:
+            raise failure
+        return _json_body(response)
+
+    async def search_contacts(self, term: str) -> list[JsonObject]:
+        """Contacts Trengo's fuzzy search finds for ``term`` (page 1; filter them yourself)."""
+        body = await self.send(requests.search_contacts(term))
+        contacts = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(contacts, list):
+            raise PermanentError("search_contacts: unexpected response (no 'data' list)")
+        return [contact for contact in contacts if isinstance(contact, dict)]
+
+    async def create_contact(self, op: CreateContact) -> JsonObject:
+        """Create the contact on its channel (for emails Trengo returns an existing one)."""
+        body = await self.send(requests.create_contact(op))
+        if not isinstance(body, dict) or contact_id_of(body) is None:
+            raise PermanentError("create_contact: unexpected response (no contact id)")
+        return body
+
+    async def update_contact(self, contact_id: ContactId, op: UpdateContact) -> None:
+        """Update the contact's name."""
+        await self.send(requests.update_contact(contact_id, op))
+
+    async def create_ticket(self, contact_id: ContactId, op: CreateTicket) -> JsonObject:
+        """Open a ticket for the contact; the ticket as Trengo returned it (may be empty)."""
+        body = await self.send(requests.create_ticket(contact_id, op))
+        return body if isinstance(body, dict) else {}
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> TrengoClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _measure(self, operation: str, status: str, sent_at: float) -> None:
+        TRENGO_REQUESTS.labels(operation=operation, status=status).inc()
+        TRENGO_REQUEST_DURATION.labels(operation=operation).observe(
+            max(0.0, self._clock() - sent_at)
+        )
+
+
+def contact_id_of(contact: JsonObject) -> ContactId | None:
+    """A contact's (or ticket's) ``id``, if it has a usable one."""
+    value = contact.get("id")
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        return None
+    return value
+
+
+def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:
+    limits = httpx.Limits(max_connections=max_connections)
+    transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits)
+    return transport
+
+
+def _json_body(response: httpx.Response) -> JsonValue:
+    if not response.content:
+        return None
+    try:
+        body: JsonValue = response.json()
+    except ValueError:
+        return None
+    return body

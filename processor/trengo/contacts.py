@@ -1,0 +1,142 @@
+"""Contact resolution helpers: the exact-match filter and the two caches that save API calls.
+
+Trengo's ``GET /contacts?term=`` is a fuzzy, multi-field search: a term can hit another person
+whose name or email merely contains it. ``exact_matches`` keeps only the contacts whose email
+equals the identifier (case-insensitively), or whose phone has the same digits.
+
+``ContactCache`` remembers which contact id an identifier resolved to, so a known contact costs
+no search; ``SentNames`` remembers the last name sent to each contact, so an identify that
+changes nothing costs no update.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+from cachetools import TTLCache
+
+from processor.metrics import CONTACT_CACHE_REQUESTS
+from processor.pipeline.plan import ChannelIdentifier, JsonScalar
+from processor.trengo.requests import ContactId
+
+Contact = TypeVar("Contact", bound=Mapping[str, object])
+_NON_DIGITS = re.compile(r"\D")
+_EMAIL_FIELDS = ("email", "identifier")
+_PHONE_FIELDS = ("phone", "formatted_phone", "identifier")
+
+
+def normalized_identifier(identifier: JsonScalar, channel_identifier: ChannelIdentifier) -> str:
+    """The form two identifiers are compared in: an email casefolded, a phone as its digits."""
+    text = "" if identifier is None or isinstance(identifier, bool) else str(identifier)
+    if channel_identifier == "email":
+        return text.strip().casefold()
+    return _NON_DIGITS.sub("", text)
+
+
+def exact_matches(
+    contacts: Iterable[Contact], identifier: JsonScalar, channel_identifier: ChannelIdentifier
+) -> list[Contact]:
+    """The contacts whose email (or phone) is exactly ``identifier``, in search order."""
+    wanted = normalized_identifier(identifier, channel_identifier)
+    if not wanted:
+        return []
+    fields = _EMAIL_FIELDS if channel_identifier == "email" else _PHONE_FIELDS
+    return [
+        contact
+        for contact in contacts
+        if any(_field_matches(contact.get(name), wanted, channel_identifier) for name in fields)
+    ]
+
+
+def on_channel(contacts: Iterable[Contact], channel_id: str) -> list[Contact]:
+    """The contacts whose ``channels`` list includes ``channel_id``."""
+    return [contact for contact in contacts if channel_id in _channel_ids(contact)]
+
+
+def _field_matches(value: object, wanted: str, channel_identifier: ChannelIdentifier) -> bool:
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return False
+    return normalized_identifier(value, channel_identifier) == wanted
+
+
+def _channel_ids(contact: Mapping[str, object]) -> set[str]:
+    channels = contact.get("channels")
+    if not isinstance(channels, list):
+        return set()
+    return {str(channel.get("id")) for channel in channels if isinstance(channel, dict)}
+
+
+ContactKey = tuple[str, str]
+
+
+def contact_key(
+    channel_id: str, identifier: JsonScalar, channel_identifier: ChannelIdentifier
+) -> ContactKey:
+    """The cache key of an identifier on a channel: (channel id, normalised identifier)."""
+    return (str(channel_id), normalized_identifier(identifier, channel_identifier))
+
+
+class ContactCache:
+    """Contact ids by ``contact_key``: a bounded LRU whose entries also expire.
+
+    ``size`` or ``ttl_seconds`` of zero turns caching off. Lookups count as hit or miss in
+    ``contact_cache_requests_total``.
+    """
+
+    def __init__(
+        self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._entries: TTLCache[ContactKey, ContactId] | None = None
+        if size > 0 and ttl_seconds > 0:
+            self._entries = TTLCache(maxsize=size, ttl=ttl_seconds, timer=clock)
+
+    def get(self, key: ContactKey) -> ContactId | None:
+        """The cached contact id, or None."""
+        contact_id = self._entries.get(key) if self._entries is not None else None
+        CONTACT_CACHE_REQUESTS.labels(result="miss" if contact_id is None else "hit").inc()
+        return contact_id
+
+    def put(self, key: ContactKey, contact_id: ContactId) -> None:
+        """Remember that the identifier of ``key`` resolved to ``contact_id``."""
+        if self._entries is not None and key[1]:
+            self._entries[key] = contact_id
+
+    def invalidate_contact(self, contact_id: ContactId) -> None:
+        """Forget every identifier that resolved to ``contact_id`` (Trengo no longer has it)."""
+        if self._entries is None:
+            return
+        stale = [key for key, cached in self._entries.items() if str(cached) == str(contact_id)]
+        for key in stale:
+            self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return 0 if self._entries is None else len(self._entries)
+
+
+class SentNames:
+    """The last name sent to each contact (bounded, expiring), to skip updates that change
+    nothing. Expiry bounds how long a rename made in Trengo's UI can hide a re-send."""
+
+    def __init__(
+        self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._names: TTLCache[str, str] | None = None
+        if size > 0 and ttl_seconds > 0:
+            self._names = TTLCache(maxsize=size, ttl=ttl_seconds, timer=clock)
+
+    def is_unchanged(self, contact_id: ContactId, name: str) -> bool:
+        """True when ``name`` is the last name sent to this contact."""
+        return self._names is not None and self._names.get(str(contact_id)) == name
+
+    def remember(self, contact_id: ContactId, name: str) -> None:
+        """Record that the contact now has ``name``."""
+        if self._names is not None:
+            self._names[str(contact_id)] = name
+
+    def forget(self, contact_id: ContactId) -> None:
+        """Drop what is known of the contact."""
+        if self._names is not None:
+            self._names.pop(str(contact_id), None)

@@ -1,0 +1,299 @@
+"""Deliver stage: carry out one Plan with as few Trengo calls as it takes.
+
+Finding the contact, cheapest first:
+
+1. A ``KnownContact`` id (a ``trengoContactId`` externalId): no call.
+2. The contact-id cache, keyed by (channel, normalised identifier): no call.
+3. Identify on an email channel: ``POST /channels/{id}/contacts``, which for an email is
+   Trengo's find-or-create (reference §6). It returns the existing contact or a new one, so a
+   new contact costs one call instead of search + create, and an existing one costs the same
+   as search (then an update only if Trengo's name differs).
+4. Otherwise ``GET /contacts?term=`` filtered to exact matches (emails case-insensitively,
+   phones by their digits); several exact matches narrow to the one on the plan's channel.
+   One → use it; none → create it (identify) or fail (track: a track never creates a
+   contact); still several → the event is dead-lettered naming the ids.
+
+An update is skipped when Trengo already has the name (as the search or create response
+reported it), or when it equals the last name this process sent to that contact (or last saw
+in a search).
+
+A cached id can be stale (the contact was deleted or merged in Trengo): a 404 on the write
+drops it from the cache and the contact is resolved afresh, once per plan. A 404 for an id
+that was just resolved, or given in the event, is permanent: the retry cannot loop.
+
+Concurrent plans for the same identifier resolve one at a time, so two identifies of one new
+phone contact cannot both create it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from processor.config import TrengoConfig
+from processor.metrics import UPDATES_SKIPPED
+from processor.pipeline.plan import (
+    CreateContact,
+    CreateTicket,
+    IdentifyPlan,
+    KnownContact,
+    Plan,
+    ResolveContact,
+    TicketPlan,
+    UpdateContact,
+)
+from processor.trengo import requests
+from processor.trengo.client import JsonObject, TrengoClient, contact_id_of
+from processor.trengo.contacts import (
+    ContactCache,
+    ContactKey,
+    SentNames,
+    contact_key,
+    exact_matches,
+    on_channel,
+)
+from processor.trengo.errors import PermanentError
+from processor.trengo.requests import ContactId
+
+Action = Literal["created", "updated", "unchanged", "ticket"]
+
+# Searched by the destination probe while halted: any answer but 401/403 proves the token works.
+PROBE_TERM = "trengo-processor-probe"
+_NOT_FOUND = 404
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What one plan did: for logs and the run summary.
+
+    ``created`` also covers an email contact that Trengo's find-or-create returned with the
+    name already set.
+    """
+
+    action: Action
+    contact_id: ContactId
+    calls: int
+    ticket_id: ContactId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    """The name Trengo reported for a contact in a search or create response."""
+
+    name: object
+
+
+class _CountedCalls:
+    """The client's calls for one plan, counted."""
+
+    def __init__(self, client: TrengoClient) -> None:
+        self._client = client
+        self.count = 0
+
+    async def search_contacts(self, term: str) -> list[JsonObject]:
+        self.count += 1
+        return await self._client.search_contacts(term)
+
+    async def create_contact(self, op: CreateContact) -> JsonObject:
+        self.count += 1
+        return await self._client.create_contact(op)
+
+    async def update_contact(self, contact_id: ContactId, op: UpdateContact) -> None:
+        self.count += 1
+        await self._client.update_contact(contact_id, op)
+
+    async def create_ticket(self, contact_id: ContactId, op: CreateTicket) -> JsonObject:
+        self.count += 1
+        return await self._client.create_ticket(contact_id, op)
+
+
+class _KeyedLocks:
+    """One lock per key, alive only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ContactKey, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: ContactKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class PlanExecutor:
+    """Executes plans against Trengo; one per API token, shared by all delivery workers."""
+
+    def __init__(
+        self,
+        client: TrengoClient,
+        config: TrengoConfig,
+        *,
+        email_find_or_create: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._email_find_or_create = email_find_or_create
+        size, ttl = config.contact_cache_size, config.contact_cache_ttl_seconds
+        self._contact_ids = ContactCache(size, ttl, clock=clock)
+        self._sent_names = SentNames(size, ttl, clock=clock)
+        self._resolving = _KeyedLocks()
+
+    async def execute(self, plan: Plan) -> DeliveryResult:
+        """Carry out the plan; raises TransientError, PermanentError or DestinationDown."""
+        calls = _CountedCalls(self._client)
+        if isinstance(plan, TicketPlan):
+            return await self._open_ticket(plan, calls)
+        return await self._identify(plan, calls)
+
+    async def probe(self) -> None:
+        """One cheap authenticated call, to learn whether the token works again."""
+        await self._client.send(requests.search_contacts(PROBE_TERM))
+
+    async def _identify(self, plan: IdentifyPlan, calls: _CountedCalls) -> DeliveryResult:
+        contact = plan.contact
+        if contact is None:  # dedup off: always create, as RudderStack does
+            return await self._create(plan, calls)
+        if isinstance(contact, KnownContact):
+            return await self._update(contact.contact_id, plan.update, calls)
+
+        async def update(contact_id: ContactId) -> DeliveryResult:
+            return await self._update(contact_id, plan.update, calls)
+
+        key = _key(contact)
+        async with self._resolving.hold(key):
+            done = await self._with_cached_id(key, update)
+            if done is not None:
+                return done
+            return await self._identify_uncached(plan, contact, key, calls)
+
+    async def _identify_uncached(
+        self, plan: IdentifyPlan, contact: ResolveContact, key: ContactKey, calls: _CountedCalls
+    ) -> DeliveryResult:
+        if contact.channel_identifier == "email" and self._email_find_or_create:
+            return await self._create(plan, calls, key)
+        found = await self._search(contact, calls)
+        if found is None:
+            return await self._create(plan, calls, key)
+        contact_id, reported = found
+        self._contact_ids.put(key, contact_id)
+        return await self._update(contact_id, plan.update, calls, reported)
+
+    async def _open_ticket(self, plan: TicketPlan, calls: _CountedCalls) -> DeliveryResult:
+        async def open_ticket(contact_id: ContactId) -> DeliveryResult:
+            ticket = await calls.create_ticket(contact_id, plan.ticket)
+            return DeliveryResult("ticket", contact_id, calls.count, contact_id_of(ticket))
+
+        contact = plan.contact
+        if isinstance(contact, KnownContact):
+            return await open_ticket(contact.contact_id)
+        key = _key(contact)
+        async with self._resolving.hold(key):
+            done = await self._with_cached_id(key, open_ticket)
+            if done is not None:
+                return done
+            found = await self._search(contact, calls)
+            if found is None:
+                term = contact.identifier
+                raise PermanentError(f"No contact found for term:{term} track event failed")
+            contact_id, _ = found
+            self._contact_ids.put(key, contact_id)
+        return await open_ticket(contact_id)
+
+    async def _with_cached_id(
+        self, key: ContactKey, write: Callable[[ContactId], Awaitable[DeliveryResult]]
+    ) -> DeliveryResult | None:
+        """``write`` with the cached id; None when there is none or Trengo no longer knows it."""
+        contact_id = self._contact_ids.get(key)
+        if contact_id is None:
+            return None
+        try:
+            return await write(contact_id)
+        except PermanentError as error:
+            if error.status != _NOT_FOUND:
+                raise
+        self._contact_ids.invalidate_contact(contact_id)
+        self._sent_names.forget(contact_id)
+        return None
+
+    async def _search(
+        self, contact: ResolveContact, calls: _CountedCalls
+    ) -> tuple[ContactId, _Reported] | None:
+        """The one contact whose identifier is exactly the plan's; None when there is none."""
+        results = await calls.search_contacts(contact.identifier)
+        matches = exact_matches(results, contact.identifier, contact.channel_identifier)
+        if len(matches) > 1:
+            matches = on_channel(matches, contact.channel_id) or matches
+        ids = [contact_id for match in matches if (contact_id := contact_id_of(match)) is not None]
+        if len(ids) > 1:
+            listed = ", ".join(str(contact_id) for contact_id in ids)
+            raise PermanentError(
+                f"ambiguous contact: {len(ids)} exact matches for {contact.identifier}: "
+                f"ids {listed}"
+            )
+        if not ids:
+            return None
+        name = matches[0].get("name")
+        if isinstance(name, str):
+            self._sent_names.remember(ids[0], name)  # what Trengo has is as good as sent
+        return ids[0], _Reported(name)
+
+    async def _create(
+        self, plan: IdentifyPlan, calls: _CountedCalls, key: ContactKey | None = None
+    ) -> DeliveryResult:
+        if plan.create is None:
+            raise PermanentError("identify: no contact to update and nothing to create")
+        created = await calls.create_contact(plan.create)
+        contact_id = contact_id_of(created)
+        assert contact_id is not None  # the client checked
+        if key is not None:
+            self._contact_ids.put(key, contact_id)
+        name = plan.update.name
+        if name is None or created.get("name") == name:
+            self._remember(contact_id, name)
+            return DeliveryResult("created", contact_id, calls.count)
+        # Trengo returned an existing contact (email find-or-create) under another name.
+        return await self._update(contact_id, plan.update, calls, _Reported(created.get("name")))
+
+    async def _update(
+        self,
+        contact_id: ContactId,
+        op: UpdateContact,
+        calls: _CountedCalls,
+        reported: _Reported | None = None,
+    ) -> DeliveryResult:
+        name = op.name
+        if name is None:
+            UPDATES_SKIPPED.labels(reason="no_name").inc()
+            return DeliveryResult("unchanged", contact_id, calls.count)
+        if self._has_name(contact_id, name, reported):
+            UPDATES_SKIPPED.labels(reason="unchanged").inc()
+            self._remember(contact_id, name)
+            return DeliveryResult("unchanged", contact_id, calls.count)
+        await calls.update_contact(contact_id, op)
+        self._remember(contact_id, name)
+        return DeliveryResult("updated", contact_id, calls.count)
+
+    def _has_name(self, contact_id: ContactId, name: str, reported: _Reported | None) -> bool:
+        if reported is not None:  # Trengo's own word beats our memory of what we sent
+            return reported.name == name
+        return self._sent_names.is_unchanged(contact_id, name)
+
+    def _remember(self, contact_id: ContactId, name: str | None) -> None:
+        if name is not None:
+            self._sent_names.remember(contact_id, name)
+
+
+def _key(contact: ResolveContact) -> ContactKey:
+    return contact_key(contact.channel_id, contact.identifier, contact.channel_identifier)

@@ -1,0 +1,164 @@
+"""Trengo failures, sorted into the three classes the engine acts on (DESIGN.md §3).
+
+* ``TransientError``: 408, 429, 5xx, timeouts, connection errors. Retry later, honouring
+  ``retry_after`` when Trengo gave one.
+* ``PermanentError``: any other 4xx, and contacts that cannot be resolved (none, or several).
+  Dead-letter at once.
+* ``DestinationDown``: 401 and 403. The token does not work: halt, dead-letter nothing.
+
+``classify`` is the one function that maps an HTTP answer to a class. Reasons are short human
+text ("create_ticket: HTTP 422 Unprocessable Entity: The contact id field is required.") and
+never contain the API token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+
+import httpx
+
+_MAX_MESSAGE_CHARS = 300
+# X-RateLimit-Reset values below this are durations in seconds, not Unix timestamps.
+_SMALLEST_TIMESTAMP = 1_000_000_000
+
+
+class TrengoError(Exception):
+    """Any failure of a Trengo call or of resolving a contact."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.reason!r}, status={self.status})"
+
+
+class TransientError(TrengoError):
+    """Worth retrying: the same call may succeed later."""
+
+    def __init__(
+        self, reason: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason, status)
+        self.retry_after = retry_after
+
+
+class PermanentError(TrengoError):
+    """Retrying cannot help: dead-letter the event."""
+
+
+class DestinationDown(TrengoError):  # noqa: N818 - the name DESIGN.md and the engine use
+    """Trengo refuses the API token (401/403): halt the destination."""
+
+
+def classify(
+    status: int,
+    body_text: str,
+    headers: Mapping[str, str],
+    operation: str,
+    *,
+    redact: str = "",
+    wall_clock: Callable[[], float] = time.time,
+) -> TrengoError | None:
+    """The error an HTTP answer stands for, or None for a 2xx.
+
+    ``redact`` is removed from the reason (pass the API token); ``wall_clock`` is the Unix
+    time used to turn ``X-RateLimit-Reset`` into a delay.
+    """
+    if 200 <= status < 300:
+        return None
+    reason = _reason(status, body_text, operation, redact)
+    if status in (401, 403):
+        return DestinationDown(reason, status)
+    if status in (408, 429) or status >= 500:
+        return TransientError(reason, status, retry_after_seconds(headers, wall_clock()))
+    return PermanentError(reason, status)
+
+
+def transport_failure(operation: str, error: Exception, *, redact: str = "") -> TransientError:
+    """A call that got no HTTP answer (timeout, refused or reset connection)."""
+    kind = "timeout" if isinstance(error, httpx.TimeoutException | TimeoutError) else "connection"
+    detail = _scrub(str(error), redact)
+    reason = f"{operation}: {kind} ({type(error).__name__}{': ' + detail if detail else ''})"
+    return TransientError(reason)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait from ``Retry-After``, else ``X-RateLimit-Reset`` minus ``now``.
+
+    ``now`` is Unix time. A reset value too small to be a timestamp is taken as seconds.
+    None when neither header is usable.
+    """
+    lookup = _case_insensitive(headers)
+    retry_after = _number(lookup.get("retry-after"))
+    if retry_after is not None:
+        return max(retry_after, 0.0)
+    reset = _number(lookup.get("x-ratelimit-reset"))
+    if reset is None:
+        return None
+    delay = reset if reset < _SMALLEST_TIMESTAMP else reset - now
+    return max(delay, 0.0)
+
+
+def _case_insensitive(headers: Mapping[str, str]) -> Mapping[str, str]:
+    return headers if isinstance(headers, httpx.Headers) else httpx.Headers(dict(headers))
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None  # an HTTP date: Trengo sends seconds, and the reset header is the fallback
+    return value if math.isfinite(value) else None
+
+
+def _reason(status: int, body_text: str, operation: str, redact: str) -> str:
+    reason = f"{operation}: HTTP {status}"
+    phrase = _phrase(status)
+    if phrase:
+        reason += f" {phrase}"
+    message = _scrub(_message(body_text), redact)
+    return f"{reason}: {message}" if message else reason
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _message(body_text: str) -> str:
+    """Trengo's own error text, read defensively from ``message``, ``errors`` or ``error``."""
+    try:
+        body = json.loads(body_text)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [_flatten(body.get(key)) for key in ("message", "errors", "error")]
+    text = "; ".join(dict.fromkeys(part for part in parts if part))
+    return text[:_MAX_MESSAGE_CHARS]
+
+
+def _flatten(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return "; ".join(filter(None, (_flatten(item) for item in value)))
+    if isinstance(value, dict):
+        return "; ".join(
+            f"{key}: {text}" for key, item in value.items() if (text := _flatten(item))
+        )
+    return ""
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "[redacted]") if secret else text

@@ -1,0 +1,261 @@
+"""The Trengo client on httpx.MockTransport: headers, URLs, error classes, metrics, limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from processor.metrics import RATE_LIMIT_REMAINING, TRENGO_REQUESTS
+from processor.pipeline.plan import CreateContact, CreateTicket, UpdateContact
+from processor.trengo.client import TrengoClient
+from processor.trengo.errors import DestinationDown, PermanentError, TransientError, TrengoError
+from processor.trengo.requests import search_contacts, update_contact
+from tests.unit.trengo.fake_trengo import TOKEN, make_client
+from tests.unit.trengo.simulated_time import run_simulated
+
+
+def requests_counted(operation: str, status: str) -> float:
+    return float(TRENGO_REQUESTS.labels(operation=operation, status=status)._value.get())
+
+
+def answer(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body, headers=headers)
+
+    return handler
+
+
+async def send_search(handler: Any, term: str = "jane@example.com") -> Any:
+    async with make_client(handler) as client:
+        return await client.send(search_contacts(term))
+
+
+def test_sends_auth_and_json_headers_and_an_encoded_url() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"data": []})
+
+    assert run_simulated(send_search(handler, "jane+news@example.com")) == {"data": []}
+    request = seen[0]
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["Accept"] == "application/json"
+    assert request.headers["Content-Type"] == "application/json"
+    assert str(request.url) == (
+        "https://trengo.test/api/v2/contacts?page=1&term=jane%2Bnews@example.com"
+    )
+    assert request.url.params["term"] == "jane+news@example.com"
+
+
+def test_write_calls_send_their_json_bodies() -> None:
+    seen: list[tuple[str, str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, json.loads(request.content)))
+        return httpx.Response(201, json={"id": 90002431001, "name": "Jane"})
+
+    async def main() -> tuple[Any, ...]:
+        async with make_client(handler) as client:
+            created = await client.create_contact(CreateContact("7", "jane@x.com", "Jane"))
+            await client.update_contact(90002431001, UpdateContact("Jane D"))
+            ticket = await client.create_ticket(90002431001, CreateTicket("7", ""))
+            return created, ticket, client.calls_made
+
+    created, ticket, calls = run_simulated(main())
+    assert created == {"id": 90002431001, "name": "Jane"}
+    assert ticket == {"id": 90002431001, "name": "Jane"}
+    assert calls == 3
+    assert seen == [
+        (
+            "POST",
+            "/api/v2/channels/7/contacts",
+            {"name": "Jane", "identifier": "jane@x.com", "channel_id": "7"},
+        ),
+        ("PUT", "/api/v2/contacts/90002431001", {"name": "Jane D"}),
+        ("POST", "/api/v2/tickets", {"contact_id": 90002431001, "channel_id": "7", "subject": ""}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, PermanentError),
+        (401, DestinationDown),
+        (403, DestinationDown),
+        (404, PermanentError),
+        (408, TransientError),
+        (422, PermanentError),
+        (429, TransientError),
+        (500, TransientError),
+        (502, TransientError),
+        (503, TransientError),
+    ],
+)
+def test_error_statuses_raise_their_class_and_are_counted(
+    status: int, error_class: type[TrengoError]
+) -> None:
+    before = requests_counted("search_contacts", str(status))
+    with pytest.raises(error_class) as raised:
+        run_simulated(send_search(answer(status, {"message": "nope"})))
+    assert raised.value.status == status
+    assert raised.value.reason.startswith(f"search_contacts: HTTP {status}")
+    assert raised.value.reason.endswith(": nope")
+    assert requests_counted("search_contacts", str(status)) - before == 1
+
+
+def test_a_429_carries_retry_after_and_pauses_the_limiter() -> None:
+    handler = answer(429, {"message": "Too Many Attempts."}, {"Retry-After": "30"})
+
+    async def main() -> tuple[float | None, float]:
+        async with make_client(handler) as client:
+            with pytest.raises(TransientError) as raised:
+                await client.send(search_contacts("x"))
+            return raised.value.retry_after, client.rate_limiter.paused_until
+
+    retry_after, paused_until = run_simulated(main())
+    assert retry_after == 30
+    assert paused_until == pytest.approx(1030)  # the simulated loop starts at 1000
+
+
+def test_a_429_with_only_a_reset_timestamp() -> None:
+    reset = str(1_700_000_000 + 1000 + 25)  # the fake wall clock is loop time + 1.7e9
+    with pytest.raises(TransientError) as raised:
+        run_simulated(send_search(answer(429, None, {"X-RateLimit-Reset": reset})))
+    assert raised.value.retry_after == pytest.approx(25)
+
+
+def test_rate_limit_headers_feed_the_limiter_and_gauge() -> None:
+    handler = answer(200, {"data": []}, {"x-ratelimit-limit": "120", "x-ratelimit-remaining": "87"})
+
+    async def main() -> int | None:
+        async with make_client(handler) as client:
+            await client.send(search_contacts("x"))
+            return client.rate_limiter.remaining
+
+    assert run_simulated(main()) == 87
+    assert RATE_LIMIT_REMAINING._value.get() == 87
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind"),
+    [
+        (httpx.ReadTimeout("read timed out"), "timeout"),
+        (httpx.ConnectTimeout("connect timed out"), "timeout"),
+        (httpx.ConnectError("connection refused"), "connection"),
+        (httpx.RemoteProtocolError("server disconnected"), "connection"),
+    ],
+)
+def test_no_answer_is_transient(raised: Exception, kind: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise raised
+
+    before = requests_counted("search_contacts", "error")
+    with pytest.raises(TransientError) as error:
+        run_simulated(send_search(handler))
+    assert error.value.status is None
+    assert error.value.reason.startswith(f"search_contacts: {kind} (")
+    assert requests_counted("search_contacts", "error") - before == 1
+
+
+def test_the_token_never_shows_in_reasons_or_reprs() -> None:
+    body = {"message": f"token {TOKEN} is not valid", "errors": {"auth": [f"Bearer {TOKEN}"]}}
+
+    async def main() -> tuple[str, str]:
+        client = make_client(answer(401, body))
+        try:
+            await client.send(search_contacts("x"))
+        except DestinationDown as error:
+            return repr(error) + str(error) + error.reason, repr(client)
+        finally:
+            await client.aclose()
+        raise AssertionError("no error raised")
+
+    texts, client_repr = run_simulated(main())
+    assert TOKEN not in texts and TOKEN not in client_repr
+    assert "[redacted]" in texts
+
+
+def test_empty_and_non_json_bodies_decode_to_none() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(204)
+        return httpx.Response(200, text="<html>ok</html>")
+
+    async def main() -> tuple[Any, Any]:
+        async with make_client(handler) as client:
+            update = await client.send(update_contact(1, UpdateContact("x")))
+            page = await client.send(search_contacts("x"))
+            return update, page
+
+    assert run_simulated(main()) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"links": {}}, {"data": "nope"}, ["a"], None],
+)
+def test_a_search_answer_without_a_data_list_is_permanent(body: Any) -> None:
+    async def main() -> None:
+        async with make_client(answer(200, body)) as client:
+            await client.search_contacts("x")
+
+    with pytest.raises(PermanentError, match="no 'data' list"):
+        run_simulated(main())
+
+
+def test_search_contacts_returns_the_contact_objects() -> None:
+    body = {"data": [{"id": 1, "email": "a@x.com"}, "junk", {"id": 2}]}
+
+    async def main() -> list[dict[str, Any]]:
+        async with make_client(answer(200, body)) as client:
+            return await client.search_contacts("x")
+
+    assert run_simulated(main()) == [{"id": 1, "email": "a@x.com"}, {"id": 2}]
+
+
+@pytest.mark.parametrize("body", [{"name": "x"}, {"id": None}, {"id": ""}, {"id": True}, []])
+def test_a_created_contact_without_an_id_is_permanent(body: Any) -> None:
+    async def main() -> None:
+        async with make_client(answer(201, body)) as client:
+            await client.create_contact(CreateContact("7", "a@x.com", None))
+
+    with pytest.raises(PermanentError, match="no contact id"):
+        run_simulated(main())
+
+
+def test_every_call_waits_for_the_limiter() -> None:
+    async def main() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with make_client(answer(200, {"data": []}), requests_per_minute=60) as client:
+            for _ in range(3):
+                await client.send(search_contacts("x"))
+            return client.calls_made, loop.time() - start
+
+    calls, elapsed = run_simulated(main())
+    assert calls == 3
+    assert elapsed == pytest.approx(2)  # 60/min: one call per second
+
+
+def test_production_transport_is_aiohttp_with_enough_connections() -> None:
+    async def main() -> Any:
+        client = TrengoClient(
+            "https://x.test/api/v2/",
+            TOKEN,
+            timeout_seconds=3,
+            requests_per_minute=120,
+            max_connections=300,
+        )
+        transport = client._http._transport
+        await client.aclose()
+        return transport, client.base_url
+
+    transport, base_url = run_simulated(main())
+    assert type(transport).__name__ == "AiohttpTransport"
+    assert transport.limits.max_connections == 300
+    assert base_url == "https://x.test/api/v2"

@@ -1,0 +1,450 @@
+"""The plan executor against an in-memory Trengo: every plan kind, cache, skips, 404, counts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from processor.config import TrengoConfig
+from processor.metrics import UPDATES_SKIPPED
+from processor.pipeline.plan import (
+    ChannelIdentifier,
+    ContactRef,
+    CreateContact,
+    CreateTicket,
+    IdentifyPlan,
+    KnownContact,
+    ResolveContact,
+    TicketPlan,
+    UpdateContact,
+)
+from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+from tests.unit.trengo.fake_trengo import FakeTrengo, error, make_client
+from tests.unit.trengo.simulated_time import run_simulated
+
+T = TypeVar("T")
+CHANNEL = "1"
+EMAIL = "jane@example.com"
+PHONE = "31612345678"
+
+Scenario = Callable[[PlanExecutor], Awaitable[T]]
+
+
+def run(trengo: FakeTrengo, scenario: Scenario[T], **options: Any) -> T:
+    """Run ``scenario`` with an executor whose client talks to ``trengo``."""
+
+    async def main() -> T:
+        async with make_client(trengo.handle) as client:
+            executor = PlanExecutor(client, TrengoConfig(), **options)
+            return await scenario(executor)
+
+    return run_simulated(main())
+
+
+def resolve(identifier: str = EMAIL, kind: ChannelIdentifier = "email") -> ResolveContact:
+    return ResolveContact(identifier=identifier, channel_identifier=kind, channel_id=CHANNEL)
+
+
+def identify(
+    name: str | None = "Jane Doe",
+    contact: ContactRef | None = None,
+    identifier: str = EMAIL,
+    kind: ChannelIdentifier = "email",
+    dedup: bool = True,
+) -> IdentifyPlan:
+    if contact is None and dedup:
+        contact = resolve(identifier, kind)
+    create = None if isinstance(contact, KnownContact) else CreateContact(CHANNEL, identifier, name)
+    return IdentifyPlan(contact=contact, update=UpdateContact(name), create=create)
+
+
+def ticket(contact: ContactRef | None = None, subject: str | None = "Order 5") -> TicketPlan:
+    return TicketPlan("Order Completed", contact or resolve(), CreateTicket(CHANNEL, subject))
+
+
+def skipped(reason: str) -> float:
+    return float(UPDATES_SKIPPED.labels(reason=reason)._value.get())
+
+
+# Identify
+
+
+def test_dedup_off_always_creates() -> None:
+    trengo = FakeTrengo()
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(dedup=False, identifier=PHONE))
+
+    result = run(trengo, scenario)
+    assert result == DeliveryResult("created", result.contact_id, calls=1)
+    assert trengo.paths() == [f"POST /channels/{CHANNEL}/contacts"]
+    assert trengo.calls[0].body == {"name": "Jane Doe", "identifier": PHONE, "channel_id": CHANNEL}
+
+
+def test_known_contact_is_updated_then_skipped_when_unchanged() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL, name="Old")
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        plan = identify(contact=KnownContact(contact_id))
+        return [await executor.execute(plan) for _ in range(2)]
+
+    before = skipped("unchanged")
+    assert run(trengo, scenario) == [
+        DeliveryResult("updated", contact_id, calls=1),
+        DeliveryResult("unchanged", contact_id, calls=0),
+    ]
+    assert trengo.paths() == [f"PUT /contacts/{contact_id}"]
+    assert skipped("unchanged") - before == 1
+
+
+def test_an_identify_without_a_name_sends_no_update() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL, name="Jane")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(name=None, contact=KnownContact(contact_id)))
+
+    before = skipped("no_name")
+    assert run(trengo, scenario) == DeliveryResult("unchanged", contact_id, calls=0)
+    assert trengo.calls == []
+    assert skipped("no_name") - before == 1
+
+
+def test_email_new_contact_costs_one_call_then_the_cache_serves() -> None:
+    trengo = FakeTrengo()
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        first = await executor.execute(identify())
+        again = await executor.execute(identify())
+        renamed = await executor.execute(identify(name="Jane D."))
+        return [first, again, renamed]
+
+    first, again, renamed = run(trengo, scenario)
+    contact_id = first.contact_id
+    assert first == DeliveryResult("created", contact_id, calls=1)
+    assert again == DeliveryResult("unchanged", contact_id, calls=0)
+    assert renamed == DeliveryResult("updated", contact_id, calls=1)
+    assert trengo.paths() == [f"POST /channels/{CHANNEL}/contacts", f"PUT /contacts/{contact_id}"]
+    assert trengo.contacts[int(contact_id)]["name"] == "Jane D."
+
+
+def test_email_existing_contact_under_another_name_is_renamed() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email="Jane@Example.com", name="Old name")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify())
+
+    assert run(trengo, scenario) == DeliveryResult("updated", contact_id, calls=2)
+    assert trengo.paths() == [f"POST /channels/{CHANNEL}/contacts", f"PUT /contacts/{contact_id}"]
+    assert len(trengo.contacts) == 1
+
+
+def test_email_existing_contact_with_the_name_costs_one_call() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL, name="Jane Doe")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify())
+
+    assert run(trengo, scenario) == DeliveryResult("created", contact_id, calls=1)
+
+
+def test_email_search_first_when_find_or_create_is_off() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL, name="Old")
+    trengo.add(email="jane@example.com.au", name="Other Jane")  # a fuzzy hit, never used
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        return [await executor.execute(identify()), await executor.execute(identify())]
+
+    assert run(trengo, scenario, email_find_or_create=False) == [
+        DeliveryResult("updated", contact_id, calls=2),
+        DeliveryResult("unchanged", contact_id, calls=0),
+    ]
+    assert trengo.paths() == ["GET /contacts", f"PUT /contacts/{contact_id}"]
+    assert trengo.calls[0].params == {"page": "1", "term": EMAIL}
+
+
+def test_phone_found_by_digits_with_trengos_name_skips_the_update() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(phone="+31 6 1234 5678", name="Jane Doe")
+    trengo.add(phone="+31 6 1234 56789", name="Someone else")  # fuzzy hit
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(identifier=PHONE, kind="phone"))
+
+    assert run(trengo, scenario) == DeliveryResult("unchanged", contact_id, calls=1)
+    assert trengo.paths() == ["GET /contacts"]
+
+
+def test_phone_not_found_is_created_and_cached() -> None:
+    trengo = FakeTrengo()
+    trengo.add(phone="+31 6 1234 56789", name="Someone else")  # fuzzy hit only
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        plan = identify(identifier=PHONE, kind="phone")
+        return [await executor.execute(plan), await executor.execute(plan)]
+
+    created, again = run(trengo, scenario)
+    assert created == DeliveryResult("created", created.contact_id, calls=2)
+    assert again == DeliveryResult("unchanged", created.contact_id, calls=0)
+    assert trengo.paths() == ["GET /contacts", f"POST /channels/{CHANNEL}/contacts"]
+
+
+def test_several_exact_matches_narrow_to_the_plans_channel() -> None:
+    trengo = FakeTrengo()
+    trengo.add(phone="+31612345678", name="On WhatsApp", channel_id=9)
+    on_sms = trengo.add(phone="+31 6 12345678", name="On SMS", channel_id=int(CHANNEL))
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(identifier=PHONE, kind="phone"))
+
+    assert run(trengo, scenario) == DeliveryResult("updated", on_sms, calls=2)
+
+
+def test_several_exact_matches_are_ambiguous() -> None:
+    trengo = FakeTrengo()
+    first = trengo.add(phone="+31612345678", name="A")
+    second = trengo.add(phone="+31 6 12345678", name="B")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(identifier=PHONE, kind="phone"))
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.reason == (
+        f"ambiguous contact: 2 exact matches for {PHONE}: ids {first}, {second}"
+    )
+    assert raised.value.status is None
+
+
+def test_concurrent_identifies_of_one_new_contact_create_it_once() -> None:
+    trengo = FakeTrengo()
+
+    async def slow() -> None:
+        await asyncio.sleep(0.05)
+
+    trengo.on_request = slow
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        plan = identify(identifier=PHONE, kind="phone")
+        return list(await asyncio.gather(*(executor.execute(plan) for _ in range(3))))
+
+    results = run(trengo, scenario)
+    assert [result.action for result in results] == ["created", "unchanged", "unchanged"]
+    assert len(trengo.contacts) == 1
+    assert trengo.paths() == ["GET /contacts", f"POST /channels/{CHANNEL}/contacts"]
+
+
+# Track
+
+
+def test_ticket_for_a_known_contact() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket(KnownContact(contact_id), subject=""))
+
+    result = run(trengo, scenario)
+    assert result.action == "ticket" and result.contact_id == contact_id and result.calls == 1
+    assert result.ticket_id is not None
+    assert trengo.calls[0].body == {"contact_id": contact_id, "channel_id": CHANNEL, "subject": ""}
+
+
+def test_ticket_searches_once_then_uses_the_cache() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL)
+    trengo.add(email="jane@example.com.au")
+
+    async def scenario(executor: PlanExecutor) -> list[int]:
+        return [(await executor.execute(ticket())).calls for _ in range(3)]
+
+    assert run(trengo, scenario) == [2, 1, 1]
+    assert trengo.paths() == ["GET /contacts"] + ["POST /tickets"] * 3
+    assert {call.body["contact_id"] for call in trengo.calls[1:]} == {contact_id}
+
+
+def test_an_identify_after_a_ticket_search_knows_trengos_name() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL, name="Jane Doe")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        await executor.execute(ticket())
+        return await executor.execute(identify("Jane Doe"))
+
+    assert run(trengo, scenario) == DeliveryResult("unchanged", contact_id, calls=0)
+    assert trengo.paths() == ["GET /contacts", "POST /tickets"]
+
+
+def test_ticket_uses_the_contact_an_identify_cached() -> None:
+    trengo = FakeTrengo()
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        await executor.execute(identify())
+        return await executor.execute(ticket())
+
+    assert run(trengo, scenario).calls == 1
+    assert trengo.paths() == [f"POST /channels/{CHANNEL}/contacts", "POST /tickets"]
+
+
+def test_ticket_without_a_contact_fails_with_rudderstacks_text() -> None:
+    trengo = FakeTrengo()
+    trengo.add(email="jane@example.com.au")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket())
+
+    with pytest.raises(
+        PermanentError,
+        match=f"^{re.escape(f'No contact found for term:{EMAIL} track event failed')}$",
+    ):
+        run(trengo, scenario)
+    assert trengo.paths() == ["GET /contacts"]  # a track never creates a contact
+
+
+def test_ticket_with_several_exact_matches_is_ambiguous() -> None:
+    trengo = FakeTrengo()
+    trengo.add(email=EMAIL, channel_id=5)
+    trengo.add(email=EMAIL.upper(), channel_id=6)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket())
+
+    with pytest.raises(PermanentError, match=r"^ambiguous contact: 2 exact matches"):
+        run(trengo, scenario)
+
+
+# A cached id that Trengo no longer knows
+
+
+def test_a_404_for_a_cached_id_resolves_the_ticket_contact_afresh() -> None:
+    trengo = FakeTrengo()
+    stale = trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> tuple[int, DeliveryResult, DeliveryResult]:
+        await executor.execute(ticket())  # caches `stale`
+        del trengo.contacts[stale]  # merged away in Trengo
+        fresh = trengo.add(email=EMAIL)
+        trengo.calls.clear()
+        return fresh, await executor.execute(ticket()), await executor.execute(ticket())
+
+    fresh, result, later = run(trengo, scenario)
+    assert trengo.paths() == ["POST /tickets", "GET /contacts", "POST /tickets", "POST /tickets"]
+    tickets_for = [call.body["contact_id"] for call in trengo.calls if call.path == "/tickets"]
+    assert tickets_for == [stale, fresh, fresh]
+    assert (result.contact_id, result.calls, later.calls) == (fresh, 3, 1)
+
+
+def test_a_404_for_a_cached_id_resolves_the_updated_contact_afresh() -> None:
+    trengo = FakeTrengo()
+    stale = trengo.add(phone=PHONE, name="Jane")
+
+    async def scenario(executor: PlanExecutor) -> tuple[int, DeliveryResult]:
+        await executor.execute(identify("Jane", identifier=PHONE, kind="phone"))  # caches it
+        del trengo.contacts[stale]
+        fresh = trengo.add(phone=PHONE, name="Jane")
+        trengo.calls.clear()
+        return fresh, await executor.execute(identify("Jane D.", identifier=PHONE, kind="phone"))
+
+    fresh, result = run(trengo, scenario)
+    assert trengo.paths() == [f"PUT /contacts/{stale}", "GET /contacts", f"PUT /contacts/{fresh}"]
+    assert result == DeliveryResult("updated", fresh, calls=3)
+
+
+def test_a_404_for_a_freshly_resolved_id_is_permanent() -> None:
+    trengo = FakeTrengo(failing={"POST /tickets": 404})
+    trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket())
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.status == 404
+    assert trengo.paths() == ["GET /contacts", "POST /tickets"]  # no second resolution
+
+
+def test_a_404_for_a_known_contact_id_is_permanent() -> None:
+    trengo = FakeTrengo()
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(contact=KnownContact(424242)))
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.status == 404
+    assert len(trengo.calls) == 1
+
+
+# Errors pass through with their class
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (401, DestinationDown),
+        (403, DestinationDown),
+        (500, TransientError),
+        (429, TransientError),
+        (422, PermanentError),
+    ],
+)
+def test_trengo_errors_propagate(status: int, error_class: type[Exception]) -> None:
+    trengo = FakeTrengo(fail_next=[error(status)])
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket())
+
+    with pytest.raises(error_class):
+        run(trengo, scenario)
+
+
+def test_a_retry_after_a_transient_failure_reuses_the_resolved_id() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        trengo.failing["POST /tickets"] = 503
+        with pytest.raises(TransientError):
+            await executor.execute(ticket())
+        del trengo.failing["POST /tickets"]
+        return await executor.execute(ticket())
+
+    retried = run(trengo, scenario)
+    assert (retried.calls, retried.contact_id) == (1, contact_id)
+    assert trengo.paths() == ["GET /contacts", "POST /tickets", "POST /tickets"]
+
+
+def test_probe_makes_one_authenticated_call() -> None:
+    trengo = FakeTrengo(fail_next=[error(401)])
+
+    async def scenario(executor: PlanExecutor) -> None:
+        with pytest.raises(DestinationDown):
+            await executor.probe()
+        await executor.probe()
+
+    run(trengo, scenario)
+    assert trengo.paths() == ["GET /contacts", "GET /contacts"]
+
+
+def test_cache_can_be_turned_off() -> None:
+    trengo = FakeTrengo()
+    trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> list[int]:
+        return [(await executor.execute(ticket())).calls for _ in range(2)]
+
+    async def main() -> list[int]:
+        async with make_client(trengo.handle) as client:
+            config = TrengoConfig(contact_cache_size=0)
+            return await scenario(PlanExecutor(client, config))
+
+    assert run_simulated(main()) == [2, 2]

@@ -1,0 +1,100 @@
+"""Request builders: paths, bodies (None dropped, empty subject kept) and URL encoding."""
+
+from __future__ import annotations
+
+import pytest
+import yarl
+
+from processor.pipeline.plan import CreateContact, CreateTicket, UpdateContact
+from processor.trengo import requests
+
+BASE = "https://app.trengo.com/api/v2/"
+
+
+def test_search_contacts_asks_for_page_one_by_term() -> None:
+    request = requests.search_contacts("jane@example.com")
+    assert (request.operation, request.method, request.path) == (
+        "search_contacts",
+        "GET",
+        "/contacts",
+    )
+    assert request.params == {"page": "1", "term": "jane@example.com"}
+    assert request.json is None
+
+
+@pytest.mark.parametrize(
+    ("term", "query"),
+    [
+        ("jane+news@example.com", "term=jane%2Bnews@example.com"),
+        ("+31 6 1234", "term=%2B31%206%201234"),
+        ("a&b#c=d;e", "term=a%26b%23c%3Dd%3Be"),
+        ("josé@ü.de", "term=jos%C3%A9@%C3%BC.de"),
+        ("null", "term=null"),
+    ],
+)
+def test_url_percent_encodes_the_term(term: str, query: str) -> None:
+    assert requests.url(BASE, requests.search_contacts(term)) == (
+        f"https://app.trengo.com/api/v2/contacts?page=1&{query}"
+    )
+
+
+@pytest.mark.parametrize(
+    "term", ["jane+news@example.com", "a&b#c=d;e", "o'neil/x?y:z,$!*()", "é 中 %"]
+)
+def test_url_is_what_the_aiohttp_transport_sends(term: str) -> None:
+    built = requests.url(BASE, requests.search_contacts(term))
+    assert str(yarl.URL(built)) == built
+    assert yarl.URL(built).query["term"] == term
+
+
+def test_create_contact_drops_none_and_keeps_the_identifier_type() -> None:
+    request = requests.create_contact(CreateContact("89X02", 31612345678, None))
+    assert (request.operation, request.method) == ("create_contact", "POST")
+    assert request.path == "/channels/89X02/contacts"
+    assert request.json == {"identifier": 31612345678, "channel_id": "89X02"}
+
+
+def test_create_contact_with_a_name() -> None:
+    request = requests.create_contact(CreateContact("7", "jane@example.com", "Jane Doe"))
+    assert request.json == {"name": "Jane Doe", "identifier": "jane@example.com", "channel_id": "7"}
+
+
+def test_update_contact_sends_only_the_name() -> None:
+    request = requests.update_contact(90002431001, UpdateContact("Jane"))
+    assert (request.operation, request.method, request.path) == (
+        "update_contact",
+        "PUT",
+        "/contacts/90002431001",
+    )
+    assert request.json == {"name": "Jane"}
+    assert requests.update_contact(5, UpdateContact(None)).json == {}
+
+
+def test_path_segments_are_escaped() -> None:
+    assert requests.update_contact("a/b", UpdateContact("x")).path == "/contacts/a%2Fb"
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        (
+            "Order 5 completed",
+            {"contact_id": 12, "channel_id": "7", "subject": "Order 5 completed"},
+        ),
+        ("", {"contact_id": 12, "channel_id": "7", "subject": ""}),
+        (None, {"contact_id": 12, "channel_id": "7"}),
+    ],
+)
+def test_create_ticket_body(subject: str | None, body: dict[str, object]) -> None:
+    request = requests.create_ticket(12, CreateTicket("7", subject))
+    assert (request.operation, request.method, request.path) == (
+        "create_ticket",
+        "POST",
+        "/tickets",
+    )
+    assert request.json == body
+
+
+def test_url_without_query() -> None:
+    request = requests.create_ticket(1, CreateTicket("7", None))
+    assert requests.url(BASE, request) == "https://app.trengo.com/api/v2/tickets"
