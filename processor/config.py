@@ -125,7 +125,7 @@ class DeliveryConfig(_Section):
 
 
 class ServerConfig(_Section):
-    host: str = "0.0.0.0"  # noqa: S104 - a pod must be scrapeable
+    host: str = "0.0.0.0"  # a pod must be scrapeable from outside
     port: int = Field(default=9400, ge=0, le=65535)
     liveness_seconds: float = Field(default=30.0, gt=0)
 

@@ -74,6 +74,7 @@ def consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
         "max.poll.interval.ms": kafka.max_poll_interval_ms,
         # Bound librdkafka's prefetch so memory stays flat whatever the backlog.
         "queued.max.messages.kbytes": 8192,
+        "log.connection.close": False,
         **kafka.settings,
     }
 
@@ -83,6 +84,7 @@ class PollLoop:
 
     def __init__(
         self,
+        *,
         consumer: Consumer,
         topic: str,
         tracker: OffsetTracker,
@@ -148,9 +150,10 @@ class PollLoop:
             if error is not None:
                 self._log_consume_error(error)
                 continue
-            ticket = self._tracker.register(message.topic(), message.partition(), message.offset())
+            record = _record(message)
+            ticket = self._tracker.register(record.topic, record.partition, record.offset)
             if ticket is not None:
-                batch.append((_record(message), ticket))
+                batch.append((record, ticket))
         if batch:
             self._health.broker_answered()
             self._loop.call_soon_threadsafe(self._on_records, batch)
@@ -190,7 +193,9 @@ class PollLoop:
         positions = self._tracker.commit_positions(partitions)
         if not positions:
             return
-        offsets = [TopicPartition(topic, part, position) for (topic, part), position in positions.items()]
+        offsets = [
+            TopicPartition(topic, part, position) for (topic, part), position in positions.items()
+        ]
         try:
             self._consumer.store_offsets(offsets=offsets)
             self._consumer.commit(asynchronous=False)

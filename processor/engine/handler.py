@@ -68,6 +68,7 @@ class EventHandler:
 
     def __init__(
         self,
+        *,
         deliver: Deliver,
         dead_letters: DeadLetterWriter,
         tracker: OffsetTracker,
@@ -135,7 +136,9 @@ class EventHandler:
                 logger.error("dead-letter produce failed, will retry: %s", error)
                 return self._backoff.delay(item.attempts)
         metrics.DEAD_LETTERS.labels(stage=stage).inc(len(item.all_items()))
-        logger.warning("dead-lettered at %s: %s", stage, reason, extra=_fields(item, "dead_lettered"))
+        logger.warning(
+            "dead-lettered at %s: %s", stage, reason, extra=_fields(item, "dead_lettered")
+        )
         self._finish(item, "dead_lettered")
         return None
 

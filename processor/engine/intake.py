@@ -43,5 +43,7 @@ class Intake:
                 self._tracker.mark_done(ticket)
                 metrics.EVENTS.labels(outcome="skipped", type=prepared.message_type).inc()
                 continue
-            item = WorkItem(record=record, ticket=ticket, message_type=prepared.message_type, work=work)
+            item = WorkItem(
+                record=record, ticket=ticket, message_type=prepared.message_type, work=work
+            )
             self._scheduler.submit(prepared.key, item)

@@ -63,6 +63,8 @@ Action = Literal["created", "updated", "unchanged", "ticket"]
 
 # Searched by the destination probe while halted: any answer but 401/403 proves the token works.
 PROBE_TERM = "trengo-processor-probe"
+# Create-first for email identifies: Trengo answers an existing email with that contact.
+EMAIL_FIND_OR_CREATE = True
 _NOT_FOUND = 404
 
 
@@ -140,7 +142,7 @@ class PlanExecutor:
         client: TrengoClient,
         config: TrengoConfig,
         *,
-        email_find_or_create: bool = True,
+        email_find_or_create: bool = EMAIL_FIND_OR_CREATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client

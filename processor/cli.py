@@ -1,0 +1,162 @@
+"""The ``trengo-processor`` command line.
+
+User mistakes (a bad config, a missing file) print one line and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from processor.config import ConfigError, Settings, load_settings
+from processor.demo import run_demo
+from processor.engine.replay import ReplayOptions, replay_dead_letters
+from processor.engine.shutdown import install_stop_signals
+from processor.logging import configure_logging
+from processor.pipeline.templates import SubjectTemplates, TemplateConfigError
+from processor.render import render_event
+from processor.runner import Processor
+from processor.sandbox.trengo import add_sandbox_arguments, options_from_args, serve
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m processor``."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.command(args)
+    except ConfigError as error:
+        print(f"config error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def load_checked_settings(path: Path | None) -> Settings:
+    """Load the config and compile its templates; every problem becomes a ConfigError."""
+    settings = load_settings(path)
+    try:
+        SubjectTemplates(settings.destination)
+    except TemplateConfigError as error:
+        raise ConfigError(f"{error.key}: {error.message}") from None
+    return settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trengo-processor",
+        description="Deliver RudderStack identify/track events from Kafka to Trengo.",
+    )
+    verbs = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = verbs.add_parser("run", help="consume the topic and deliver to Trengo")
+    _config_argument(run)
+    run.set_defaults(command=_run)
+
+    check = verbs.add_parser("check-config", help="validate the config and its templates")
+    _config_argument(check)
+    check.set_defaults(command=_check_config)
+
+    render = verbs.add_parser("render", help="dry run: the plan and requests for one event")
+    _config_argument(render)
+    render.add_argument("event", type=Path, help="a RudderStack event as a JSON file")
+    render.set_defaults(command=_render)
+
+    dlq = verbs.add_parser("dlq", help="dead-letter topic tools")
+    dlq_verbs = dlq.add_subparsers(required=True, metavar="ACTION")
+    replay = dlq_verbs.add_parser("replay", help="re-publish dead letters to the source topic")
+    _config_argument(replay)
+    replay.add_argument("--dry-run", action="store_true", help="show what would be replayed")
+    replay.add_argument("--limit", type=int, default=None, help="replay at most N records")
+    replay.add_argument(
+        "--filter-stage",
+        choices=["decode", "validate", "map", "deliver"],
+        help="replay only dead letters of this stage",
+    )
+    replay.add_argument(
+        "--include-replayed",
+        action="store_true",
+        help="also replay events that already failed after an earlier replay",
+    )
+    replay.set_defaults(command=_dlq_replay)
+
+    sandbox = verbs.add_parser("sandbox", help="run the local fake Trengo API")
+    add_sandbox_arguments(sandbox)
+    sandbox.set_defaults(command=_sandbox)
+
+    demo = verbs.add_parser("demo", help="embedded Kafka + sandbox + sample events, end to end")
+    demo.add_argument("--events", type=int, default=None, help="how many sample events")
+    demo.set_defaults(command=_demo)
+    return parser
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML config file (every key can also come from TRENGO_PROCESSOR_* variables)",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_checked_settings(args.config)
+    configure_logging(settings.log, secrets=[settings.api_token])
+    asyncio.run(_run_until_signal(settings))
+    return 0
+
+
+async def _run_until_signal(settings: Settings) -> None:
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    await Processor(settings).run(stop)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    settings = load_checked_settings(args.config)
+    destination = settings.destination
+    print(
+        f"config OK: topic {settings.kafka.topic} → channel {destination.channelId} "
+        f"({destination.channelIdentifier}), dedup {'on' if destination.enableDedup else 'off'}, "
+        f"{len(destination.eventTemplateMap)} event templates"
+    )
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    settings = load_checked_settings(args.config)
+    try:
+        event_bytes = args.event.read_bytes()
+    except OSError as error:
+        print(f"{args.event}: cannot read event file ({error.strerror})", file=sys.stderr)
+        return EXIT_USAGE
+    print(render_event(event_bytes, settings))
+    return 0
+
+
+def _dlq_replay(args: argparse.Namespace) -> int:
+    settings = load_checked_settings(args.config)
+    options = ReplayOptions(
+        dry_run=args.dry_run,
+        limit=args.limit,
+        stage=args.filter_stage,
+        include_replayed=args.include_replayed,
+    )
+    summary = replay_dead_letters(settings.kafka, options, progress=sys.stderr)
+    print(summary.describe())
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    serve(options_from_args(args), args.host, args.port)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    return run_demo(event_count=args.events)

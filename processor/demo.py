@@ -1,0 +1,155 @@
+"""``trengo-processor demo`` (``make run``): the whole path on this machine, in one command.
+
+Starts a Kafka broker (``KAFKA_BOOTSTRAP_SERVERS`` if set, else an embedded one) and the Trengo
+sandbox, produces sample RudderStack events, runs the processor until every event reached an
+outcome and its offset was committed, prints a summary, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+
+from confluent_kafka import Producer
+
+from processor.config import (
+    DestinationConfig,
+    KafkaConfig,
+    LogConfig,
+    PipelineConfig,
+    ServerConfig,
+    Settings,
+    TemplateMapping,
+    TrengoConfig,
+)
+from processor.engine.shutdown import install_stop_signals
+from processor.logging import configure_logging
+from processor.progress import Progress, read_progress
+from processor.runner import Processor
+from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
+from processor.sandbox.samples import SAMPLE_TEMPLATES, SampleEvent, sample_events
+from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox, SandboxOptions
+
+PROGRESS_SECONDS = 0.5
+DEMO_TIMEOUT_SECONDS = 120.0
+TOPIC = "rudderstack.events"
+PARTITIONS = 4
+# Trengo's real budget is 120/min; the demo's sandbox grants more so it finishes in seconds.
+DEMO_REQUESTS_PER_MINUTE = 1200
+
+
+def run_demo(event_count: int | None = None) -> int:
+    """Run the demo; 0 when every sample event reached its expected outcome."""
+    configure_logging(LogConfig(format="console", level="WARNING"))
+    users = max(1, (event_count or 40) // 5)
+    events = sample_events(users=users)
+    print(f"trengo-processor demo: {len(events)} sample RudderStack events, {users} users")
+    with (
+        kafka_target() as kafka,
+        RunningSandbox(SandboxOptions(requests_per_minute=DEMO_REQUESTS_PER_MINUTE)) as sandbox,
+    ):
+        print(f"  Kafka   {kafka.bootstrap_servers} ({kafka.kind})")
+        print(f"  Trengo  {sandbox.base_url} (sandbox)")
+        settings = _demo_settings(kafka, sandbox.base_url)
+        create_topics(
+            kafka.bootstrap_servers,
+            [settings.kafka.topic, settings.kafka.dead_letter_topic],
+            PARTITIONS,
+        )
+        _produce(kafka.bootstrap_servers, settings.kafka.topic, events)
+        progress = asyncio.run(_process(settings, len(events)))
+    _print_summary(progress, len(events), settings)
+    return 0 if progress.finished == len(events) else 1
+
+
+def _demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
+    run_id = uuid.uuid4().hex[:8]
+    email_channel = next(channel for channel in DEFAULT_CHANNELS if channel.type == "EMAIL")
+    return Settings(
+        kafka=KafkaConfig(
+            bootstrap_servers=kafka.bootstrap_servers,
+            topic=f"{TOPIC}.{run_id}",
+            group_id=f"trengo-processor-demo-{run_id}",
+            dead_letter_topic=f"{TOPIC}.{run_id}.dlq",
+            session_timeout_ms=6000,
+            settings=kafka.consumer_settings,
+        ),
+        trengo=TrengoConfig(base_url=base_url, requests_per_minute=DEMO_REQUESTS_PER_MINUTE),
+        destination=DestinationConfig(
+            apiToken=SandboxOptions().tokens[0],
+            channelId=str(email_channel.id),
+            channelIdentifier="email",
+            eventTemplateMap=tuple(
+                TemplateMapping.model_validate(entry) for entry in SAMPLE_TEMPLATES
+            ),
+        ),
+        pipeline=PipelineConfig(ignore_types=("page",)),
+        server=ServerConfig(host="127.0.0.1", port=0),
+        log=LogConfig(format="console", level="WARNING"),
+    )
+
+
+def _produce(bootstrap_servers: str, topic: str, events: Sequence[SampleEvent]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
+    for event in events:
+        producer.produce(topic, key=event.key, value=event.value)
+    producer.flush(30)
+
+
+async def _process(settings: Settings, expected: int) -> Progress:
+    processor = Processor(settings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    running = asyncio.create_task(processor.run(stop))
+    deadline = time.monotonic() + DEMO_TIMEOUT_SECONDS
+    progress = read_progress()
+    progress_line = _ProgressLine(expected)
+    while not stop.is_set() and not running.done() and time.monotonic() < deadline:
+        progress = read_progress()
+        progress_line.show(progress)
+        if progress.finished >= expected and processor.tracker.pending_count() == 0:
+            break
+        await asyncio.sleep(PROGRESS_SECONDS)
+    stop.set()
+    await running
+    print()
+    return read_progress()
+
+
+class _ProgressLine:
+    """Rewrites one terminal line; prints a new line per change when output is not a terminal."""
+
+    def __init__(self, expected: int) -> None:
+        self._expected = expected
+        self._shown: int | None = None
+
+    def show(self, progress: Progress) -> None:
+        line = f"  {progress.finished}/{self._expected} · {progress.line()}"
+        if sys.stdout.isatty():
+            sys.stdout.write(f"\r{line}   ")
+            sys.stdout.flush()
+        elif progress.finished != self._shown:
+            print(line, flush=True)
+        self._shown = progress.finished
+
+
+def _print_summary(progress: Progress, produced: int, settings: Settings) -> None:
+    stages = ", ".join(
+        f"{stage} {count}" for stage, count in sorted(progress.dead_letters_by_stage.items())
+    )
+    rows = [
+        ("events produced", str(produced)),
+        ("delivered", str(progress.delivered)),
+        ("dead-lettered", f"{progress.dead_lettered} ({stages or 'none'})"),
+        ("  dead-letter topic", settings.kafka.dead_letter_topic),
+        ("skipped by config", str(progress.skipped)),
+        ("Trengo API calls", f"{progress.trengo_calls} ({progress.calls_per_event:.2f} per event)"),
+    ]
+    print("summary")
+    for label, value in rows:
+        print(f"  {label:<22} {value}")
+    if progress.finished != produced:
+        print(f"  NOT FINISHED: {produced - progress.finished} events had no outcome in time")

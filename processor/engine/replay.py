@@ -1,0 +1,164 @@
+"""``trengo-processor dlq replay``: send dead letters back to the source topic.
+
+The replay reads the dead-letter topic with its own consumer group (``<group_id>.dlq-replay``)
+from where the previous replay stopped, up to the end of the topic. Each replayed record keeps
+its key, value and original headers; the error headers are removed and ``x-replayed-at`` is
+added. A record that already carries ``x-replayed-at`` failed again after a replay, so it is
+left alone unless ``--include-replayed`` (the loop guard). Offsets are committed only after
+the producer flushed, so an interrupted replay repeats records rather than losing them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from confluent_kafka import Consumer, KafkaError, Producer
+
+from processor.config import KafkaConfig
+from processor.engine.dlq import DLQ_HEADERS, HEADER_ERROR_STAGE, HEADER_REPLAYED_AT
+
+IDLE_SECONDS = 5.0
+PROGRESS_SECONDS = 1.0
+COMMIT_EVERY = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """What to replay."""
+
+    dry_run: bool = False
+    limit: int | None = None
+    stage: str | None = None
+    include_replayed: bool = False
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    """Counts for the final line."""
+
+    read: int = 0
+    replayed: int = 0
+    skipped_stage: int = 0
+    skipped_replayed: int = 0
+    dry_run: bool = False
+    by_stage: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One human line."""
+        verb = "would replay" if self.dry_run else "replayed"
+        stages = ", ".join(f"{stage} {count}" for stage, count in sorted(self.by_stage.items()))
+        return (
+            f"read {self.read} dead letters; {verb} {self.replayed}"
+            f"{f' ({stages})' if stages else ''}; skipped {self.skipped_stage} by stage filter, "
+            f"{self.skipped_replayed} already replayed once (loop guard)"
+        )
+
+
+def replay_dead_letters(
+    kafka: KafkaConfig, options: ReplayOptions, progress: TextIO, idle_seconds: float = IDLE_SECONDS
+) -> ReplaySummary:
+    """Replay until the end of the dead-letter topic (or ``options.limit``)."""
+    consumer = Consumer(_consumer_config(kafka))
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True})
+    replayer = _Replayer(producer, kafka.topic, options, progress)
+    consumer.subscribe([kafka.dead_letter_topic])
+    try:
+        replayer.run(consumer, idle_seconds)
+    finally:
+        consumer.close()
+    return replayer.summary
+
+
+class _Replayer:
+    def __init__(
+        self, producer: Producer, source_topic: str, options: ReplayOptions, progress: TextIO
+    ) -> None:
+        self._producer = producer
+        self._source_topic = source_topic
+        self._options = options
+        self._progress = progress
+        self.summary = ReplaySummary(dry_run=options.dry_run)
+
+    def run(self, consumer: Consumer, idle_seconds: float) -> None:
+        last_message = last_progress = time.monotonic()
+        uncommitted = 0
+        while time.monotonic() - last_message < idle_seconds and not self._limit_reached():
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                self._report_error(error)
+                continue
+            last_message = time.monotonic()
+            self._replay_one(message)
+            uncommitted += 1
+            if uncommitted >= COMMIT_EVERY:
+                self._commit(consumer)
+                uncommitted = 0
+            if last_message - last_progress >= PROGRESS_SECONDS:
+                last_progress = last_message
+                print(f"... {self.summary.describe()}", file=self._progress, flush=True)
+        if uncommitted:
+            self._commit(consumer)
+
+    def _commit(self, consumer: Consumer) -> None:
+        if self._options.dry_run:
+            return
+        if self._producer.flush(30) > 0:
+            raise RuntimeError("replayed records were not acknowledged; nothing committed")
+        consumer.commit(asynchronous=False)
+
+    def _replay_one(self, message: Any) -> None:
+        summary = self.summary
+        summary.read += 1
+        headers: list[tuple[str, bytes | None]] = list(message.headers() or ())
+        stage = _header(headers, HEADER_ERROR_STAGE) or "unknown"
+        if self._options.stage is not None and stage != self._options.stage:
+            summary.skipped_stage += 1
+            return
+        if _header(headers, HEADER_REPLAYED_AT) is not None and not self._options.include_replayed:
+            summary.skipped_replayed += 1
+            return
+        summary.replayed += 1
+        summary.by_stage[stage] = summary.by_stage.get(stage, 0) + 1
+        if self._options.dry_run:
+            return
+        dropped = {*DLQ_HEADERS, HEADER_REPLAYED_AT}
+        kept = [(name, value) for name, value in headers if name not in dropped]
+        replayed_at = datetime.now(UTC).isoformat().encode()
+        self._producer.produce(
+            self._source_topic,
+            key=message.key(),
+            value=message.value(),
+            headers=[*kept, (HEADER_REPLAYED_AT, replayed_at)],
+        )
+
+    def _limit_reached(self) -> bool:
+        limit = self._options.limit
+        return limit is not None and self.summary.replayed >= limit
+
+    def _report_error(self, error: KafkaError) -> None:
+        if error.code() != KafkaError._PARTITION_EOF:
+            print(f"consume error: {error}", file=self._progress, flush=True)
+
+
+def _header(headers: list[tuple[str, bytes | None]], name: str) -> str | None:
+    for header_name, value in headers:
+        if header_name == name and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+def _consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "group.id": f"{kafka.group_id}.dlq-replay",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": kafka.session_timeout_ms,
+        **kafka.settings,
+    }

@@ -1,0 +1,249 @@
+"""Wires the stages and the engine into one running processor (``trengo-processor run``).
+
+The pure stages (decode → validate → map) run on the event loop as records arrive; delivery
+runs on the keyed scheduler; the poll thread owns the consumer. Shutdown, in order:
+
+1. Stop starting new work: the poll thread pauses every partition (it keeps polling, so the
+   group membership and commits stay alive).
+2. Let in-flight deliveries finish, up to ``delivery.shutdown_timeout_seconds``.
+3. Cancel what is left (it was not committed, so it is redelivered after restart).
+4. The poll thread commits the done offsets and closes the consumer.
+5. Flush the dead-letter producer, close the Trengo client and the health server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, Producer
+
+from processor.config import Settings
+from processor.engine.backoff import Backoff
+from processor.engine.coalesce import take_coalesced
+from processor.engine.consumer import PollLoop, PollSettings, consumer_config
+from processor.engine.destination import DestinationGate
+from processor.engine.dlq import DeadLetterWriter
+from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
+from processor.engine.intake import Intake, Prepared
+from processor.engine.keyed import KeyedScheduler
+from processor.engine.offsets import OffsetTracker
+from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.health import HealthServer, HealthState
+from processor.pipeline.decode import decode
+from processor.pipeline.map import plan_event
+from processor.pipeline.plan import Rejection
+from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.validate import validate
+from processor.trengo.client import TrengoClient
+from processor.trengo.delivery import PlanExecutor
+
+logger = logging.getLogger(__name__)
+
+KNOWN_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
+CLOSE_GRACE_SECONDS = 15.0
+FLUSH_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPreparer:
+    """decode → validate → map for one record, plus its ordering key and type label."""
+
+    settings: Settings
+    templates: SubjectTemplates
+
+    def __call__(self, record: KafkaRecord) -> Prepared:
+        fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
+        document = decode(record.value)
+        if isinstance(document, Rejection):
+            return Prepared(fallback_key, "unknown", document)
+        type_label = _type_label(document.get("type"))
+        message = validate(document, self.settings.pipeline.ignore_types)
+        if isinstance(message, Rejection):
+            return Prepared(_document_key(record, document) or fallback_key, type_label, message)
+        key = _record_key(record) or message.userId or message.anonymousId or fallback_key
+        return Prepared(
+            key, type_label, plan_event(message, self.settings.destination, self.templates)
+        )
+
+
+def _record_key(record: KafkaRecord) -> str | None:
+    return record.key.decode("utf-8", errors="replace") if record.key else None
+
+
+def _document_key(record: KafkaRecord, document: dict[str, Any]) -> str | None:
+    for field in ("userId", "anonymousId"):
+        value = document.get(field)
+        if isinstance(value, str | int) and str(value):
+            return str(value)
+    return _record_key(record)
+
+
+def _type_label(value: object) -> str:
+    text = value.lower() if isinstance(value, str) else ""
+    return text if text in KNOWN_TYPES else "unknown"
+
+
+class Processor:
+    """One processor instance: build with settings, ``await run(stop)``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self._transport = transport
+        self.health = HealthState(
+            liveness_seconds=settings.server.liveness_seconds,
+            broker_timeout_seconds=max(30.0, settings.server.liveness_seconds),
+        )
+        self.tracker = OffsetTracker()
+        self.health_server: HealthServer | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set, then shut down in order (module docstring)."""
+        parts = self._build(asyncio.get_running_loop())
+        self.health_server = HealthServer(
+            self.health, host=self.settings.server.host, port=self.settings.server.port
+        )
+        await self.health_server.start()
+        producer_task = asyncio.create_task(parts.writer.serve(), name="dead-letter-producer")
+        parts.scheduler.start()
+        parts.poll.start()
+        logger.info(
+            "processing %s → %s (group %s)",
+            self.settings.kafka.topic,
+            self.settings.trengo.base_url,
+            self.settings.kafka.group_id,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await self._shut_down(parts, producer_task)
+
+    def _build(self, loop: asyncio.AbstractEventLoop) -> _Parts:
+        settings = self.settings
+        client = TrengoClient(
+            settings.trengo.base_url,
+            settings.api_token,
+            timeout_seconds=settings.trengo.timeout_seconds,
+            requests_per_minute=settings.trengo.requests_per_minute,
+            transport=self._transport,
+        )
+        executor = PlanExecutor(client, settings.trengo)
+        writer = DeadLetterWriter(
+            Producer(_producer_config(settings)), settings.kafka.dead_letter_topic
+        )
+        gate = DestinationGate(
+            probe=executor.probe,
+            probe_seconds=settings.delivery.halt_probe_seconds,
+            on_change=self.health.set_destination_up,
+        )
+        delivery = settings.delivery
+        handler = EventHandler(
+            deliver=executor.execute,
+            dead_letters=writer,
+            tracker=self.tracker,
+            gate=gate,
+            backoff=Backoff(delivery.retry_base_seconds, delivery.retry_cap_seconds),
+            retry_max_seconds=delivery.retry_max_seconds,
+        )
+        scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
+        preparer = RecordPreparer(settings, SubjectTemplates(settings.destination))
+        intake = Intake(preparer, scheduler, self.tracker)
+        poll = PollLoop(
+            consumer=Consumer(consumer_config(settings.kafka)),
+            topic=settings.kafka.topic,
+            tracker=self.tracker,
+            loop=loop,
+            on_records=intake.accept,
+            drain=lambda keys, timeout: asyncio.run_coroutine_threadsafe(
+                _drain(scheduler, keys, timeout), loop
+            ),
+            is_halted=lambda: gate.halted,
+            health=self.health,
+            settings=PollSettings(
+                high_water=delivery.max_buffered_events,
+                commit_interval_seconds=settings.kafka.commit_interval_ms / 1000,
+                revoke_timeout_seconds=settings.kafka.revoke_timeout_ms / 1000,
+            ),
+        )
+        return _Parts(client, writer, gate, scheduler, poll)
+
+    async def _shut_down(self, parts: _Parts, producer_task: asyncio.Task[None]) -> None:
+        logger.info("shutting down")
+        parts.poll.stopping.set()
+        timeout = self.settings.delivery.shutdown_timeout_seconds
+        if not await parts.scheduler.wait_idle(lambda _item: True, timeout):
+            logger.warning(
+                "abandoning %d in-flight events (redelivered later)", parts.scheduler.active_count
+            )
+        await parts.scheduler.stop()
+        parts.poll.closing.set()
+        await asyncio.to_thread(parts.poll.join, CLOSE_GRACE_SECONDS)
+        producer_task.cancel()
+        await asyncio.gather(producer_task, return_exceptions=True)
+        unacknowledged = await asyncio.to_thread(parts.writer.flush, FLUSH_SECONDS)
+        if unacknowledged:
+            logger.warning("%d dead letters not acknowledged (not committed)", unacknowledged)
+        await parts.gate.close()
+        await parts.client.aclose()
+        if self.health_server is not None:
+            await self.health_server.stop()
+        logger.info("stopped")
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    client: TrengoClient
+    writer: DeadLetterWriter
+    gate: DestinationGate
+    scheduler: KeyedScheduler[WorkItem]
+    poll: PollLoop
+
+
+async def _drain(
+    scheduler: KeyedScheduler[WorkItem], keys: Sequence[PartitionKey], timeout_seconds: float
+) -> None:
+    revoked = set(keys)
+
+    def belongs(item: WorkItem) -> bool:
+        return (item.record.topic, item.record.partition) in revoked
+
+    scheduler.discard(belongs)
+    await scheduler.wait_idle(belongs, timeout_seconds)
+
+
+def _producer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "log.connection.close": False,
+        **{
+            key: value
+            for key, value in settings.kafka.settings.items()
+            if not key.startswith(_CONSUMER_ONLY_PREFIXES)
+        },
+    }
+
+
+_CONSUMER_ONLY_PREFIXES = (
+    "group.",
+    "session.",
+    "heartbeat.",
+    "auto.offset.",
+    "enable.auto.",
+    "fetch.",
+    "max.poll.",
+    "partition.assignment",
+    "isolation.level",
+    "queued.",
+)
