@@ -55,7 +55,7 @@ def render_event(value: bytes, settings: Settings) -> str:
     for number, step in enumerate(plan_steps(plan), start=1):
         request = step.request
         lines.append(
-            f"  {number}. {request.method} {requests.url(settings.trengo.base_url, request)}"
+            f"  {number}. {request.method} {_shown_url(settings.trengo.base_url, request)}"
         )
         if request.json is not None:
             lines.append(f"     body: {json.dumps(request.json, ensure_ascii=False)}")
@@ -111,6 +111,10 @@ def _identify_steps(plan: IdentifyPlan) -> list[Step]:
         Step("the search found no exact match", create),
         Step(f"the search found the contact; {update.when}", update.request),
     ]
+
+
+def _shown_url(base_url: str, request: TrengoRequest) -> str:
+    return requests.url(base_url, request).replace(quote(UNKNOWN_ID, safe=""), UNKNOWN_ID)
 
 
 def _rejected(rejection: Rejection, settings: Settings) -> str:

@@ -9,14 +9,6 @@ from processor.engine.offsets import OffsetTracker
 TP = ("events", 0)
 
 
-def tracker_with(offsets: list[int], partitions: list[tuple[str, int]] | None = None) -> OffsetTracker:
-    tracker = OffsetTracker()
-    tracker.assign(partitions or [TP])
-    for offset in offsets:
-        tracker.register(*TP, offset)
-    return tracker
-
-
 @pytest.mark.parametrize(
     ("registered", "done", "expected"),
     [
