@@ -73,11 +73,21 @@ class ProcessorProcess:
         self.log_path = workdir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
+    @staticmethod
+    def run_once(args: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run one CLI command to completion, capturing its output."""
+        return subprocess.run(
+            [sys.executable, "-m", "processor", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_clean_environment(),
+            check=False,
+        )
+
     def start(self, env: Mapping[str, str] | None = None) -> ProcessorProcess:
         """Start the processor."""
-        environment = {
-            key: value for key, value in os.environ.items() if not key.startswith("TRENGO_")
-        }
+        environment = _clean_environment()
         environment.update(env or {})
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
@@ -119,6 +129,11 @@ class ProcessorProcess:
     def __exit__(self, *_exc: object) -> None:
         if self._process is not None and self._process.poll() is None:
             self.kill()
+
+
+def _clean_environment() -> dict[str, str]:
+    """This environment without TRENGO_* variables, so a developer's settings don't leak in."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("TRENGO_")}
 
 
 def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.1) -> None:

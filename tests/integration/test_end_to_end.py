@@ -1,0 +1,195 @@
+"""The processor as users run it: a subprocess, a real broker, the sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processor.sandbox.broker import KafkaTarget
+from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from tests.kafka_support import (
+    Record,
+    TopicFactory,
+    consume_all,
+    produce,
+    wait_for_committed_offsets,
+)
+from tests.processor_support import (
+    EMAIL_CHANNEL,
+    ProcessorProcess,
+    processor_config,
+)
+
+pytestmark = pytest.mark.integration
+
+CHANNEL = str(EMAIL_CHANNEL)
+POISON = b"\xff\xfe not json"
+
+
+def event(**fields: Any) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def identify(user: str, email: str, first: str, last: str) -> tuple[bytes, bytes, list[Any]]:
+    traits = {"email": email, "firstName": first, "lastName": last}
+    return user.encode(), event(type="identify", userId=user, traits=traits), []
+
+
+def track(user: str, email: str, name: str, **properties: Any) -> tuple[bytes, bytes, list[Any]]:
+    value = event(
+        type="track",
+        event=name,
+        userId=user,
+        properties=properties,
+        context={"traits": {"email": email}},
+    )
+    return user.encode(), value, [("source", b"web")]
+
+
+EVENTS = [
+    identify("alice", "alice@example.com", "Alice", "Smith"),
+    track("alice", "alice@example.com", "Order Completed", order_id="A-1"),
+    identify("alice", "alice@example.com", "Alice", "Jones"),
+    identify("bob", "bob@example.com", "Bob", "Stone"),
+    track("bob", "bob@example.com", "Product Reviewed", rating=5),
+    track("carol", "carol@example.com", "Order Completed", order_id="C-9"),
+    track("alice", "alice@example.com", "Stress test4"),
+    (b"mallory", POISON, []),
+]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[RunningSandbox]:
+    with RunningSandbox(SandboxOptions(requests_per_minute=None)) as running:
+        yield running
+
+
+def contact_id_of(sandbox: RunningSandbox, email: str) -> int:
+    contacts = sandbox.snapshot()["contacts"]
+    assert isinstance(contacts, list)
+    ids = [c["id"] for c in contacts if isinstance(c, dict) and c.get("email") == email]
+    assert len(ids) == 1, f"expected one contact for {email}, got {ids}"
+    contact_id = ids[0]
+    assert isinstance(contact_id, int)
+    return contact_id
+
+
+def calls(sandbox: RunningSandbox) -> list[tuple[str, str, Any]]:
+    return [
+        (request.method, request.path + _query(request.query), request.json_body)
+        for request in sandbox.requests()
+    ]
+
+
+def _query(query: dict[str, str]) -> str:
+    return "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items())) if query else ""
+
+
+def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+) -> None:
+    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
+    produced = produce(kafka.bootstrap_servers, topic, EVENTS)
+    config = processor_config(
+        kafka, sandbox, topic=topic, group_id=group_id, dead_letter_topic=dead_letter_topic
+    )
+    end_offsets = {p: max(r.offset for r in produced if r.partition == p) + 1 for p in (0, 1)}
+    end_offsets = {p: o for p, o in end_offsets.items() if o > 0}
+
+    with ProcessorProcess(config, tmp_path) as processor:
+        wait_for_committed_offsets(
+            kafka.bootstrap_servers, group_id, topic, end_offsets, timeout=60
+        )
+        assert processor.stop() == 0, processor.log()
+
+    alice = contact_id_of(sandbox, "alice@example.com")
+    bob = contact_id_of(sandbox, "bob@example.com")
+    received = calls(sandbox)
+    assert [c for c in received if _about(c, "alice", alice)] == [
+        (
+            "POST",
+            f"/api/v2/channels/{CHANNEL}/contacts",
+            {"name": "Alice Smith", "identifier": "alice@example.com", "channel_id": CHANNEL},
+        ),
+        (
+            "POST",
+            "/api/v2/tickets",
+            {"contact_id": alice, "channel_id": CHANNEL, "subject": "Order A-1 completed"},
+        ),
+        ("PUT", f"/api/v2/contacts/{alice}", {"name": "Alice Jones"}),
+    ]
+    assert [c for c in received if _about(c, "bob", bob)] == [
+        (
+            "POST",
+            f"/api/v2/channels/{CHANNEL}/contacts",
+            {"name": "Bob Stone", "identifier": "bob@example.com", "channel_id": CHANNEL},
+        ),
+        (
+            "POST",
+            "/api/v2/tickets",
+            {
+                "contact_id": bob,
+                "channel_id": CHANNEL,
+                "subject": "Product Reviewed from our store",
+            },
+        ),
+    ]
+    assert [c for c in received if "carol" in c[1]] == [
+        ("GET", "/api/v2/contacts?page=1&term=carol@example.com", None)
+    ]
+    assert len(received) == 6  # nothing else: no search before a create, no ticket for carol
+
+    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=3)
+    by_stage = {_header(letter, "x-error-stage"): letter for letter in dead_letters}
+    assert set(by_stage) == {"decode", "map", "deliver"}
+    assert _header(by_stage["map"], "x-error-reason") == (
+        "Stress test4 is not present in Event-Map template keys, aborting event"
+    )
+    assert _header(by_stage["deliver"], "x-error-reason") == (
+        "No contact found for term:carol@example.com track event failed"
+    )
+    _assert_points_back_to_original(by_stage["decode"], produced, topic)
+    _assert_points_back_to_original(by_stage["deliver"], produced, topic)
+
+
+def _about(call: tuple[str, str, Any], name: str, contact_id: int) -> bool:
+    _method, path, body = call
+    text = f"{path} {json.dumps(body)}"
+    return name in text or str(contact_id) in text
+
+
+def _header(record: Record, name: str) -> str | None:
+    values = [value for key, value in record.headers if key == name]
+    assert len(values) == 1, f"{name}: {values}"
+    return None if values[0] is None else values[0].decode()
+
+
+def _assert_points_back_to_original(letter: Record, produced: list[Record], topic: str) -> None:
+    assert _header(letter, "x-original-topic") == topic
+    partition = int(_header(letter, "x-original-partition") or -1)
+    offset = int(_header(letter, "x-original-offset") or -1)
+    original = next(r for r in produced if (r.partition, r.offset) == (partition, offset))
+    assert (letter.key, letter.value) == (original.key, original.value)
+    assert [h for h in letter.headers if not h[0].startswith("x-")] == list(original.headers)
+    assert int(_header(letter, "x-attempts") or 0) >= 1
+
+
+def test_a_bad_config_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("destination: {channelIdentifier: fax, apiToken: t}\n", encoding="utf-8")
+    process = ProcessorProcess.run_once(["run", "--config", str(config)])
+    assert process.returncode == 2
+    assert process.stdout == ""
+    lines = process.stderr.strip().splitlines()
+    assert lines == [
+        "config error: destination.channelId: Field required; "
+        "destination.channelIdentifier: Input should be 'email' or 'phone'"
+    ]
