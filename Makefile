@@ -32,8 +32,8 @@ run: venv
 	$(BIN)/trengo-processor demo
 
 check: venv
-	$(BIN)/ruff format --check processor tests bench
-	$(BIN)/ruff check processor tests bench
+	$(BIN)/ruff format --check processor tests $(wildcard bench)
+	$(BIN)/ruff check processor tests $(wildcard bench)
 	$(BIN)/mypy processor
 
 tools: venv
@@ -49,8 +49,8 @@ schemas: venv
 	$(BIN)/python -m processor.schemas schemas
 
 format: venv
-	$(BIN)/ruff format processor tests bench
-	$(BIN)/ruff check --fix processor tests bench
+	$(BIN)/ruff format processor tests $(wildcard bench)
+	$(BIN)/ruff check --fix processor tests $(wildcard bench)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache
