@@ -34,6 +34,7 @@ from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
 from processor.health import HealthServer, HealthState
+from processor.logging import event_fields
 from processor.pipeline.decode import decode
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import Rejection
@@ -60,14 +61,26 @@ class RecordPreparer:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
         document = decode(record.value)
         if isinstance(document, Rejection):
-            return Prepared(fallback_key, "unknown", document)
+            return Prepared(fallback_key, "unknown", document, self._log_fields(record, {}))
         type_label = _type_label(document.get("type"))
+        fields = self._log_fields(record, document)
         message = validate(document, self.settings.pipeline.ignore_types)
         if isinstance(message, Rejection):
-            return Prepared(_document_key(record, document) or fallback_key, type_label, message)
+            key = _document_key(record, document) or fallback_key
+            return Prepared(key, type_label, message, fields)
         key = _record_key(record) or message.userId or message.anonymousId or fallback_key
-        return Prepared(
-            key, type_label, plan_event(message, self.settings.destination, self.templates)
+        plan = plan_event(message, self.settings.destination, self.templates)
+        return Prepared(key, type_label, plan, fields)
+
+    def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
+        message_id, user_id = document.get("messageId"), document.get("userId")
+        return event_fields(
+            message_id=message_id if isinstance(message_id, str) else None,
+            user_id=str(user_id) if isinstance(user_id, str | int) else None,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            include_user_ids=self.settings.log.include_user_ids,
         )
 
 

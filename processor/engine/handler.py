@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +24,7 @@ from processor.engine.backoff import Backoff
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, Stage
 from processor.engine.offsets import OffsetTicket, OffsetTracker
+from processor.logging import log_outcome
 from processor.pipeline.plan import Plan, Rejection
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError
 
@@ -53,6 +54,7 @@ class WorkItem:
     ticket: OffsetTicket
     message_type: str
     work: Plan | Rejection
+    log_fields: Mapping[str, object] = field(default_factory=dict)
     attempts: int = 0
     first_attempt_at: datetime | None = None
     first_attempt_monotonic: float | None = None
@@ -121,7 +123,7 @@ class EventHandler:
             "retrying in %.1f s: %s",
             delay,
             error.reason,
-            extra=_fields(item, outcome="retry"),
+            extra={**item.log_fields, "outcome": "retry", "attempts": item.attempts},
         )
         return delay
 
@@ -136,9 +138,8 @@ class EventHandler:
                 logger.error("dead-letter produce failed, will retry: %s", error)
                 return self._backoff.delay(item.attempts)
         metrics.DEAD_LETTERS.labels(stage=stage).inc(len(item.all_items()))
-        logger.warning(
-            "dead-lettered at %s: %s", stage, reason, extra=_fields(item, "dead_lettered")
-        )
+        for event in item.all_items():
+            log_outcome(logger, "dead_lettered", f"{stage}: {reason}", event.log_fields)
         self._finish(item, "dead_lettered")
         return None
 
@@ -150,7 +151,8 @@ class EventHandler:
             if outcome == "delivered" and event.record.timestamp_ms:
                 latency = finished_at - event.record.timestamp_ms / 1000
                 metrics.EVENT_DELIVERY_LATENCY.observe(max(latency, 0.0))
-        logger.debug("%s", outcome, extra=_fields(item, outcome))
+            if outcome == "delivered":
+                logger.debug("event delivered", extra={**event.log_fields, "outcome": outcome})
 
 
 def _letter(
@@ -178,14 +180,3 @@ def _retry_reason(error: TransientError) -> str:
     if error.status >= 500:
         return "http_5xx"
     return f"http_{error.status}"
-
-
-def _fields(item: WorkItem, outcome: str) -> dict[str, object]:
-    record = item.record
-    return {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "outcome": outcome,
-        "type": item.message_type,
-    }

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from processor import metrics
 from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTicket, OffsetTracker
+from processor.logging import log_outcome
 from processor.pipeline.plan import Plan, Rejection
 
 
@@ -19,7 +21,10 @@ class Prepared:
     key: str
     message_type: str
     work: Plan | Rejection
+    log_fields: Mapping[str, object]
 
+
+logger = logging.getLogger(__name__)
 
 Prepare = Callable[[KafkaRecord], Prepared]
 
@@ -42,8 +47,13 @@ class Intake:
             if isinstance(work, Rejection) and work.skipped:
                 self._tracker.mark_done(ticket)
                 metrics.EVENTS.labels(outcome="skipped", type=prepared.message_type).inc()
+                log_outcome(logger, "skipped", work.reason, prepared.log_fields)
                 continue
             item = WorkItem(
-                record=record, ticket=ticket, message_type=prepared.message_type, work=work
+                record=record,
+                ticket=ticket,
+                message_type=prepared.message_type,
+                work=work,
+                log_fields=prepared.log_fields,
             )
             self._scheduler.submit(prepared.key, item)
