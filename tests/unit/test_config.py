@@ -1,0 +1,187 @@
+"""Config loading: YAML + environment, the token's three sources, one clear line per mistake."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from processor.config import ConfigError, Settings, load_settings
+
+MINIMAL = """
+destination:
+  apiToken: yaml-token
+  channelId: "650577"
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own TRENGO_* variables must not leak into these tests."""
+
+    for name in list(os.environ):
+        if name.startswith("TRENGO_"):
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_fill_everything_but_the_destination(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert settings.kafka.topic == "rudderstack.events"
+    assert settings.kafka.dead_letter_topic == "rudderstack.events.dlq"
+    assert settings.trengo.requests_per_minute == 120
+    assert settings.delivery.max_in_flight == 256
+    assert settings.delivery.shutdown_timeout_seconds == 25
+    assert settings.server.port == 9400
+    assert settings.destination.channelIdentifier == "email"
+    assert settings.destination.enableDedup is True  # deliberate: RudderStack's UI default
+    assert settings.api_token == "yaml-token"
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL))
+    with pytest.raises(ValueError, match="frozen"):
+        settings.kafka.topic = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "read"),
+    [
+        (
+            "TRENGO_PROCESSOR_KAFKA__BOOTSTRAP_SERVERS",
+            "b1:9092",
+            lambda s: s.kafka.bootstrap_servers,
+        ),
+        (
+            "TRENGO_PROCESSOR_TRENGO__REQUESTS_PER_MINUTE",
+            "600",
+            lambda s: s.trengo.requests_per_minute,
+        ),
+        ("TRENGO_PROCESSOR_DESTINATION__CHANNELID", "999", lambda s: s.destination.channelId),
+        ("TRENGO_PROCESSOR_DELIVERY__MAX_IN_FLIGHT", "8", lambda s: s.delivery.max_in_flight),
+        ("TRENGO_PROCESSOR_LOG__FORMAT", "console", lambda s: s.log.format),
+    ],
+)
+def test_environment_overrides_the_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    read: object,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert callable(read)
+    assert str(read(settings)) == value
+
+
+def test_kafka_settings_merge_from_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRENGO_PROCESSOR_KAFKA__SETTINGS__sasl.username", "svc")
+    text = MINIMAL + "kafka:\n  settings:\n    security.protocol: SASL_SSL\n"
+    settings = load_settings(write(tmp_path, text))
+    assert settings.kafka.settings == {"security.protocol": "SASL_SSL", "sasl.username": "svc"}
+
+
+@pytest.mark.parametrize("source", ["env", "file", "env-over-file"])
+def test_token_from_environment_or_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token\n", encoding="utf-8")
+    text = 'destination: {channelId: "1"}\n'
+    if source in {"file", "env-over-file"}:
+        text += f"trengo: {{api_token_file: {token_file}}}\n"
+    if source in {"env", "env-over-file"}:
+        monkeypatch.setenv("TRENGO_API_TOKEN", "env-token")
+    settings = load_settings(write(tmp_path, text))
+    assert settings.api_token == ("file-token" if source == "file" else "env-token")
+
+
+def test_token_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert "yaml-token" not in repr(settings)
+    assert "yaml-token" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "destination: {apiToken: t}\n",
+            "destination.channelId: Field required",
+            id="missing-channel-id",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "  "}\n',
+            "destination.channelId: must not be empty",
+            id="empty-channel-id",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1", channelIdentifier: fax}\n',
+            "destination.channelIdentifier: Input should be 'email' or 'phone'",
+            id="bad-channel-identifier",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\nkafka: {colour: blue}\n',
+            "kafka.colour: unknown key",
+            id="unknown-key",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\nspeed: fast\n',
+            "speed: unknown key",
+            id="unknown-section",
+        ),
+        pytest.param(
+            'destination: {channelId: "1"}\n',
+            "destination.apiToken: missing (set it, TRENGO_API_TOKEN, or trengo.api_token_file)",
+            id="no-token",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\ntrengo: {base_url: app.trengo.com}\n',
+            "trengo.base_url: must start with http:// or https://",
+            id="base-url-scheme",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\ndelivery: {max_in_flight: 0}\n',
+            "delivery.max_in_flight: Input should be greater than or equal to 1",
+            id="out-of-range",
+        ),
+        pytest.param("- just\n- a list\n", "the top level must be a mapping", id="not-a-mapping"),
+        pytest.param("destination: [\n", "bad YAML", id="bad-yaml"),
+    ],
+)
+def test_mistakes_name_the_key_and_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, text))
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_unreadable_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "absent.yaml")
+    text = f'destination: {{channelId: "1"}}\ntrengo: {{api_token_file: {tmp_path / "nope"}}}\n'
+    with pytest.raises(ConfigError, match=r"trengo\.api_token_file: cannot read"):
+        load_settings(write(tmp_path, text))
+
+
+def test_rudderstack_template_map_keys_are_accepted(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "  eventTemplateMap:\n"
+        '    - {from: "Order Completed", to: "Order {{ order_id }}"}\n'
+        '    - {from: "Order Completed", to: "later wins"}\n'
+        '    - {from: "", to: "ignored"}\n'
+    )
+    settings = load_settings(write(tmp_path, text))
+    mapping = settings.destination.template_for("Order Completed")
+    assert mapping is not None and mapping.to == "later wins"
+    assert settings.destination.template_for("") is None
+    assert isinstance(settings, Settings)
