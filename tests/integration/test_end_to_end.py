@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from processor.sandbox.broker import KafkaTarget
@@ -20,6 +23,7 @@ from tests.kafka_support import (
 )
 from tests.processor_support import (
     EMAIL_CHANNEL,
+    PHONE_CHANNEL,
     ProcessorProcess,
     processor_config,
 )
@@ -193,3 +197,121 @@ def test_a_bad_config_prints_one_line_and_exits_2(tmp_path: Path) -> None:
         "config error: destination.channelId: Field required; "
         "destination.channelIdentifier: Input should be 'email' or 'phone'"
     ]
+
+
+def test_a_phone_channel_searches_first_and_sends_tickets_without_subject(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+) -> None:
+    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    phone = "+31612345678"
+    produced = produce(
+        kafka.bootstrap_servers,
+        topic,
+        [
+            (
+                b"dave",
+                event(type="identify", userId="dave", traits={"phone": phone, "name": "Dave"}),
+                [],
+            ),
+            (
+                b"dave",
+                event(
+                    type="track",
+                    event="Order Completed",
+                    userId="dave",
+                    properties={"order_id": "D-1"},
+                    context={"traits": {"phone": phone}},
+                ),
+                [],
+            ),
+        ],
+    )
+    config = processor_config(
+        kafka,
+        sandbox,
+        topic=topic,
+        group_id=group_id,
+        dead_letter_topic=dead_letter_topic,
+        destination={"channelId": str(PHONE_CHANNEL), "channelIdentifier": "phone"},
+    )
+    with ProcessorProcess(config, tmp_path) as processor:
+        wait_for_committed_offsets(
+            kafka.bootstrap_servers, group_id, topic, {0: len(produced)}, timeout=60
+        )
+        assert processor.stop() == 0, processor.log()
+
+    channel = str(PHONE_CHANNEL)
+    dave = contact_id_of_phone(sandbox, phone)
+    assert calls(sandbox) == [
+        ("GET", f"/api/v2/contacts?page=1&term={phone}", None),
+        (
+            "POST",
+            f"/api/v2/channels/{channel}/contacts",
+            {"name": "Dave", "identifier": phone, "channel_id": channel},
+        ),
+        ("POST", "/api/v2/tickets", {"contact_id": dave, "channel_id": channel}),
+    ]
+
+
+def contact_id_of_phone(sandbox: RunningSandbox, phone: str) -> int:
+    contacts = sandbox.snapshot()["contacts"]
+    assert isinstance(contacts, list)
+    ids = [c["id"] for c in contacts if isinstance(c, dict) and c.get("phone") == phone]
+    assert len(ids) == 1 and isinstance(ids[0], int), ids
+    return ids[0]
+
+
+def test_the_api_token_never_appears_in_logs_metrics_or_dead_letters(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    tmp_path: Path,
+) -> None:
+    token = "tok-Secret-4e1d9c"
+    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    options = SandboxOptions(requests_per_minute=None, tokens=(token,))
+    with RunningSandbox(options) as sandbox:
+        produce(kafka.bootstrap_servers, topic, EVENTS)
+        port = free_port()
+        config = processor_config(
+            kafka, sandbox, topic=topic, group_id=group_id, dead_letter_topic=dead_letter_topic
+        )
+        config["server"]["port"] = port
+        config["log"]["level"] = "DEBUG"
+        with ProcessorProcess(config, tmp_path) as processor:
+            consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=3, timeout=60)
+            sandbox.set_faults(tokens=("rotated",))  # the token is revoked: 401s, halted
+            produce(
+                kafka.bootstrap_servers, topic, [identify("erin", "erin@example.com", "E", "F")]
+            )
+            metrics_text = _wait_for_halt(port)
+            assert processor.stop() == 0, processor.log()
+        log = processor.log()
+    assert "destination halted" in log
+    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=3)
+    everything = [log, metrics_text, *(repr(letter) for letter in dead_letters)]
+    assert all(token not in text for text in everything)
+
+
+def _wait_for_halt(port: int) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            text = ""
+        if "trengo_processor_destination_up 0.0" in text:
+            return text
+        time.sleep(0.2)
+    raise AssertionError("the processor did not halt on 401")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
