@@ -34,6 +34,7 @@ from processor.sandbox.samples import SAMPLE_TEMPLATES, SampleEvent, sample_even
 from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox, SandboxOptions
 
 PROGRESS_SECONDS = 0.5
+INTERRUPTED_EXIT_CODE = 130
 DEMO_TIMEOUT_SECONDS = 120.0
 TOPIC = "rudderstack.events"
 PARTITIONS = 4
@@ -60,8 +61,11 @@ def run_demo(event_count: int | None = None) -> int:
             PARTITIONS,
         )
         _produce(kafka.bootstrap_servers, settings.kafka.topic, events)
-        progress = asyncio.run(_process(settings, len(events)))
+        progress, interrupted = asyncio.run(_process(settings, len(events)))
     _print_summary(progress, len(events), settings)
+    if interrupted:
+        print("  interrupted: unfinished events were not committed and stay in the topic")
+        return INTERRUPTED_EXIT_CODE
     return 0 if progress.finished == len(events) else 1
 
 
@@ -99,7 +103,8 @@ def _produce(bootstrap_servers: str, topic: str, events: Sequence[SampleEvent]) 
     producer.flush(30)
 
 
-async def _process(settings: Settings, expected: int) -> Progress:
+async def _process(settings: Settings, expected: int) -> tuple[Progress, bool]:
+    """Run the processor until every event has an outcome; True when a signal cut it short."""
     processor = Processor(settings)
     stop = asyncio.Event()
     install_stop_signals(stop)
@@ -113,10 +118,11 @@ async def _process(settings: Settings, expected: int) -> Progress:
         if progress.finished >= expected and processor.tracker.pending_count() == 0:
             break
         await asyncio.sleep(PROGRESS_SECONDS)
+    interrupted = stop.is_set()
     stop.set()
     await running
     print()
-    return read_progress()
+    return read_progress(), interrupted
 
 
 class _ProgressLine:
@@ -152,4 +158,4 @@ def _print_summary(progress: Progress, produced: int, settings: Settings) -> Non
     for label, value in rows:
         print(f"  {label:<22} {value}")
     if progress.finished != produced:
-        print(f"  NOT FINISHED: {produced - progress.finished} events had no outcome in time")
+        print(f"  unfinished             {produced - progress.finished}")
