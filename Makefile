@@ -16,7 +16,7 @@ help:
 	@echo "make run    - demo: embedded Kafka + Trengo sandbox + sample events through the processor"
 	@echo "make test   - checks, then the whole test suite"
 	@echo "make check  - ruff format --check, ruff check, mypy --strict"
-	@echo "make bench  - benchmarks (results in bench/RESULTS.md)"
+	@echo "make bench  - benchmarks (results in bench/RESULTS.md); make bench-quick: ~2 minutes"
 	@echo "make clean  - remove the virtualenv, tools and caches"
 
 venv: $(STAMP)
@@ -34,7 +34,7 @@ run: venv
 check: venv
 	$(BIN)/ruff format --check processor tests $(wildcard bench)
 	$(BIN)/ruff check processor tests $(wildcard bench)
-	$(BIN)/mypy processor
+	$(BIN)/mypy processor bench
 
 tools: venv
 	bash scripts/install-tools.sh $(TOOLS)
@@ -43,7 +43,10 @@ test: check tools
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/pytest -q
 
 bench: venv
-	@echo "no benchmarks yet"
+	$(BIN)/python -m bench
+
+bench-quick: venv
+	$(BIN)/python -m bench --quick
 
 schemas: venv
 	$(BIN)/python -m processor.schemas schemas

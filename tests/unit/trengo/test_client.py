@@ -142,6 +142,36 @@ def test_rate_limit_headers_feed_the_limiter_and_gauge() -> None:
 
 
 @pytest.mark.parametrize(
+    ("refusal_headers", "pause"),
+    [
+        ({"Retry-After": "7", "X-RateLimit-Reset": str(1_700_000_000 + 1000 + 40)}, 7),
+        ({"X-RateLimit-Reset": str(1_700_000_000 + 1000 + 12)}, 12),  # a Unix timestamp
+        ({"X-RateLimit-Reset": "9"}, 9),  # too small for a timestamp: seconds
+        ({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, 60),  # unusable: a whole window
+        ({}, 60),  # no rate-limit headers at all: a whole window
+    ],
+)
+def test_after_a_429_the_next_call_waits_as_long_as_trengo_said(
+    refusal_headers: dict[str, str], pause: float
+) -> None:
+    answers = [httpx.Response(429, json={"message": "Too Many Attempts."}, headers=refusal_headers)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0) if answers else httpx.Response(200, json={"data": []})
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        async with make_client(handler) as client:
+            with pytest.raises(TransientError):
+                await client.send(search_contacts("x"))
+            refused_at = loop.time()
+            await client.send(search_contacts("x"))
+            return loop.time() - refused_at
+
+    assert run_simulated(main()) == pytest.approx(pause)
+
+
+@pytest.mark.parametrize(
     ("raised", "kind"),
     [
         (httpx.ReadTimeout("read timed out"), "timeout"),
