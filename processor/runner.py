@@ -3,8 +3,9 @@
 The pure stages (decode → validate → map) run on the event loop as records arrive; delivery
 runs on the keyed scheduler; the poll thread owns the consumer. Shutdown, in order:
 
-1. Stop starting new work: the poll thread pauses every partition (it keeps polling, so the
-   group membership and commits stay alive).
+1. Stop starting new work: the scheduler starts no queued or retrying event, and the poll
+   thread pauses every partition (it keeps polling, so the group membership and commits stay
+   alive).
 2. Let in-flight deliveries finish, up to ``delivery.shutdown_timeout_seconds``.
 3. Cancel what is left (it was not committed, so it is redelivered after restart).
 4. The poll thread commits the done offsets and closes the consumer.
@@ -27,7 +28,7 @@ from processor.engine.backoff import Backoff
 from processor.engine.coalesce import take_coalesced
 from processor.engine.consumer import PollLoop, PollSettings, consumer_config
 from processor.engine.destination import DestinationGate
-from processor.engine.dlq import DeadLetterWriter
+from processor.engine.dlq import DeadLetterWriter, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
 from processor.engine.intake import Intake, Prepared
 from processor.engine.keyed import KeyedScheduler
@@ -126,6 +127,12 @@ class Processor:
             self.health, host=self.settings.server.host, port=self.settings.server.port
         )
         await self.health_server.start()
+        logger.info(
+            "serving /metrics, /healthz and /readyz on %s:%d",
+            self.settings.server.host,
+            self.health_server.port,
+            extra={"port": self.health_server.port},
+        )
         producer_task = asyncio.create_task(parts.writer.serve(), name="dead-letter-producer")
         parts.scheduler.start()
         parts.poll.start()
@@ -151,7 +158,7 @@ class Processor:
         )
         executor = PlanExecutor(client, settings.trengo)
         writer = DeadLetterWriter(
-            Producer(_producer_config(settings)), settings.kafka.dead_letter_topic
+            Producer(producer_config(settings.kafka)), settings.kafka.dead_letter_topic
         )
         gate = DestinationGate(
             probe=executor.probe,
@@ -191,6 +198,7 @@ class Processor:
 
     async def _shut_down(self, parts: _Parts, producer_task: asyncio.Task[None]) -> None:
         logger.info("shutting down")
+        parts.scheduler.stop_starting()
         parts.poll.stopping.set()
         timeout = self.settings.delivery.shutdown_timeout_seconds
         if not await parts.scheduler.wait_idle(lambda _item: True, timeout):
@@ -231,32 +239,3 @@ async def _drain(
 
     scheduler.discard(belongs)
     await scheduler.wait_idle(belongs, timeout_seconds)
-
-
-def _producer_config(settings: Settings) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka.bootstrap_servers,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "log.connection.close": False,
-        **{
-            key: value
-            for key, value in settings.kafka.settings.items()
-            if not key.startswith(_CONSUMER_ONLY_PREFIXES)
-        },
-    }
-
-
-_CONSUMER_ONLY_PREFIXES = (
-    "group.",
-    "session.",
-    "heartbeat.",
-    "auto.offset.",
-    "enable.auto.",
-    "fetch.",
-    "max.poll.",
-    "partition.assignment",
-    "isolation.level",
-    "queued.",
-)

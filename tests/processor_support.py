@@ -1,23 +1,39 @@
-"""Run the processor as a real subprocess against a broker and the sandbox."""
+"""Run the processor as a real subprocess against a broker and the sandbox, and account for events.
+
+``ProcessorProcess`` runs ``python -m processor run`` and reads its log, ``/metrics`` and
+``/readyz`` (the port comes from the processor's own log line, so ``server.port: 0`` works).
+``identify_record`` / ``order_record`` build events whose effect in the sandbox is recognisable,
+and ``account`` compares what was produced with what the sandbox received and what the
+dead-letter topic holds: nothing may be lost.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from processor.sandbox.broker import KafkaTarget
 from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox
+from tests.kafka_support import OutgoingRecord, Record
 
 EMAIL_CHANNEL = next(channel.id for channel in DEFAULT_CHANNELS if channel.type == "EMAIL")
 PHONE_CHANNEL = next(channel.id for channel in DEFAULT_CHANNELS if channel.type != "EMAIL")
+# trengo.requests_per_minute for tests that are not about the rate limit (the default is 120).
+UNLIMITED_RATE = {"requests_per_minute": 1_000_000}
 TEMPLATES = [
     {"from": "Order Completed", "to": "Order {{ order_id }} completed"},
     {"from": "Product Reviewed", "to": "{{ event }} from our store"},
@@ -35,6 +51,7 @@ def processor_config(
     kafka_overrides: Mapping[str, Any] | None = None,
     delivery: Mapping[str, Any] | None = None,
     pipeline: Mapping[str, Any] | None = None,
+    trengo: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A config document for the processor, as a user would write it."""
     return {
@@ -48,7 +65,7 @@ def processor_config(
             "settings": dict(kafka.consumer_settings),
             **(kafka_overrides or {}),
         },
-        "trengo": {"base_url": sandbox.base_url},
+        "trengo": {"base_url": sandbox.base_url, **(trengo or {})},
         "destination": {
             "apiToken": sandbox.token,
             "channelId": str(EMAIL_CHANNEL),
@@ -72,6 +89,8 @@ class ProcessorProcess:
         self.config_path.write_text(yaml.safe_dump(dict(config)), encoding="utf-8")
         self.log_path = workdir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._run_log_start = 0  # where this run's lines begin in the (appended) log file
+        self._port: int | None = None
 
     @staticmethod
     def run_once(args: list[str], timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -89,6 +108,8 @@ class ProcessorProcess:
         """Start the processor."""
         environment = _clean_environment()
         environment.update(env or {})
+        self._run_log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._port = None
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "processor", "run", "--config", str(self.config_path)],
@@ -123,6 +144,70 @@ class ProcessorProcess:
         """The processor's output so far."""
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log lines of the current run (other output is left out)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._run_log_start)
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
+        records = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    def messages(self, containing: str) -> list[str]:
+        """Log messages of the current run that contain ``containing``."""
+        return [
+            str(record.get("msg"))
+            for record in self.log_records()
+            if containing in str(record.get("msg"))
+        ]
+
+    def health_port(self, timeout: float = 30.0) -> int:
+        """The port of /metrics, /healthz and /readyz, read from the processor's log."""
+        if self._port is None:
+
+            def logged_port() -> int | None:
+                ports = [r["port"] for r in self.log_records() if isinstance(r.get("port"), int)]
+                return ports[-1] if ports else None
+
+            wait_until(
+                lambda: logged_port() is not None or self.process.poll() is not None,
+                timeout,
+                "the processor to log its HTTP port",
+            )
+            self._port = logged_port()
+            assert self._port is not None, f"the processor exited:\n{self.log()}"
+        return self._port
+
+    def http_get(self, path: str) -> tuple[int, str]:
+        """GET a path of the processor's HTTP server: (status, body)."""
+        url = f"http://127.0.0.1:{self.health_port()}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        """/readyz: (status, JSON body)."""
+        status, body = self.http_get("/readyz")
+        return status, json.loads(body)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` (full sample name) whose labels include ``labels``."""
+        _status, text = self.http_get("/metrics")
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and labels.items() <= sample.labels.items()
+        )
+
     def __enter__(self) -> ProcessorProcess:
         return self.start()
 
@@ -144,3 +229,123 @@ def wait_until(condition: Any, timeout: float, what: str, interval: float = 0.1)
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+ORDER_EVENT = "Order Completed"  # mapped by TEMPLATES to "Order {{ order_id }} completed"
+
+
+def email_of(user: str) -> str:
+    """The email address of a test user."""
+    return f"{user}@example.com"
+
+
+def order_subject(order_id: str) -> str:
+    """The ticket subject an ``order_record`` with this order id becomes."""
+    return f"Order {order_id} completed"
+
+
+def identify_record(user: str, name: str = "Test User") -> OutgoingRecord:
+    """An identify that finds or creates the user's contact (key = userId)."""
+    traits = {"email": email_of(user), "name": name}
+    value = {"type": "identify", "userId": user, "traits": traits, "messageId": f"id-{user}"}
+    return user.encode(), json.dumps(value).encode(), []
+
+
+def order_record(user: str, order_id: str) -> OutgoingRecord:
+    """A track that opens exactly one ticket, whose subject names ``order_id``."""
+    value = {
+        "type": "track",
+        "event": ORDER_EVENT,
+        "userId": user,
+        "messageId": f"order-{order_id}",
+        "properties": {"order_id": order_id},
+        "context": {"traits": {"email": email_of(user)}},
+    }
+    return user.encode(), json.dumps(value).encode(), []
+
+
+def ticket_subjects(sandbox: RunningSandbox) -> Counter[str]:
+    """How many tickets the sandbox created per subject (accepted requests only)."""
+    return Counter(
+        str(body.get("subject"))
+        for request in sandbox.requests()
+        if request.method == "POST"
+        and request.route.endswith("/tickets")
+        and request.status == 201
+        and isinstance(body := request.json_body, dict)
+    )
+
+
+def contact_emails(sandbox: RunningSandbox) -> set[str]:
+    """The email addresses of the sandbox's contacts."""
+    contacts = sandbox.snapshot()["contacts"]
+    assert isinstance(contacts, list)
+    return {str(c["email"]) for c in contacts if isinstance(c, dict) and c.get("email")}
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """What became of the produced events."""
+
+    lost: list[Record]  # neither delivered nor dead-lettered
+    duplicates: int  # tickets opened more than once (extra ones)
+    delivered: int
+    dead_lettered: int
+
+
+def account(
+    produced: Sequence[Record], sandbox: RunningSandbox, dead_letters: Sequence[Record]
+) -> Ledger:
+    """Match every produced event with its effect in the sandbox or its dead letter.
+
+    An order event is delivered when its ticket exists, an identify when its contact does; any
+    other event must be in the dead-letter topic.
+    """
+    tickets = ticket_subjects(sandbox)
+    emails = contact_emails(sandbox)
+    lettered = {_original_position(letter) for letter in dead_letters}
+    lost, delivered = [], 0
+    for record in produced:
+        if (record.topic, record.partition, record.offset) in lettered:
+            continue
+        if _delivery_evidence(record, tickets, emails):
+            delivered += 1
+        else:
+            lost.append(record)
+    duplicates = sum(count - 1 for count in tickets.values() if count > 1)
+    return Ledger(lost, duplicates, delivered, len(lettered))
+
+
+def header(record: Record, name: str) -> str | None:
+    """The one value of header ``name`` (None when absent)."""
+    values = [value for key, value in record.headers if key == name]
+    assert len(values) <= 1, f"{name} repeated: {values}"
+    return values[0].decode() if values and values[0] is not None else None
+
+
+def _original_position(letter: Record) -> tuple[str | None, int, int]:
+    partition, offset = header(letter, "x-original-partition"), header(letter, "x-original-offset")
+    return header(letter, "x-original-topic"), int(partition or -1), int(offset or -1)
+
+
+def _delivery_evidence(record: Record, tickets: Counter[str], emails: set[str]) -> bool:
+    try:
+        event = json.loads(record.value or b"")
+    except ValueError:
+        return False
+    if not isinstance(event, dict):
+        return False
+    if event.get("type") == "identify":
+        return email_of(str(event.get("userId"))) in emails
+    properties = event.get("properties")
+    if event.get("event") != ORDER_EVENT or not isinstance(properties, dict):
+        return False
+    return tickets[order_subject(str(properties.get("order_id")))] > 0
+
+
+def end_offsets(produced: Sequence[Record]) -> dict[int, int]:
+    """Per partition, the offset after the last produced record."""
+    ends: dict[int, int] = {}
+    for record in produced:
+        ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+    return ends

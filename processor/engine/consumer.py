@@ -5,13 +5,20 @@ It polls continuously, so heartbeats and ``max.poll.interval.ms`` never depend o
 1. ``consume`` a batch (rebalance callbacks run inside it, on this thread).
 2. Register each message's offset with the tracker, in offset order, and hand the batch to
    the event loop (``on_records``); nothing here waits for delivery.
-3. Pause every assigned partition while the buffered events exceed the high-water mark, the
-   destination is halted or shutdown began; resume below the low-water mark.
+3. Pause a partition while its buffered events reach its share of the high-water mark
+   (high-water / assigned partitions), and every partition while all buffered events reach
+   the high-water mark, the destination is halted or shutdown began. Resume a partition once
+   both it and the total are below the low-water fraction. Shares keep one partition's fetch
+   from filling the whole buffer and starving the others, and a partition stuck behind a
+   retrying event stops only itself.
 4. Every ``commit_interval`` store and commit the highest contiguous done offsets.
 5. Every ``LAG_INTERVAL_SECONDS`` refresh consumer lag and check that the broker answers.
 
-On revoke: stop starting work for the partitions, wait (bounded) for their in-flight work,
-commit what is done, forget them. On shutdown: final commit, then close.
+On assign while everything must wait (halted, stopping, or the buffer full): take the new
+partitions and pause them at once, so a rebalance never lets a backlog in past the high-water
+mark or a halted destination. On revoke: stop starting work for the partitions, wait
+(bounded) for their in-flight work, commit what is done, forget them. On shutdown: final
+commit, then close.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -106,7 +113,7 @@ class PollLoop:
         self._settings = settings
         self.stopping = threading.Event()  # stop starting new work (pause everything)
         self.closing = threading.Event()  # final commit and close
-        self._paused = False
+        self._paused: set[PartitionKey] = set()
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
         self._thread = threading.Thread(target=self._run, name="kafka-poll", daemon=True)
@@ -164,25 +171,38 @@ class PollLoop:
         logger.warning("consume error: %s", error)
 
     def _apply_backpressure(self) -> None:
-        pending = self._tracker.pending_count()
-        metrics.INFLIGHT_EVENTS.set(pending)
-        hold = self.stopping.is_set() or self._is_halted()
-        high = self._settings.high_water
-        if not self._paused and (hold or pending >= high):
-            self._set_paused(True)
-        elif self._paused and not hold and pending <= high * LOW_WATER_FRACTION:
-            self._set_paused(False)
+        pending = self._tracker.pending_counts()
+        total = sum(pending.values())
+        metrics.INFLIGHT_EVENTS.set(total)
+        hold = self._holding()
+        to_pause = [
+            tp
+            for tp, own in pending.items()
+            if tp not in self._paused and (hold or self._full(own, total, len(pending)))
+        ]
+        to_resume = [
+            tp
+            for tp in self._paused
+            if tp in pending and not hold and self._roomy(pending[tp], total, len(pending))
+        ]
+        if to_pause:
+            self._consumer.pause(_topic_partitions(to_pause))
+            self._paused.update(to_pause)
+        if to_resume:
+            self._consumer.resume(_topic_partitions(to_resume))
+            self._paused.difference_update(to_resume)
+        metrics.PARTITIONS_PAUSED.set(len(self._paused))
 
-    def _set_paused(self, paused: bool) -> None:
-        assignment = self._consumer.assignment()
-        if assignment:
-            if paused:
-                self._consumer.pause(assignment)
-            else:
-                self._consumer.resume(assignment)
-        self._paused = paused
-        metrics.PARTITIONS_PAUSED.set(len(assignment) if paused else 0)
-        logger.debug("partitions %s", "paused" if paused else "resumed")
+    def _holding(self) -> bool:
+        return self.stopping.is_set() or self._is_halted()
+
+    def _full(self, own: int, total: int, partitions: int) -> bool:
+        high = self._settings.high_water
+        return total >= high or own >= high / max(partitions, 1)
+
+    def _roomy(self, own: int, total: int, partitions: int) -> bool:
+        high = self._settings.high_water * LOW_WATER_FRACTION
+        return total <= high and own <= high / max(partitions, 1)
 
     def _maybe_commit(self) -> None:
         if time.monotonic() - self._last_commit >= self._settings.commit_interval_seconds:
@@ -233,11 +253,19 @@ class PollLoop:
             committed = position if position >= 0 else high
         metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(high - committed, 0))
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self._tracker.assign(keys)
+        pending = self._tracker.pending_counts()
+        paused = bool(keys) and (
+            self._holding() or self._full(0, sum(pending.values()), len(pending))
+        )
+        if paused:
+            _take_paused(consumer, partitions)
+            self._paused.update(keys)
+            metrics.PARTITIONS_PAUSED.set(len(self._paused))
         self._health.set_assigned(True)
-        logger.info("assigned %s", _describe(keys))
+        logger.info("assigned %s%s", _describe(keys), " (paused)" if paused else "")
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
@@ -262,9 +290,23 @@ class PollLoop:
 
     def _forget(self, keys: Sequence[PartitionKey]) -> None:
         self._tracker.drop(keys)
+        self._paused.difference_update(keys)
         for _topic, partition in keys:
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(str(partition))
+
+
+def _take_paused(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """Assign inside the rebalance callback, then pause: pausing first would not stick."""
+    try:
+        consumer.incremental_assign(partitions)
+    except KafkaException:  # an eager strategy set in kafka.settings: the whole assignment
+        consumer.assign(partitions)
+    consumer.pause(partitions)
+
+
+def _topic_partitions(keys: Iterable[PartitionKey]) -> list[TopicPartition]:
+    return [TopicPartition(topic, partition) for topic, partition in keys]
 
 
 def _record(message: Any) -> KafkaRecord:

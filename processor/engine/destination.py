@@ -69,6 +69,10 @@ class DestinationGate:
             except TrengoError as other:
                 # Anything but 401/403 proves the token is accepted again.
                 logger.info("probe answered %s; token accepted", other.reason)
+            except Exception:
+                # A probe bug must not leave the destination halted for good: keep probing.
+                logger.exception("destination probe failed")
+                continue
             self._reopen()
             return
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from confluent_kafka import KafkaException
 
+from processor.config import KafkaConfig
+
 HEADER_ERROR_STAGE = "x-error-stage"
 HEADER_ERROR_REASON = "x-error-reason"
 HEADER_ERROR_STATUS = "x-error-status"
@@ -40,6 +42,39 @@ DLQ_HEADERS = (
 Stage = Literal["decode", "validate", "map", "deliver"]
 Headers = Sequence[tuple[str, bytes | None]]
 MAX_REASON_BYTES = 2000
+
+
+# kafka.settings keys that only a consumer understands; the rest (security, SASL, ...) also
+# apply to the dead-letter and replay producers.
+_CONSUMER_ONLY_PREFIXES = (
+    "group.",
+    "session.",
+    "heartbeat.",
+    "auto.offset.",
+    "enable.auto.",
+    "enable.partition.eof",
+    "fetch.",
+    "max.poll.",
+    "partition.assignment",
+    "isolation.level",
+    "queued.",
+)
+
+
+def producer_config(kafka: KafkaConfig) -> dict[str, Any]:
+    """Idempotent ``acks=all`` producer settings plus the shared ``kafka.settings``."""
+    return {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "log.connection.close": False,
+        **{
+            key: value
+            for key, value in kafka.settings.items()
+            if not key.startswith(_CONSUMER_ONLY_PREFIXES)
+        },
+    }
 
 
 class DeadLetterError(Exception):

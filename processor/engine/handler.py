@@ -87,9 +87,8 @@ class EventHandler:
 
     async def handle(self, item: WorkItem) -> float | None:
         """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
-        if not self._tracker.is_current(item.ticket):
-            return None  # partition revoked: the new owner will process it
-        await self._gate.wait_open()
+        if not await self._may_start(item):
+            return None  # partition revoked (maybe while halted): the new owner processes it
         self._count_attempt(item)
         if isinstance(item.work, Rejection):
             return await self._dead_letter(item, item.work.stage, item.work.reason, None)
@@ -105,6 +104,13 @@ class EventHandler:
             return await self._dead_letter(item, "deliver", error.reason, error.status)
         self._finish(item, "delivered")
         return None
+
+    async def _may_start(self, item: WorkItem) -> bool:
+        """Wait while the destination is halted; False once the partition is not ours."""
+        if not self._tracker.is_current(item.ticket):
+            return False
+        await self._gate.wait_open()
+        return self._tracker.is_current(item.ticket)
 
     def _count_attempt(self, item: WorkItem) -> None:
         item.attempts += 1

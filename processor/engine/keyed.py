@@ -7,6 +7,10 @@ worker is free for other keys meanwhile.
 
 Backpressure contract: ``submit`` never blocks and never refuses; the caller bounds how much it
 submits (the poll loop pauses partitions above a high-water mark of buffered events).
+
+A key is waiting for a worker at most once at any time (``_wake``), so two workers can never
+handle one key's item together, whatever discards and retries happened before. After
+``stop_starting`` (shutdown) items already being handled finish, and nothing else starts.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ class KeyedScheduler(Generic[Item]):
         self._current: dict[str, Item] = {}
         self._active: set[str] = set()
         self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._waiting: set[str] = set()  # keys in _ready
+        self._starting = True
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._workers: list[asyncio.Task[None]] = []
 
@@ -69,12 +75,16 @@ class KeyedScheduler(Generic[Item]):
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
 
+    def stop_starting(self) -> None:
+        """Start no more items: those being handled finish, queued and retrying ones stay."""
+        self._starting = False
+
     def submit(self, key: str, item: Item) -> None:
         """Queue an item behind the other items of its key."""
         queue = self._queued.setdefault(key, deque())
         queue.append(item)
         if len(queue) == 1 and key not in self._current:
-            self._ready.put_nowait(key)
+            self._wake(key)
 
     def discard(self, should_drop: Callable[[Item], bool]) -> int:
         """Remove queued (not yet started) items; returns how many were dropped."""
@@ -111,7 +121,10 @@ class KeyedScheduler(Generic[Item]):
     async def _work(self) -> None:
         while True:
             key = await self._ready.get()
+            self._waiting.discard(key)
             self._timers.pop(key, None)
+            if not self._starting:
+                continue
             item = self._current.get(key)
             if item is None:
                 queue = self._queued.get(key)
@@ -133,11 +146,16 @@ class KeyedScheduler(Generic[Item]):
                 self._finish(key)
             else:
                 loop = asyncio.get_running_loop()
-                self._timers[key] = loop.call_later(delay, self._ready.put_nowait, key)
+                self._timers[key] = loop.call_later(delay, self._wake, key)
+
+    def _wake(self, key: str) -> None:
+        if key not in self._waiting:
+            self._waiting.add(key)
+            self._ready.put_nowait(key)
 
     def _finish(self, key: str) -> None:
         del self._current[key]
         if self._queued.get(key):
-            self._ready.put_nowait(key)
+            self._wake(key)
         else:
             self._queued.pop(key, None)

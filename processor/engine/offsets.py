@@ -138,6 +138,11 @@ class OffsetTracker:
         with self._lock:
             return sum(len(state.in_order) for state in self._partitions.values())
 
+    def pending_counts(self) -> dict[TopicPartition, int]:
+        """``pending_count`` per tracked partition."""
+        with self._lock:
+            return {tp: len(state.in_order) for tp, state in self._partitions.items()}
+
     def assigned(self) -> list[TopicPartition]:
         """Partitions currently tracked."""
         with self._lock:

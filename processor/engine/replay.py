@@ -1,11 +1,13 @@
 """``trengo-processor dlq replay``: send dead letters back to the source topic.
 
 The replay reads the dead-letter topic with its own consumer group (``<group_id>.dlq-replay``)
-from where the previous replay stopped, up to the end of the topic. Each replayed record keeps
-its key, value and original headers; the error headers are removed and ``x-replayed-at`` is
-added. A record that already carries ``x-replayed-at`` failed again after a replay, so it is
-left alone unless ``--include-replayed`` (the loop guard). Offsets are committed only after
-the producer flushed, so an interrupted replay repeats records rather than losing them.
+from where the previous replay stopped, up to the end of the topic: it stops once every
+assigned partition reported its end (records dead-lettered meanwhile are read too). Each
+replayed record keeps its key, value and original headers; the error headers are removed and
+``x-replayed-at`` is added. A record that already carries ``x-replayed-at`` failed again after
+a replay, so it is left alone unless ``--include-replayed`` (the loop guard). Offsets are
+committed only after the producer flushed, so an interrupted replay repeats records rather
+than losing them. Records a stage filter skips are passed over for good, like replayed ones.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from processor.config import KafkaConfig
-from processor.engine.dlq import DLQ_HEADERS, HEADER_ERROR_STAGE, HEADER_REPLAYED_AT
+from processor.engine.dlq import (
+    DLQ_HEADERS,
+    HEADER_ERROR_STAGE,
+    HEADER_REPLAYED_AT,
+    producer_config,
+)
 
-IDLE_SECONDS = 5.0
+# Joining the replay's group takes a few seconds; without partitions by then, give up.
+ASSIGNMENT_TIMEOUT_SECONDS = 60.0
 PROGRESS_SECONDS = 1.0
 COMMIT_EVERY = 500
 
@@ -58,15 +66,17 @@ class ReplaySummary:
 
 
 def replay_dead_letters(
-    kafka: KafkaConfig, options: ReplayOptions, progress: TextIO, idle_seconds: float = IDLE_SECONDS
+    kafka: KafkaConfig,
+    options: ReplayOptions,
+    progress: TextIO,
+    assignment_timeout_seconds: float = ASSIGNMENT_TIMEOUT_SECONDS,
 ) -> ReplaySummary:
     """Replay until the end of the dead-letter topic (or ``options.limit``)."""
     consumer = Consumer(_consumer_config(kafka))
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers, "enable.idempotence": True})
-    replayer = _Replayer(producer, kafka.topic, options, progress)
+    replayer = _Replayer(Producer(producer_config(kafka)), kafka.topic, options, progress)
     consumer.subscribe([kafka.dead_letter_topic])
     try:
-        replayer.run(consumer, idle_seconds)
+        replayer.run(consumer, assignment_timeout_seconds)
     finally:
         consumer.close()
     return replayer.summary
@@ -82,28 +92,38 @@ class _Replayer:
         self._progress = progress
         self.summary = ReplaySummary(dry_run=options.dry_run)
 
-    def run(self, consumer: Consumer, idle_seconds: float) -> None:
-        last_message = last_progress = time.monotonic()
+    def run(self, consumer: Consumer, assignment_timeout_seconds: float) -> None:
+        assignment_deadline = time.monotonic() + assignment_timeout_seconds
+        at_end: set[int] = set()
+        last_progress = time.monotonic()
         uncommitted = 0
-        while time.monotonic() - last_message < idle_seconds and not self._limit_reached():
+        while not self._limit_reached() and not self._done(consumer, at_end, assignment_deadline):
             message = consumer.poll(0.2)
             if message is None:
                 continue
             error = message.error()
             if error is not None:
-                self._report_error(error)
+                self._note_error(error, message.partition(), at_end)
                 continue
-            last_message = time.monotonic()
+            at_end.discard(message.partition())
             self._replay_one(message)
             uncommitted += 1
             if uncommitted >= COMMIT_EVERY:
                 self._commit(consumer)
                 uncommitted = 0
-            if last_message - last_progress >= PROGRESS_SECONDS:
-                last_progress = last_message
+            if time.monotonic() - last_progress >= PROGRESS_SECONDS:
+                last_progress = time.monotonic()
                 print(f"... {self.summary.describe()}", file=self._progress, flush=True)
         if uncommitted:
             self._commit(consumer)
+
+    def _done(self, consumer: Consumer, at_end: set[int], assignment_deadline: float) -> bool:
+        """True once every assigned partition is at its end (or none came in time)."""
+        assigned = {tp.partition for tp in consumer.assignment()}
+        if not assigned and time.monotonic() > assignment_deadline:
+            print("no dead-letter partitions assigned; giving up", file=self._progress)
+            return True
+        return bool(assigned) and assigned <= at_end
 
     def _commit(self, consumer: Consumer) -> None:
         if self._options.dry_run:
@@ -141,8 +161,10 @@ class _Replayer:
         limit = self._options.limit
         return limit is not None and self.summary.replayed >= limit
 
-    def _report_error(self, error: KafkaError) -> None:
-        if error.code() != KafkaError._PARTITION_EOF:
+    def _note_error(self, error: KafkaError, partition: int | None, at_end: set[int]) -> None:
+        if error.code() == KafkaError._PARTITION_EOF and partition is not None:
+            at_end.add(partition)
+        else:
             print(f"consume error: {error}", file=self._progress, flush=True)
 
 
@@ -161,4 +183,5 @@ def _consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "session.timeout.ms": kafka.session_timeout_ms,
         **kafka.settings,
+        "enable.partition.eof": True,
     }

@@ -159,3 +159,52 @@ async def test_a_crashing_handler_does_not_lose_the_item() -> None:
             await asyncio.sleep(0.01)
     await scheduler.stop()
     assert calls == ["only", "only"]
+
+
+async def test_a_key_waits_for_a_worker_once_so_two_workers_never_share_its_item() -> None:
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handle(item: str) -> float | None:
+        await release.wait()
+        await asyncio.sleep(0.01)  # still handling when the other worker looks for work
+        handled.append(item)
+        return None
+
+    scheduler: KeyedScheduler[str] = KeyedScheduler(handle, max_in_flight=2)
+    scheduler.start()
+    scheduler.submit("busy-1", "busy-1")
+    scheduler.submit("busy-2", "busy-2")
+    await asyncio.sleep(0.01)  # both workers are busy: key "a" waits for one
+    scheduler.submit("a", "revoked")
+    scheduler.discard(lambda item: item == "revoked")
+    scheduler.submit("a", "reassigned")
+    release.set()
+    async with asyncio.timeout(2):
+        while len(handled) < 3:
+            await asyncio.sleep(0.005)
+    await asyncio.sleep(0.02)
+    await scheduler.stop()
+    assert sorted(handled) == ["busy-1", "busy-2", "reassigned"]
+
+
+async def test_after_stop_starting_running_items_finish_and_nothing_else_starts() -> None:
+    release = asyncio.Event()
+    handled: list[str] = []
+
+    async def handle(item: str) -> float | None:
+        await release.wait()
+        handled.append(item)
+        return 0.0 if item == "b1" else None
+
+    scheduler: KeyedScheduler[str] = KeyedScheduler(handle, max_in_flight=2)
+    scheduler.start()
+    for key, item in [("a", "a1"), ("b", "b1"), ("a", "a2"), ("c", "c1")]:
+        scheduler.submit(key, item)
+    await asyncio.sleep(0.01)
+    scheduler.stop_starting()
+    release.set()
+    assert await scheduler.wait_idle(lambda _item: True, timeout_seconds=1.0)
+    await asyncio.sleep(0.02)
+    await scheduler.stop()
+    assert handled == ["a1", "b1"]  # b1's retry and the queued a2, c1 never started

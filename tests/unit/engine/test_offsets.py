@@ -59,6 +59,20 @@ def test_pending_count_holds_everything_not_yet_committable() -> None:
     assert tracker.pending_count() == 2
 
 
+def test_pending_counts_are_kept_per_partition() -> None:
+    tracker = OffsetTracker()
+    other = ("events", 1)
+    tracker.assign([TP, other])
+    first = tracker.register(*TP, 0)
+    tracker.register(*TP, 1)
+    tracker.register(*other, 0)
+    assert tracker.pending_counts() == {TP: 2, other: 1}
+    assert first is not None
+    tracker.mark_done(first)
+    tracker.drop([other])
+    assert tracker.pending_counts() == {TP: 1}
+
+
 def test_unassigned_partition_registers_nothing() -> None:
     tracker = OffsetTracker()
     assert tracker.register("events", 3, 0) is None

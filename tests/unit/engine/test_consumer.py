@@ -1,0 +1,165 @@
+"""The poll thread: per-partition backpressure, pausing on assign, commits on revoke and close.
+
+A scripted fake consumer runs on the real poll thread; it ignores pausing a partition that is
+not assigned yet, as librdkafka does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import pytest
+
+from processor.engine.consumer import Batch, PollLoop, PollSettings
+from processor.engine.offsets import OffsetTracker
+from processor.engine.offsets import TopicPartition as PartitionKey
+from tests.unit.engine.fakes import TOPIC, FakeConsumer, done_future
+
+
+class QuietHealth:
+    def poll_ticked(self) -> None: ...
+    def set_assigned(self, joined: bool) -> None: ...
+    def broker_answered(self) -> None: ...
+
+
+@dataclass
+class Harness:
+    consumer: FakeConsumer
+    tracker: OffsetTracker
+    poll: PollLoop
+    batches: list[Batch]
+    halted: list[bool]
+    drained: list[Sequence[PartitionKey]] = field(default_factory=list)
+
+    def mark_done(self, partition: int, offsets: range) -> None:
+        for _record, ticket in [pair for batch in self.batches for pair in batch]:
+            if ticket.partition == partition and ticket.offset in offsets:
+                self.tracker.mark_done(ticket)
+
+
+def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def paused(*partitions: int) -> set[tuple[str, int]]:
+    return {(TOPIC, partition) for partition in partitions}
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    consumer, tracker = FakeConsumer(), OffsetTracker()
+    batches: list[Batch] = []
+    halted = [False]
+    drained: list[Sequence[PartitionKey]] = []
+
+    def drain(keys: Sequence[PartitionKey], _timeout: float) -> Future[None]:
+        drained.append(keys)
+        return done_future()
+
+    poll = PollLoop(
+        consumer=consumer,  # type: ignore[arg-type]
+        topic=TOPIC,
+        tracker=tracker,
+        loop=asyncio.get_running_loop(),
+        on_records=batches.append,
+        drain=drain,
+        is_halted=lambda: halted[0],
+        health=QuietHealth(),
+        settings=PollSettings(
+            high_water=100, commit_interval_seconds=3600, revoke_timeout_seconds=1
+        ),
+    )
+    poll.start()
+    yield Harness(consumer, tracker, poll, batches, halted, drained)
+    poll.closing.set()
+    await asyncio.to_thread(poll.join, 5)
+
+
+async def test_a_partition_over_its_share_pauses_alone_and_resumes_when_drained(
+    harness: Harness,
+) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0, 1, 2, 3])  # shares of 25 buffered events each
+    consumer.messages(0, range(30))
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0))
+
+    harness.mark_done(0, range(20))  # 10 left: below half its share
+
+    await asyncio.to_thread(until, lambda: consumer.paused == set())
+
+
+async def test_all_partitions_pause_at_the_high_water_mark(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0, 1])  # shares of 50
+    consumer.messages(0, range(45))
+    consumer.messages(1, range(45))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 90)
+    assert consumer.paused == set()
+
+    consumer.messages(1, range(45, 55))
+
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0, 1))
+
+
+async def test_partitions_assigned_while_halted_are_paused_from_the_start(
+    harness: Harness,
+) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0])
+    harness.halted[0] = True
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0))
+
+    consumer.rebalance("assign", [1])
+
+    await asyncio.to_thread(until, lambda: (TOPIC, 1) in consumer.assigned)
+    assert consumer.paused == paused(0, 1)
+    harness.halted[0] = False
+    await asyncio.to_thread(until, lambda: consumer.paused == set())
+
+
+async def test_partitions_assigned_while_the_buffer_is_full_are_paused(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(100))
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0))
+
+    consumer.rebalance("assign", [1])
+
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0, 1))
+
+
+async def test_a_revoke_drains_commits_what_is_done_and_forgets_the_partition(
+    harness: Harness,
+) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0, 1])
+    consumer.messages(0, range(10))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 10)
+    harness.mark_done(0, range(4))
+
+    consumer.rebalance("revoke", [0])
+
+    await asyncio.to_thread(until, lambda: harness.tracker.assigned() == [(TOPIC, 1)])
+    assert harness.drained == [[(TOPIC, 0)]]
+    assert consumer.committed == {(TOPIC, 0): 4}
+
+
+async def test_closing_makes_a_final_commit(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(5))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 5)
+    harness.mark_done(0, range(5))
+
+    harness.poll.closing.set()
+
+    assert await asyncio.to_thread(harness.poll.join, 5)
+    assert consumer.committed == {(TOPIC, 0): 5}
+    assert consumer.closed

@@ -1,0 +1,72 @@
+"""The destination gate: halted by a refused token, reopened by a probe that gets through."""
+
+from __future__ import annotations
+
+import asyncio
+
+from processor import metrics
+from processor.engine.destination import DestinationGate
+from processor.trengo.errors import DestinationDown, TransientError
+
+
+class ScriptedProbe:
+    """Raises the scripted answers in turn (None: success), then succeeds."""
+
+    def __init__(self, *answers: Exception | None) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def __call__(self) -> None:
+        self.calls += 1
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+
+
+async def reopened(gate: DestinationGate) -> None:
+    async with asyncio.timeout(2):
+        await gate.wait_open()
+
+
+async def test_a_halt_holds_everyone_until_a_probe_gets_through() -> None:
+    probe = ScriptedProbe(DestinationDown("401", 401), DestinationDown("401", 401))
+    changes: list[bool] = []
+    gate = DestinationGate(probe, probe_seconds=0.01, on_change=changes.append)
+
+    gate.halt("create_contact: HTTP 401 Unauthorized")
+
+    assert gate.halted
+    assert metrics.REGISTRY.get_sample_value("trengo_processor_destination_up") == 0
+    waiting = asyncio.create_task(gate.wait_open())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await reopened(gate)
+    await waiting
+    assert (probe.calls, changes, gate.halted) == (3, [False, True], False)
+    assert metrics.REGISTRY.get_sample_value("trengo_processor_destination_up") == 1
+
+
+async def test_halting_twice_starts_one_probe() -> None:
+    probe = ScriptedProbe()
+    gate = DestinationGate(probe, probe_seconds=0.01, on_change=lambda _up: None)
+    gate.halt("401")
+    gate.halt("403")
+    await reopened(gate)
+    await asyncio.sleep(0.03)
+    assert probe.calls == 1
+
+
+async def test_any_answer_but_401_or_403_proves_the_token_works() -> None:
+    gate = DestinationGate(
+        ScriptedProbe(TransientError("503", 503)), probe_seconds=0.01, on_change=lambda _: None
+    )
+    gate.halt("401")
+    await reopened(gate)
+
+
+async def test_a_probe_bug_does_not_leave_the_destination_halted_for_good() -> None:
+    probe = ScriptedProbe(RuntimeError("unexpected"))
+    gate = DestinationGate(probe, probe_seconds=0.01, on_change=lambda _up: None)
+    gate.halt("401")
+    await reopened(gate)
+    assert probe.calls == 2

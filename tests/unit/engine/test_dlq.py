@@ -1,0 +1,109 @@
+"""Dead letters: original bytes, the operator's headers, and acknowledgement before done."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from processor.config import KafkaConfig
+from processor.engine.dlq import (
+    MAX_REASON_BYTES,
+    DeadLetter,
+    DeadLetterError,
+    DeadLetterWriter,
+    producer_config,
+)
+from tests.unit.engine.fakes import FakeProducer
+
+FIRST_ATTEMPT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
+
+
+def letter(**changes: object) -> DeadLetter:
+    fields: dict[str, object] = {
+        "key": b"user-1",
+        "value": b"{}",
+        "headers": (("trace", b"t1"), ("x-error-stage", b"decode"), ("empty", None)),
+        "topic": "events",
+        "partition": 2,
+        "offset": 41,
+        "stage": "deliver",
+        "reason": "create_ticket: HTTP 422",
+        "status": 422,
+        "attempts": 3,
+        "first_attempt_at": FIRST_ATTEMPT,
+        **changes,
+    }
+    return DeadLetter(**fields)  # type: ignore[arg-type]
+
+
+def test_headers_keep_the_originals_and_replace_stale_error_facts() -> None:
+    assert letter().record_headers() == [
+        ("trace", b"t1"),
+        ("empty", None),
+        ("x-error-stage", b"deliver"),
+        ("x-error-reason", b"create_ticket: HTTP 422"),
+        ("x-error-status", b"422"),
+        ("x-original-topic", b"events"),
+        ("x-original-partition", b"2"),
+        ("x-original-offset", b"41"),
+        ("x-attempts", b"3"),
+        ("x-first-attempt-at", b"2026-01-02T01:04:05+00:00"),
+    ]
+
+
+def test_no_status_header_without_an_http_status_and_long_reasons_are_cut() -> None:
+    headers = dict(letter(status=None, reason="é" * MAX_REASON_BYTES).record_headers())
+    assert "x-error-status" not in headers
+    reason = headers["x-error-reason"]
+    assert reason is not None
+    assert len(reason) <= MAX_REASON_BYTES
+    assert reason.decode() == "é" * (MAX_REASON_BYTES // 2)
+
+
+def test_the_producer_shares_security_settings_but_not_consumer_ones() -> None:
+    kafka = KafkaConfig(
+        bootstrap_servers="broker:9093",
+        settings={
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "PLAIN",
+            "session.timeout.ms": 6000,
+            "fetch.wait.max.ms": 50,
+            "enable.auto.commit": False,
+        },
+    )
+    config = producer_config(kafka)
+    assert config["bootstrap.servers"] == "broker:9093"
+    assert (config["enable.idempotence"], config["acks"]) == (True, "all")
+    assert (config["security.protocol"], config["sasl.mechanism"]) == ("SASL_SSL", "PLAIN")
+    assert not {"session.timeout.ms", "fetch.wait.max.ms", "enable.auto.commit"} & set(config)
+
+
+async def test_a_letter_is_acknowledged_only_by_a_successful_delivery_report() -> None:
+    producer = FakeProducer()
+    writer = DeadLetterWriter(producer, "events.dlq")
+    acknowledged = writer.send(letter())
+    assert not acknowledged.done()  # reports come from poll
+    producer.poll()
+    await acknowledged
+    assert producer.produced[0].topic == "events.dlq"
+
+    producer.fail_with = "Broker: Message timed out"
+    refused = writer.send(letter())
+    producer.poll()
+    with pytest.raises(DeadLetterError, match="timed out"):
+        await refused
+
+
+async def test_a_full_producer_queue_fails_the_letter_at_once() -> None:
+    class FullProducer(FakeProducer):
+        def produce(self, *_args: object, **_kwargs: object) -> None:
+            raise BufferError("Local: Queue full")
+
+    with pytest.raises(DeadLetterError, match="Queue full"):
+        await DeadLetterWriter(FullProducer(), "events.dlq").send(letter())
+
+
+def test_the_first_attempt_is_written_in_utc() -> None:
+    headers = dict(letter(first_attempt_at=datetime(2026, 5, 1, tzinfo=UTC)).record_headers())
+    assert headers["x-first-attempt-at"] == b"2026-05-01T00:00:00+00:00"

@@ -1,0 +1,216 @@
+"""One event's fate: delivered, retried, dead-lettered, or held while the destination is down.
+
+An event is done (its offset committable) only once Trengo accepted it or the broker
+acknowledged its dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from processor import metrics
+from processor.engine.backoff import Backoff
+from processor.engine.destination import DestinationGate
+from processor.engine.dlq import DeadLetterWriter
+from processor.engine.handler import EventHandler
+from processor.engine.offsets import OffsetTracker
+from processor.pipeline.plan import Plan, Rejection
+from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+from tests.unit.engine.fakes import TOPIC, FakeProducer, identify_plan, work_item
+
+DLQ = "events.dlq"
+
+
+@dataclass
+class FakeDelivery:
+    """Raises the queued errors one per call, then succeeds; records the plans it got."""
+
+    errors: list[Exception] = field(default_factory=list)
+    delivered: list[Plan] = field(default_factory=list)
+
+    async def __call__(self, plan: Plan) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.delivered.append(plan)
+
+
+@dataclass
+class Engine:
+    handler: EventHandler
+    delivery: FakeDelivery
+    producer: FakeProducer
+    tracker: OffsetTracker
+    gate: DestinationGate
+    probe_answers: list[Exception | None]
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[Engine]:
+    delivery, producer, tracker = FakeDelivery(), FakeProducer(), OffsetTracker()
+    writer = DeadLetterWriter(producer, DLQ)
+    probe_answers: list[Exception | None] = []
+
+    async def probe() -> None:
+        answer = probe_answers.pop(0) if probe_answers else None
+        if answer is not None:
+            raise answer
+
+    gate = DestinationGate(probe, probe_seconds=0.01, on_change=lambda _up: None)
+    handler = EventHandler(
+        deliver=delivery,
+        dead_letters=writer,
+        tracker=tracker,
+        gate=gate,
+        backoff=Backoff(base_seconds=0.5, cap_seconds=10),
+        retry_max_seconds=60,
+    )
+    serving = asyncio.create_task(writer.serve(interval_seconds=0.001))
+    yield Engine(handler, delivery, producer, tracker, gate, probe_answers)
+    serving.cancel()
+    await gate.close()
+
+
+def counted(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def committable(tracker: OffsetTracker) -> dict[tuple[str, int], int]:
+    return tracker.commit_positions()
+
+
+def headers_of(engine: Engine) -> dict[str, str]:
+    (letter,) = engine.producer.produced
+    return {name: (value or b"").decode() for name, value in letter.headers}
+
+
+async def test_a_delivered_event_is_done(engine: Engine) -> None:
+    item = work_item(engine.tracker, 7, identify_plan("a@example.com", "A"))
+    before = counted("trengo_processor_events_total", outcome="delivered", type="identify")
+
+    assert await engine.handler.handle(item) is None
+
+    assert engine.delivery.delivered == [item.work]
+    assert committable(engine.tracker) == {(TOPIC, 0): 8}
+    after = counted("trengo_processor_events_total", outcome="delivered", type="identify")
+    assert after == before + 1
+
+
+async def test_a_transient_failure_waits_retry_after_and_stays_undone(engine: Engine) -> None:
+    engine.delivery.errors.append(TransientError("create: HTTP 429", 429, retry_after=7.0))
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+
+    assert await engine.handler.handle(item) == 7.0
+
+    assert committable(engine.tracker) == {}
+    assert engine.producer.produced == []
+    assert await engine.handler.handle(item) is None
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+    assert item.attempts == 2
+
+
+async def test_a_transient_failure_past_retry_max_is_dead_lettered(engine: Engine) -> None:
+    engine.delivery.errors.append(TransientError("create: HTTP 503", 503))
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+    item.first_attempt_at = datetime.now(UTC)
+    item.first_attempt_monotonic = time.monotonic() - 61  # retry_max_seconds is 60
+
+    assert await engine.handler.handle(item) is None
+
+    headers = headers_of(engine)
+    assert headers["x-error-stage"] == "deliver"
+    assert headers["x-error-status"] == "503"
+    assert headers["x-error-reason"] == "gave up after 1 attempts: create: HTTP 503"
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_a_permanent_failure_is_dead_lettered_at_once(engine: Engine) -> None:
+    engine.delivery.errors.append(PermanentError("create_ticket: HTTP 422", 422))
+    item = work_item(engine.tracker, 3, identify_plan("a@example.com", "A"))
+
+    assert await engine.handler.handle(item) is None
+
+    (letter,) = engine.producer.produced
+    assert (letter.topic, letter.key, letter.value) == (DLQ, item.record.key, item.record.value)
+    headers = headers_of(engine)
+    assert (headers["x-error-status"], headers["x-original-offset"]) == ("422", "3")
+    assert headers["trace"] == "t1"
+    assert committable(engine.tracker) == {(TOPIC, 0): 4}
+
+
+async def test_a_rejection_is_dead_lettered_with_its_stage_and_no_call(engine: Engine) -> None:
+    item = work_item(engine.tracker, 0, Rejection("Event value is empty", "decode"))
+
+    assert await engine.handler.handle(item) is None
+
+    assert engine.delivery.delivered == []
+    headers = headers_of(engine)
+    assert (headers["x-error-stage"], headers["x-error-reason"]) == ("decode", item.work.reason)
+    assert "x-error-status" not in headers
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_a_dead_letter_the_broker_refused_is_not_done_and_is_retried(
+    engine: Engine,
+) -> None:
+    engine.producer.fail_with = "Broker: Not enough in-sync replicas"
+    item = work_item(engine.tracker, 0, Rejection("Event value is empty", "decode"))
+
+    delay = await engine.handler.handle(item)
+
+    assert delay is not None
+    assert committable(engine.tracker) == {}  # never committed past an unacknowledged letter
+    engine.producer.fail_with = None
+    assert await engine.handler.handle(item) is None
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+    assert len(engine.producer.produced) == 2
+
+
+async def test_a_refused_token_halts_dead_letters_nothing_and_resumes(engine: Engine) -> None:
+    engine.delivery.errors.append(DestinationDown("create: HTTP 401", 401))
+    engine.probe_answers.append(DestinationDown("search: HTTP 401", 401))
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+
+    assert await engine.handler.handle(item) == 0.0
+
+    assert engine.gate.halted
+    assert counted("trengo_processor_destination_up") == 0
+    assert item.attempts == 0  # not the event's fault
+    assert engine.producer.produced == []
+    assert committable(engine.tracker) == {}
+    async with asyncio.timeout(2):
+        assert await engine.handler.handle(item) is None  # waits for the probe to succeed
+    assert not engine.gate.halted
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_work_of_a_partition_revoked_while_halted_is_dropped(engine: Engine) -> None:
+    engine.gate.halt("search: HTTP 401")
+    engine.probe_answers.extend([DestinationDown("401", 401)] * 3)
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+    handling = asyncio.create_task(engine.handler.handle(item))
+    await asyncio.sleep(0.005)
+
+    engine.tracker.begin_revoke([(TOPIC, 0)])
+
+    async with asyncio.timeout(2):
+        assert await handling is None
+    assert engine.delivery.delivered == []
+
+
+async def test_coalesced_identifies_are_done_or_dead_lettered_together(engine: Engine) -> None:
+    engine.delivery.errors.append(PermanentError("update: HTTP 422", 422))
+    older = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+    newer = work_item(engine.tracker, 1, identify_plan("a@example.com", "B"))
+    newer.merged = [older]
+
+    assert await engine.handler.handle(newer) is None
+
+    offsets = [dict(p.headers)["x-original-offset"] for p in engine.producer.produced]
+    assert offsets == [b"0", b"1"]
+    assert committable(engine.tracker) == {(TOPIC, 0): 2}

@@ -1,0 +1,58 @@
+"""Intake: prepared records are queued behind their key; configured skips are done at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from processor import metrics
+from processor.engine.handler import KafkaRecord, WorkItem
+from processor.engine.intake import Intake, Prepared
+from processor.engine.offsets import OffsetTracker
+from processor.pipeline.plan import Rejection
+from tests.unit.engine.fakes import TOPIC, identify_plan
+
+
+@dataclass
+class RecordingScheduler:
+    submitted: list[tuple[str, WorkItem]] = field(default_factory=list)
+
+    def submit(self, key: str, item: WorkItem) -> None:
+        self.submitted.append((key, item))
+
+
+def prepare(record: KafkaRecord) -> Prepared:
+    """Offsets 1 and 3 are ignored page events; the others identify user-<offset % 2>."""
+    if record.offset in (1, 3):
+        skip = Rejection("Event type page is ignored", "validate", skipped=True)
+        return Prepared("user-1", "page", skip, {"offset": record.offset})
+    plan = identify_plan(f"u{record.offset}@example.com", "U")
+    return Prepared(f"user-{record.offset % 2}", "identify", plan, {"offset": record.offset})
+
+
+def test_records_are_queued_by_key_and_skipped_ones_are_done_at_once() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([(TOPIC, 0)])
+    scheduler = RecordingScheduler()
+    intake = Intake(prepare, scheduler, tracker)  # type: ignore[arg-type]
+    batch = []
+    for offset in range(5):
+        record = KafkaRecord(TOPIC, 0, offset, b"k", b"{}", (), None)
+        ticket = tracker.register(TOPIC, 0, offset)
+        assert ticket is not None
+        batch.append((record, ticket))
+    labels = {"outcome": "skipped", "type": "page"}
+    before = metrics.REGISTRY.get_sample_value("trengo_processor_events_total", labels) or 0
+
+    intake.accept(batch)
+
+    assert [(key, item.record.offset) for key, item in scheduler.submitted] == [
+        ("user-0", 0),
+        ("user-0", 2),
+        ("user-0", 4),
+    ]
+    after = metrics.REGISTRY.get_sample_value("trengo_processor_events_total", labels)
+    assert after == before + 2
+    assert tracker.pending_counts() == {(TOPIC, 0): 5}  # 0 is not done, so 1 and 3 wait
+    for _key, item in scheduler.submitted:
+        tracker.mark_done(item.ticket)
+    assert tracker.commit_positions() == {(TOPIC, 0): 5}
