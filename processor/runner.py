@@ -200,7 +200,8 @@ class Processor:
         logger.info("shutting down")
         parts.scheduler.stop_starting()
         parts.poll.stopping.set()
-        timeout = self.settings.delivery.shutdown_timeout_seconds
+        # While halted, in-flight events only wait at the gate: nothing to finish, don't wait.
+        timeout = 0.0 if parts.gate.halted else self.settings.delivery.shutdown_timeout_seconds
         if not await parts.scheduler.wait_idle(lambda _item: True, timeout):
             logger.warning(
                 "abandoning %d in-flight events (redelivered later)", parts.scheduler.active_count

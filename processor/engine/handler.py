@@ -13,6 +13,7 @@ A dead-lettered event is done only once the broker acknowledged the dead-letter 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +47,15 @@ class KafkaRecord:
     timestamp_ms: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an event is dead-lettered: the stage that gave up, the reason, Trengo's status."""
+
+    stage: Stage
+    reason: str
+    status: int | None
+
+
 @dataclass(slots=True)
 class WorkItem:
     """One event on its way: the record, its offset ticket, and the plan or the rejection."""
@@ -59,6 +69,8 @@ class WorkItem:
     first_attempt_at: datetime | None = None
     first_attempt_monotonic: float | None = None
     merged: list[WorkItem] = field(default_factory=list)
+    failure: Failure | None = None
+    dead_letter_acknowledged: bool = False
 
     def all_items(self) -> list[WorkItem]:
         """This item and the earlier items merged into it (coalesced identifies)."""
@@ -89,9 +101,20 @@ class EventHandler:
         """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
         if not await self._may_start(item):
             return None  # partition revoked (maybe while halted): the new owner processes it
-        self._count_attempt(item)
+        if item.failure is None:
+            self._count_attempt(item)
+            outcome = await self._attempt(item)
+            if not isinstance(outcome, Failure):
+                return outcome
+            # Once decided, a failure is only ever dead-lettered: a refused dead-letter
+            # produce retries the produce, never the Trengo call.
+            item.failure = outcome
+        return await self._dead_letter(item, item.failure)
+
+    async def _attempt(self, item: WorkItem) -> float | Failure | None:
+        """None: delivered; seconds: try again after them; Failure: dead-letter the event."""
         if isinstance(item.work, Rejection):
-            return await self._dead_letter(item, item.work.stage, item.work.reason, None)
+            return Failure(item.work.stage, item.work.reason, None)
         try:
             await self._deliver(item.work)
         except DestinationDown as down:
@@ -99,9 +122,9 @@ class EventHandler:
             self._gate.halt(down.reason)
             return 0.0
         except TransientError as error:
-            return await self._retry_or_give_up(item, error)
+            return self._retry_or_give_up(item, error)
         except PermanentError as error:
-            return await self._dead_letter(item, "deliver", error.reason, error.status)
+            return Failure("deliver", error.reason, error.status)
         self._finish(item, "delivered")
         return None
 
@@ -118,11 +141,11 @@ class EventHandler:
             item.first_attempt_at = datetime.now(UTC)
             item.first_attempt_monotonic = time.monotonic()
 
-    async def _retry_or_give_up(self, item: WorkItem, error: TransientError) -> float | None:
+    def _retry_or_give_up(self, item: WorkItem, error: TransientError) -> float | Failure:
         started = item.first_attempt_monotonic or time.monotonic()
         if time.monotonic() - started >= self._retry_max_seconds:
             reason = f"gave up after {item.attempts} attempts: {error.reason}"
-            return await self._dead_letter(item, "deliver", reason, error.status)
+            return Failure("deliver", reason, error.status)
         metrics.RETRIES.labels(reason=_retry_reason(error)).inc()
         delay = self._backoff.delay(item.attempts, error.retry_after)
         logger.warning(
@@ -133,19 +156,31 @@ class EventHandler:
         )
         return delay
 
-    async def _dead_letter(
-        self, item: WorkItem, stage: Stage, reason: str, status: int | None
-    ) -> float | None:
+    async def _dead_letter(self, item: WorkItem, failure: Failure) -> float | None:
+        # Merged identifies are dead-lettered together; on a retry only the unacknowledged ones
+        # are sent again, so none appears twice in the dead-letter topic.
+        pending = [event for event in item.all_items() if not event.dead_letter_acknowledged]
+        results = await asyncio.gather(
+            *(self._dead_letters.send(_letter(event, item, failure)) for event in pending),
+            return_exceptions=True,
+        )
+        failures = []
+        for event, result in zip(pending, results, strict=True):
+            if isinstance(result, DeadLetterError):
+                failures.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                event.dead_letter_acknowledged = True
+        if failures:
+            metrics.RETRIES.labels(reason="dead_letter_produce").inc()
+            logger.error("dead-letter produce failed, will retry: %s", failures[0])
+            return self._backoff.delay(item.attempts)
+        metrics.DEAD_LETTERS.labels(stage=failure.stage).inc(len(item.all_items()))
         for event in item.all_items():
-            try:
-                await self._dead_letters.send(_letter(event, item, stage, reason, status))
-            except DeadLetterError as error:
-                metrics.RETRIES.labels(reason="dead_letter_produce").inc()
-                logger.error("dead-letter produce failed, will retry: %s", error)
-                return self._backoff.delay(item.attempts)
-        metrics.DEAD_LETTERS.labels(stage=stage).inc(len(item.all_items()))
-        for event in item.all_items():
-            log_outcome(logger, "dead_lettered", f"{stage}: {reason}", event.log_fields)
+            log_outcome(
+                logger, "dead_lettered", f"{failure.stage}: {failure.reason}", event.log_fields
+            )
         self._finish(item, "dead_lettered")
         return None
 
@@ -161,9 +196,7 @@ class EventHandler:
                 logger.debug("event delivered", extra={**event.log_fields, "outcome": outcome})
 
 
-def _letter(
-    event: WorkItem, head: WorkItem, stage: Stage, reason: str, status: int | None
-) -> DeadLetter:
+def _letter(event: WorkItem, head: WorkItem, failure: Failure) -> DeadLetter:
     record = event.record
     return DeadLetter(
         key=record.key,
@@ -172,9 +205,9 @@ def _letter(
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        stage=stage,
-        reason=reason,
-        status=status,
+        stage=failure.stage,
+        reason=failure.reason,
+        status=failure.status,
         attempts=max(head.attempts, 1),
         first_attempt_at=head.first_attempt_at or datetime.now(UTC),
     )

@@ -44,6 +44,7 @@ class Produced:
 @dataclass
 class FakeProducer:
     fail_with: str | None = None
+    failures_left: int = 0  # the next N delivery reports fail, whatever fail_with says
     produced: list[Produced] = field(default_factory=list)
     _reports: list[Callable[[Any, Any], None]] = field(default_factory=list)
 
@@ -62,7 +63,11 @@ class FakeProducer:
     def poll(self, _timeout: float = 0) -> int:
         reports, self._reports = self._reports, []
         for report in reports:
-            report(self.fail_with, None)
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                report("Broker: Request timed out", None)
+            else:
+                report(self.fail_with, None)
         return len(reports)
 
     def flush(self, _timeout: float = 0) -> int:

@@ -214,3 +214,21 @@ async def test_coalesced_identifies_are_done_or_dead_lettered_together(engine: E
     offsets = [dict(p.headers)["x-original-offset"] for p in engine.producer.produced]
     assert offsets == [b"0", b"1"]
     assert committable(engine.tracker) == {(TOPIC, 0): 2}
+
+
+async def test_a_retried_coalesced_dead_letter_resends_only_the_unacknowledged(
+    engine: Engine,
+) -> None:
+    engine.delivery.errors.append(PermanentError("update: HTTP 422", 422))
+    engine.producer.failures_left = 1  # the older event's dead letter is refused once
+    older = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+    newer = work_item(engine.tracker, 1, identify_plan("a@example.com", "B"))
+    newer.merged = [older]
+
+    assert await engine.handler.handle(newer) is not None
+    assert committable(engine.tracker) == {}
+    assert await engine.handler.handle(newer) is None
+
+    offsets = [dict(p.headers)["x-original-offset"] for p in engine.producer.produced]
+    assert offsets == [b"0", b"1", b"0"]  # the acknowledged one is not sent twice
+    assert committable(engine.tracker) == {(TOPIC, 0): 2}
