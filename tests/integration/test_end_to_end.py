@@ -26,7 +26,9 @@ from tests.processor_support import (
     PHONE_CHANNEL,
     ProcessorProcess,
     processor_config,
+    wait_until,
 )
+from tests.promtool import run_promtool
 
 pytestmark = pytest.mark.integration
 
@@ -108,10 +110,12 @@ def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
     end_offsets = {p: max(r.offset for r in produced if r.partition == p) + 1 for p in (0, 1)}
     end_offsets = {p: o for p, o in end_offsets.items() if o > 0}
 
+    started_at = time.time()
     with ProcessorProcess(config, tmp_path) as processor:
         wait_for_committed_offsets(
             kafka.bootstrap_servers, group_id, topic, end_offsets, timeout=60
         )
+        _assert_progress_metrics(processor, started_at)
         assert processor.stop() == 0, processor.log()
 
     alice = contact_id_of(sandbox, "alice@example.com")
@@ -162,6 +166,24 @@ def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
     )
     _assert_points_back_to_original(by_stage["decode"], produced, topic)
     _assert_points_back_to_original(by_stage["deliver"], produced, topic)
+
+
+def _assert_progress_metrics(processor: ProcessorProcess, started_at: float) -> None:
+    """Lag, last commit and latency as an on-call engineer reads them, from a real scrape."""
+    lag = "trengo_processor_consumer_lag"
+    wait_until(
+        lambda: f'{lag}{{partition="1"}}' in processor.http_get("/metrics")[1],
+        timeout=20,
+        what="consumer lag to be reported (refreshed every 10 s)",
+    )
+    assert processor.metric(lag) == 0
+    assert processor.metric("trengo_processor_last_commit_timestamp_seconds") >= started_at
+    assert processor.metric("trengo_processor_event_delivery_latency_seconds_count") == 5
+    assert processor.metric("trengo_processor_events_total", outcome="dead_lettered") == 3
+    assert processor.metric("trengo_processor_trengo_requests_total") == 6
+    scrape = processor.http_get("/metrics")[1]
+    checked = run_promtool("check", "metrics", stdin=scrape)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def _about(call: tuple[str, str, Any], name: str, contact_id: int) -> bool:
