@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +65,6 @@ EVENTS = [
     track("alice", "alice@example.com", "Stress test4"),
     (b"mallory", POISON, []),
 ]
-
-
-@pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxOptions(requests_per_minute=None)) as running:
-        yield running
 
 
 def contact_id_of(sandbox: RunningSandbox, email: str) -> int:

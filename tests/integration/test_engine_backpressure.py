@@ -9,7 +9,6 @@ drained within the test: what is committed when it stops must all have been deli
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +74,8 @@ def produce_backlog(bootstrap_servers: str, topic: str) -> None:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxOptions(requests_per_minute=None, latency_ms=500)) as running:
-        yield running
+def sandbox_options() -> SandboxOptions:
+    return SandboxOptions(requests_per_minute=None, latency_ms=500)
 
 
 def test_a_200k_backlog_with_a_slow_trengo_keeps_buffers_and_memory_bounded(

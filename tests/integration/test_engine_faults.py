@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RecordedRequest, RunningSandbox, SandboxOptions
+from processor.sandbox.trengo import RecordedRequest, RunningSandbox
 from tests.kafka_support import (
     OutgoingRecord,
     Record,
@@ -39,12 +39,6 @@ from tests.processor_support import (
 pytestmark = pytest.mark.integration
 
 PROBE_TERM = "trengo-processor-probe"  # processor.trengo.delivery.PROBE_TERM
-
-
-@pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxOptions(requests_per_minute=None)) as running:
-        yield running
 
 
 def orders(users: Sequence[str], per_user: int, first: int = 0) -> list[OutgoingRecord]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -45,9 +45,8 @@ BATCH_SIZE = 500  # processor.engine.consumer.BATCH_SIZE: one poll's worth of ev
 
 
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxOptions(requests_per_minute=None, latency_ms=50)) as running:
-        yield running
+def sandbox_options() -> SandboxOptions:
+    return SandboxOptions(requests_per_minute=None, latency_ms=50)
 
 
 def orders_for(users: int, orders_per_user: int) -> list[OutgoingRecord]:

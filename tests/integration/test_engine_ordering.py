@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,10 +33,8 @@ SUBJECT = re.compile(r"Order (user\d+)-(\d+) completed")
 
 
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    options = SandboxOptions(requests_per_minute=None, error_rate=0.3, latency_ms=5, seed=7)
-    with RunningSandbox(options) as running:
-        yield running
+def sandbox_options() -> SandboxOptions:
+    return SandboxOptions(requests_per_minute=None, error_rate=0.3, latency_ms=5, seed=7)
 
 
 def test_each_users_requests_arrive_in_offset_order_while_users_run_concurrently(

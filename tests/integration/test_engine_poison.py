@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from processor.sandbox.trengo import RunningSandbox
 from tests.kafka_support import (
     OutgoingRecord,
     Record,
@@ -116,12 +115,6 @@ EVENTS = [
     poison_record("empty value", "mallory"),
     poison_record("tombstone", "mallory"),
 ]
-
-
-@pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxOptions(requests_per_minute=None)) as running:
-        yield running
 
 
 def test_poison_events_are_dead_lettered_with_their_facts_and_the_rest_is_delivered(

@@ -8,7 +8,6 @@ committed offsets must only ever grow.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -95,9 +94,8 @@ class InflightWatcher:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxOptions(requests_per_minute=None, latency_ms=50)) as running:
-        yield running
+def sandbox_options() -> SandboxOptions:
+    return SandboxOptions(requests_per_minute=None, latency_ms=50)
 
 
 def test_a_processor_joining_and_one_leaving_under_load_lose_nothing(

@@ -7,14 +7,13 @@ order: the dead-letter topic's order is known, and so is what each replay reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from processor.sandbox.trengo import RunningSandbox
 from tests.kafka_support import (
     OutgoingRecord,
     Record,
@@ -62,12 +61,6 @@ EVENTS = [
     keyed(order_record("late3", "late3-1")),
     unmapped_track("Coupon Clicked"),
 ]
-
-
-@pytest.fixture
-def sandbox() -> Iterator[RunningSandbox]:
-    with RunningSandbox(SandboxOptions(requests_per_minute=None)) as running:
-        yield running
 
 
 def replay(processor: ProcessorProcess, *options: str) -> str:
