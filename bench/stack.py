@@ -36,6 +36,8 @@ _LOG_TAIL_CHARS = 4000
 # Enough to keep every request of a benchmark run in the sandbox's recording.
 _MAX_RECORDED_REQUESTS = 5_000_000
 _IDLE_READ_SECONDS = 2.0
+PROCESSOR_PROGRAM = ("-m", "processor", "run")
+BASELINE_PROGRAM = ("-m", "bench.baseline")
 
 
 class StackError(RuntimeError):
@@ -128,10 +130,17 @@ class SandboxProcess:
         """Forget contacts, tickets, recorded requests and rate windows."""
         self._admin_call("POST", "reset").raise_for_status()
 
-    def recorded_requests(self) -> list[dict[str, Any]]:
-        """Every API request since the last reset, oldest first (``index``, ``status``, ``at``,
-        ``method``, ``route``, ...)."""
-        answer = self._admin_call("GET", "requests", params={"since": "0"})
+    @property
+    def pid(self) -> int:
+        """Process id of the running sandbox."""
+        if self._process is None:
+            raise StackError("the sandbox is not running")
+        return self._process.pid
+
+    def recorded_requests(self, since: int = 0) -> list[dict[str, Any]]:
+        """Every API request since the last reset numbered ``since`` or later, oldest first
+        (``index``, ``status``, ``at``, ``method``, ``route``, ...)."""
+        answer = self._admin_call("GET", "requests", params={"since": str(since)})
         answer.raise_for_status()
         requests: list[dict[str, Any]] = answer.json()["requests"]
         return requests
@@ -195,17 +204,33 @@ def dead_letter_topic(topic: str) -> str:
 
 
 class ProcessorFleet:
-    """``replicas`` processors with the same config (one consumer group, one token)."""
+    """``replicas`` processors with the same config (one consumer group, one token).
 
-    def __init__(self, workdir: Path, config: Mapping[str, Any], replicas: int) -> None:
+    ``program`` is what runs with ``--config FILE``: the processor, or ``BASELINE_PROGRAM``.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        config: Mapping[str, Any],
+        replicas: int,
+        *,
+        program: Sequence[str] = PROCESSOR_PROGRAM,
+    ) -> None:
         name = f"{config['kafka']['group_id']}"
         self._config_path = workdir / f"{name}.yaml"
         self._config_path.write_text(yaml.safe_dump(dict(config)), encoding="utf-8")
         self._log_paths = [workdir / f"{name}-{number}.log" for number in range(replicas)]
+        self._command = [sys.executable, *program, "--config", str(self._config_path)]
         self._processes: list[subprocess.Popen[bytes]] = []
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running members."""
+        return [process.pid for process in self._processes]
+
     def __enter__(self) -> Self:
-        command = [sys.executable, "-m", "processor", "run", "--config", str(self._config_path)]
+        command = self._command
         for log_path in self._log_paths:
             with log_path.open("ab") as log:
                 self._processes.append(

@@ -60,7 +60,7 @@ FieldValue = str | int | float
 @dataclass(frozen=True, slots=True)
 class _ResolvedFields:
     identifier: FieldValue | None
-    name: str | None
+    name: str | None  # only identifies use it
     channel_id: str
     contact_id: str | int | None
 
@@ -150,7 +150,7 @@ def _resolve_fields(
     identifier = _email(message) if destination.channelIdentifier == "email" else _phone(message)
     return _ResolvedFields(
         identifier=identifier,
-        name=_contact_name(message),
+        name=_contact_name(message) if isinstance(message, Identify) else None,
         channel_id=destination.channelId if channel_override is None else str(channel_override),
         contact_id=contact_id,
     )

@@ -6,11 +6,19 @@ hundred calls in flight, see reference/http-client.md), feeds the response's rat
 back to the limiter, is counted in ``trengo_requests_total{operation,status}`` and timed in
 ``trengo_request_duration_seconds{operation}``. A failure is raised as the ``TrengoError``
 subclass ``errors.classify`` picks; timeouts and connection errors are ``TransientError``.
+
+Requests are built whole (shared headers, parsed URLs reused) and handed to
+``AsyncClient.send``, and the client keeps no cookies: ``AsyncClient.request`` merges URL,
+headers and cookies for every call and the cookie jar parses every response, which together
+cost about a third of a call's CPU (``make bench``, throughput) and an API client with a bearer
+token needs neither. Unit tests pass an ``httpx.MockTransport``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import http.cookiejar
 import time
 from types import TracebackType
 from typing import TypeAlias
@@ -18,6 +26,7 @@ from typing import TypeAlias
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from prometheus_client import Counter, Histogram
 
 from processor.metrics import TRENGO_REQUEST_DURATION, TRENGO_REQUESTS
 from processor.pipeline.plan import CreateContact, CreateTicket, UpdateContact
@@ -30,6 +39,7 @@ JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | 
 JsonObject: TypeAlias = dict[str, JsonValue]
 
 _NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
+USER_AGENT = "trengo-processor"
 
 
 class TrengoClient:
@@ -58,14 +68,18 @@ class TrengoClient:
         )
         self._http = httpx.AsyncClient(
             transport=transport or _aiohttp_transport(max_connections),
-            headers={
+            cookies=_NoCookies(),
+            follow_redirects=False,
+        )
+        self._headers = httpx.Headers(
+            {
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "Content-Type": "application/json",
-            },
-            timeout=httpx.Timeout(timeout_seconds),
-            follow_redirects=False,
+                "User-Agent": USER_AGENT,
+            }
         )
+        self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
     def __repr__(self) -> str:
         return f"TrengoClient(base_url={self._base_url!r})"
@@ -89,14 +103,14 @@ class TrengoClient:
         sent_at = self._clock()
         self._calls_made += 1
         try:
-            response = await self._http.request(
-                request.method, requests.url(self._base_url, request), json=request.json
-            )
+            response = await self._exchange(request)
         except _NO_ANSWER_ERRORS as error:
             self._measure(request.operation, "error", sent_at)
             raise transport_failure(request.operation, error, redact=self._token) from None
         self._measure(request.operation, str(response.status_code), sent_at)
         self.rate_limiter.observe(response.headers, response.status_code, sent_at=sent_at)
+        if response.is_success:
+            return _json_body(response)
         failure = classify(
             response.status_code,
             response.text,
@@ -105,9 +119,8 @@ class TrengoClient:
             redact=self._token,
             wall_clock=self._wall_clock,
         )
-        if failure is not None:
-            raise failure
-        return _json_body(response)
+        assert failure is not None  # classify returns None only for a 2xx
+        raise failure
 
     async def search_contacts(self, term: str) -> list[JsonObject]:
         """Contacts Trengo's fuzzy search finds for ``term`` (page 1; filter them yourself)."""
@@ -148,11 +161,45 @@ class TrengoClient:
     ) -> None:
         await self.aclose()
 
-    def _measure(self, operation: str, status: str, sent_at: float) -> None:
-        TRENGO_REQUESTS.labels(operation=operation, status=status).inc()
-        TRENGO_REQUEST_DURATION.labels(operation=operation).observe(
-            max(0.0, self._clock() - sent_at)
+    async def _exchange(self, request: TrengoRequest) -> httpx.Response:
+        """Send one request and read the whole answer."""
+        http_request = httpx.Request(
+            request.method,
+            _parsed_url(requests.url(self._base_url, request)),
+            headers=self._headers,
+            json=request.json,
+            extensions=self._extensions,
         )
+        return await self._http.send(http_request)
+
+    def _measure(self, operation: str, status: str, sent_at: float) -> None:
+        _requests_counter(operation, status).inc()
+        _duration_histogram(operation).observe(max(0.0, self._clock() - sent_at))
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A jar that keeps nothing: Trengo authenticates with the bearer token, not a session."""
+
+    def extract_cookies(self, response: object, request: object) -> None:
+        return None
+
+
+# Most calls go to a few URLs (``/tickets``, a known contact): parsing one costs as much as
+# building the rest of the request. httpx.URL is immutable, so parsed ones can be shared.
+@functools.lru_cache(maxsize=4096)
+def _parsed_url(text: str) -> httpx.URL:
+    return httpx.URL(text)
+
+
+# Labelled metric children, looked up once: ``labels()`` costs more than the update itself.
+@functools.cache
+def _requests_counter(operation: str, status: str) -> Counter:
+    return TRENGO_REQUESTS.labels(operation=operation, status=status)
+
+
+@functools.cache
+def _duration_histogram(operation: str) -> Histogram:
+    return TRENGO_REQUEST_DURATION.labels(operation=operation)
 
 
 def contact_id_of(contact: JsonObject) -> ContactId | None:

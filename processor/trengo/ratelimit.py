@@ -116,20 +116,29 @@ class _TokenBucket:
 
 
 class _SendLog:
-    """When this replica sent its recent calls (ascending), to count them between two moments."""
+    """When this replica sent its recent calls (ascending), to count them between two moments.
+
+    Forgotten calls leave the list in bulk, once they are half of it: dropping the head of a
+    list moves all the rest, which at thousands of calls a second would cost more than the call.
+    """
 
     def __init__(self) -> None:
         self._times: list[float] = []
+        self._forgotten = 0  # the first this many entries are forgotten
 
     def add(self, sent_at: float) -> None:
         self._times.append(sent_at)
 
     def count_after(self, since: float, until: float = float("inf")) -> int:
-        """Calls sent in ``(since, until]``."""
-        return bisect.bisect_right(self._times, until) - bisect.bisect_right(self._times, since)
+        """Calls sent in ``(since, until]`` and not forgotten."""
+        first = max(bisect.bisect_right(self._times, since), self._forgotten)
+        return max(0, bisect.bisect_right(self._times, until) - first)
 
     def forget_before(self, moment: float) -> None:
-        del self._times[: bisect.bisect_left(self._times, moment)]
+        self._forgotten = max(self._forgotten, bisect.bisect_left(self._times, moment))
+        if self._forgotten > len(self._times) // 2:
+            del self._times[: self._forgotten]
+            self._forgotten = 0
 
 
 class RateLimiter:
@@ -158,6 +167,7 @@ class RateLimiter:
         self._window: _Window | None = None
         self._share_prior = 1.0
         self._turn = asyncio.Lock()
+        self._queued = 0  # calls holding or waiting for the turn
 
     @property
     def remaining(self) -> int | None:
@@ -171,13 +181,22 @@ class RateLimiter:
 
     async def acquire(self) -> float:
         """Wait until one more call may be sent, charge it, and return the seconds waited."""
+        if not self._queued:  # nobody ahead: charge at once when nothing holds the call back
+            now = self._clock()
+            if self._delay(now) <= 0:
+                self._charge(now)
+                return 0.0
         started = self._clock()
-        async with self._turn:  # one waiter at a time, first come first served
-            while (delay := self._delay(self._clock())) > 0:
-                if self._window is not None:
-                    self._window.backlogged = True
-                await self._sleep(min(delay, _RECHECK_SECONDS))
-            self._charge(self._clock())
+        self._queued += 1
+        try:
+            async with self._turn:  # one waiter at a time, first come first served
+                while (delay := self._delay(self._clock())) > 0:
+                    if self._window is not None:
+                        self._window.backlogged = True
+                    await self._sleep(min(delay, _RECHECK_SECONDS))
+                self._charge(self._clock())
+        finally:
+            self._queued -= 1
         waited = self._clock() - started
         if waited > 0:
             THROTTLED_SECONDS.inc(waited)

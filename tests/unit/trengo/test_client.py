@@ -46,10 +46,29 @@ def test_sends_auth_and_json_headers_and_an_encoded_url() -> None:
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["Accept"] == "application/json"
     assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == "trengo-processor"
+    assert request.extensions["timeout"] == {"connect": 5, "read": 5, "write": 5, "pool": 5}
     assert str(request.url) == (
         "https://trengo.test/api/v2/contacts?page=1&term=jane%2Bnews@example.com"
     )
     assert request.url.params["term"] == "jane+news@example.com"
+
+
+def test_keeps_no_cookies_between_calls() -> None:
+    cookies_sent: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        cookies_sent.append(request.headers.get("Cookie"))
+        return httpx.Response(200, json={"data": []}, headers={"Set-Cookie": "session=abc; Path=/"})
+
+    async def two_searches() -> int:
+        async with make_client(handler) as client:
+            await client.send(search_contacts("a@example.com"))
+            await client.send(search_contacts("b@example.com"))
+            return len(client._http.cookies.jar)
+
+    assert run_simulated(two_searches()) == 0  # nothing stored: responses are not parsed for it
+    assert cookies_sent == [None, None]
 
 
 def test_write_calls_send_their_json_bodies() -> None:

@@ -22,7 +22,7 @@ from processor.pipeline.plan import (
     TicketPlan,
     UpdateContact,
 )
-from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.delivery import DeliveryResult, PlanExecutor, _KeyedLocks
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError
 from tests.unit.trengo.fake_trengo import FakeTrengo, error, make_client
 from tests.unit.trengo.simulated_time import run_simulated
@@ -241,6 +241,29 @@ def test_concurrent_identifies_of_one_new_contact_create_it_once() -> None:
     assert [result.action for result in results] == ["created", "unchanged", "unchanged"]
     assert len(trengo.contacts) == 1
     assert trengo.paths() == ["GET /contacts", f"POST /channels/{CHANNEL}/contacts"]
+
+
+def test_a_key_lock_serialises_its_holders_and_is_forgotten_when_nobody_waits() -> None:
+    locks = _KeyedLocks()
+    entries: list[str] = []
+
+    async def hold(name: str) -> None:
+        async with locks.hold((CHANNEL, EMAIL)):
+            entries.append(f"{name} in")
+            await asyncio.sleep(1)
+            entries.append(f"{name} out")
+
+    async def main() -> dict[Any, Any]:
+        first = asyncio.create_task(hold("first"))
+        cancelled = asyncio.create_task(hold("cancelled"))
+        second = asyncio.create_task(hold("second"))
+        await asyncio.sleep(0.5)
+        cancelled.cancel()  # while it waits for the lock
+        await asyncio.gather(first, cancelled, second, return_exceptions=True)
+        return dict(locks._locks)
+
+    assert run_simulated(main()) == {}
+    assert entries == ["first in", "first out", "second in", "second out"]
 
 
 # Track

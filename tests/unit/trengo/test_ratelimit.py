@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from processor.metrics import RATE_LIMIT_REMAINING, THROTTLED_SECONDS
-from processor.trengo.ratelimit import RateLimiter, Sleep
+from processor.trengo.ratelimit import RateLimiter, Sleep, _SendLog
 from tests.unit.trengo.simulated_time import run_simulated
 
 UNIX_OFFSET = 1_700_000_000.0
@@ -63,6 +63,26 @@ def test_acquire_reports_and_counts_the_seconds_waited() -> None:
     before = THROTTLED_SECONDS._value.get()
     assert run_simulated(main()) == [0, 1, 1]
     assert THROTTLED_SECONDS._value.get() - before == pytest.approx(2)
+
+
+def test_concurrent_calls_are_let_through_first_come_first_served() -> None:
+    async def main() -> list[tuple[str, float]]:
+        loop = asyncio.get_running_loop()
+        rate_limiter = limiter(60, burst=1)
+        order: list[tuple[str, float]] = []
+
+        async def call(name: str, after: float) -> None:
+            await asyncio.sleep(after)
+            await rate_limiter.acquire()
+            order.append((name, round(loop.time() - start, 6)))
+
+        start = loop.time()
+        # "c" arrives when "b" is waiting for the bucket and a token has just come back:
+        # it still goes after "b".
+        await asyncio.gather(call("a", 0), call("b", 0.1), call("c", 1.0))
+        return order
+
+    assert run_simulated(main()) == [("a", 0), ("b", 1), ("c", 2)]
 
 
 def test_responses_without_rate_limit_headers_change_nothing() -> None:
@@ -298,3 +318,17 @@ def test_late_wake_ups_of_a_busy_event_loop_are_made_up() -> None:
     server = run_simulated(main())
     assert len(server.accepted_at) >= 0.99 * 6000 * minutes
     assert server.refused <= 0.005 * (len(server.accepted_at) + server.refused)
+
+
+def test_the_send_log_counts_only_calls_not_forgotten_before_and_after_dropping_them() -> None:
+    log = _SendLog()
+    for sent_at in range(10):
+        log.add(float(sent_at))
+    log.forget_before(3.0)  # 3 of 10: kept in the list, but no longer counted
+    assert log.count_after(-1.0) == 7
+    assert log.count_after(4.0, 6.0) == 2
+    assert log.count_after(-1.0, 2.0) == 0
+    log.forget_before(8.0)  # 8 of 10: dropped from the list in bulk
+    assert log.count_after(-1.0) == 2
+    log.add(10.0)
+    assert log.count_after(8.5) == 2
