@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -72,17 +77,70 @@ class TrengoConfig(_Section):
         return value.rstrip("/")
 
 
+def _not_blank(value: str) -> str:
+    """Text with its surrounding spaces removed, refused when nothing is left."""
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be empty")
+    return stripped
+
+
+def _not_boolean(value: object) -> object:
+    """Refuse YAML's ``true``/``yes`` where an id is expected (pydantic would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer, not a boolean")
+    return value
+
+
+NonBlankText = Annotated[
+    str, AfterValidator(_not_blank), WithJsonSchema({"type": "string", "pattern": r"\S"})
+]
+TrengoFieldId = Annotated[int, Field(ge=1), BeforeValidator(_not_boolean)]
+# The one rule between keys that the JSON Schemas can say too.
+_PROFILE_KEY_REQUIRED: dict[str, JsonValue] = {
+    "if": {"properties": {"enableProfiles": {"const": True}}, "required": ["enableProfiles"]},
+    "then": {
+        "properties": {"profileKeyFieldId": {"type": "integer"}},
+        "required": ["profileKeyFieldId"],
+    },
+}
+
+
 class TemplateMapping(_Section):
-    """One ``eventTemplateMap`` entry: event name -> ticket subject template."""
+    """One ``eventTemplateMap`` entry: event name -> ticket subject, first message and labels."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     from_: str = Field(alias="from")
     to: str | None = None
+    # Opt-in follow-ups of the ticket: label names (matched case-insensitively in Trengo) and a
+    # message template rendered like the subject.
+    labels: tuple[NonBlankText, ...] = ()
+    message: str | None = None
+    # "note" is seen by agents only; "message" reaches the customer, irrevocably.
+    messageType: Literal["note", "message"] = "note"  # noqa: N815 - RudderStack-style key
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        """A label named twice (in any letter case) is attached once, as first spelled."""
+        first_by_folded: dict[str, str] = {}
+        for label in labels:
+            first_by_folded.setdefault(label.casefold(), label)
+        return tuple(first_by_folded.values())
+
+
+class CustomFieldMapping(_Section):
+    """One ``customFieldMap`` entry: an identify trait -> a Trengo contact custom field."""
+
+    trait: NonBlankText
+    fieldId: TrengoFieldId  # noqa: N815 - RudderStack-style key
 
 
 class DestinationConfig(_Section):
     """RudderStack's Trengo destination config, same keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_PROFILE_KEY_REQUIRED)
 
     apiToken: SecretStr | None = None  # noqa: N815 - RudderStack's key
     channelId: str  # noqa: N815
@@ -90,6 +148,12 @@ class DestinationConfig(_Section):
     # Deliberate fix: RudderStack treats a missing key as off although its UI defaults to on.
     enableDedup: bool = True  # noqa: N815
     eventTemplateMap: tuple[TemplateMapping, ...] = ()  # noqa: N815
+    # Opt-in: identify traits copied into contact custom fields.
+    customFieldMap: tuple[CustomFieldMapping, ...] = ()  # noqa: N815
+    # Opt-in: a group attaches the user's contact to the Trengo Profile whose custom field
+    # profileKeyFieldId holds the groupId. enableProfiles comes first: the key's check reads it.
+    enableProfiles: bool = False  # noqa: N815
+    profileKeyFieldId: TrengoFieldId | None = Field(default=None, validate_default=True)  # noqa: N815
 
     @field_validator("channelId", mode="before")
     @classmethod
@@ -98,6 +162,31 @@ class DestinationConfig(_Section):
             value = str(value)
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("customFieldMap")
+    @classmethod
+    def _one_trait_per_field(
+        cls, mappings: tuple[CustomFieldMapping, ...]
+    ) -> tuple[CustomFieldMapping, ...]:
+        # Two traits writing one field would overwrite each other on every identify.
+        first_entry: dict[int, int] = {}
+        for index, mapping in enumerate(mappings):
+            earlier = first_entry.setdefault(mapping.fieldId, index)
+            if earlier != index:
+                raise ValueError(
+                    f"fieldId {mapping.fieldId} is mapped twice (entries {earlier} and {index})"
+                )
+        return mappings
+
+    @field_validator("profileKeyFieldId")
+    @classmethod
+    def _profile_key_when_enabled(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None and info.data.get("enableProfiles"):
+            raise ValueError(
+                "required when enableProfiles is true (the id of the Trengo profile custom "
+                "field holding the groupId)"
+            )
         return value
 
     def template_for(self, event: str) -> TemplateMapping | None:
@@ -243,9 +332,15 @@ def _token_from_file(document: dict[str, Any]) -> str | None:
 def _describe(error: ValidationError) -> str:
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"])
+        key = _dotted_key(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         problems.append(f"{key}: {message}" if key else message)
     return "; ".join(problems)
+
+
+def _dotted_key(location: tuple[int | str, ...]) -> str:
+    """A value's place as an operator writes it: ``destination.customFieldMap[0].fieldId``."""
+    parts = (f"[{part}]" if isinstance(part, int) else f".{part}" for part in location)
+    return "".join(parts).removeprefix(".")

@@ -1,8 +1,9 @@
 """``trengo-processor render``: what one event would do, without touching the network.
 
 Prints the outcome of decode → validate → map, then the exact requests the delivery stage
-would send (method, full URL, JSON body) and when each one is sent. Contact ids that only a
-search or a create would reveal are shown as ``{contact_id}``. The API token never appears.
+would send (method, full URL, JSON body) and when each one is sent. Ids that only a search or
+a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}`` and
+``{label_id of 'name'}``. The API token never appears.
 """
 
 from __future__ import annotations
@@ -15,20 +16,25 @@ from processor.config import Settings
 from processor.pipeline.decode import decode
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
+    ContactRef,
+    GroupPlan,
     IdentifyPlan,
     KnownContact,
     Plan,
     Rejection,
-    ResolveContact,
     TicketPlan,
 )
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo import requests
 from processor.trengo.delivery import EMAIL_FIND_OR_CREATE
-from processor.trengo.requests import TrengoRequest
+from processor.trengo.labels import REFRESH_INTERVAL_SECONDS
+from processor.trengo.requests import ContactId, TrengoRequest
 
 UNKNOWN_ID = "{contact_id}"
+UNKNOWN_TICKET_ID = "{ticket_id}"
+UNKNOWN_PROFILE_ID = "{profile_id}"
+_PLACEHOLDERS = (UNKNOWN_ID, UNKNOWN_TICKET_ID, UNKNOWN_PROFILE_ID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +50,11 @@ def render_event(value: bytes, settings: Settings) -> str:
     document = decode(value)
     if isinstance(document, Rejection):
         return _rejected(document, settings)
-    message = validate(document, settings.pipeline.ignore_types)
+    message = validate(
+        document,
+        settings.pipeline.ignore_types,
+        accept_groups=settings.destination.enableProfiles,
+    )
     if isinstance(message, Rejection):
         return _rejected(message, settings)
     plan = plan_event(message, settings.destination, SubjectTemplates(settings.destination))
@@ -66,35 +76,107 @@ def render_event(value: bytes, settings: Settings) -> str:
 def plan_steps(plan: Plan) -> list[Step]:
     """The requests a plan may cause, in order, each with its condition."""
     if isinstance(plan, TicketPlan):
-        return [*_lookup_steps(plan.contact), _ticket_step(plan)]
-    return _identify_steps(plan)
+        return _ticket_steps(plan)
+    if isinstance(plan, GroupPlan):
+        return _group_steps(plan)
+    return [*_identify_steps(plan), *_custom_field_steps(plan)]
 
 
-def _lookup_steps(contact: ResolveContact | KnownContact) -> list[Step]:
+def _lookup_steps(contact: ContactRef, if_none: str = "") -> list[Step]:
     if isinstance(contact, KnownContact):
         return []
     return [
         Step(
-            f"the contact id is not cached; only exact {contact.channel_identifier} matches count",
+            f"the contact id is not cached; only exact {contact.channel_identifier} matches "
+            f"count{if_none}",
             requests.search_contacts(contact.identifier),
         )
     ]
 
 
-def _ticket_step(plan: TicketPlan) -> Step:
-    contact_id = plan.contact.contact_id if isinstance(plan.contact, KnownContact) else UNKNOWN_ID
-    return Step(
-        "always (no contact found → dead letter)", requests.create_ticket(contact_id, plan.ticket)
+def _contact_id(contact: ContactRef | None) -> ContactId:
+    return contact.contact_id if isinstance(contact, KnownContact) else UNKNOWN_ID
+
+
+def _ticket_steps(plan: TicketPlan) -> list[Step]:
+    label_lookup = Step(
+        "first label lookup of this process, or a label is missing from a list read more "
+        f"than {REFRESH_INTERVAL_SECONDS:.0f} s ago; every page; a label still missing → "
+        "dead letter, no ticket",
+        requests.list_labels(1),
     )
+    follow_ups = _follow_up_steps(plan)
+    resumable = bool(follow_ups) and plan.event_key is not None
+    ticket = Step(
+        "always (no contact found → dead letter)"
+        + ("; a retry of this event after it opened opens no other" if resumable else ""),
+        requests.create_ticket(_contact_id(plan.contact), plan.ticket),
+    )
+    return [
+        *([label_lookup] if plan.labels else []),
+        *_lookup_steps(plan.contact),
+        ticket,
+        *follow_ups,
+    ]
+
+
+def _follow_up_steps(plan: TicketPlan) -> list[Step]:
+    steps: list[Step] = []
+    if plan.message is not None:
+        audience = "an internal note" if plan.message.internal_note else "the customer gets it"
+        steps.append(
+            Step(
+                f"after the ticket opened ({audience})",
+                requests.post_message(UNKNOWN_TICKET_ID, plan.message),
+            )
+        )
+    for name in dict.fromkeys(plan.labels):
+        label_id = f"{{label_id of '{name}'}}"
+        steps.append(
+            Step(
+                f"after the ticket opened (label '{name}')",
+                requests.attach_label(UNKNOWN_TICKET_ID, label_id),
+            )
+        )
+    return steps
+
+
+def _group_steps(plan: GroupPlan) -> list[Step]:
+    profile = plan.profile
+    return [
+        *_lookup_steps(plan.contact, "; none → dead letter (a group never creates a contact)"),
+        Step(
+            f"the profile id of group {profile.key} is not cached; every page; only profiles "
+            f"whose custom field {profile.key_field_id} is exactly {profile.key!r} count; "
+            "several → dead letter",
+            requests.search_profiles(profile.key),
+        ),
+        Step(
+            "the search found no such profile, and no earlier attempt created it",
+            requests.create_profile(profile.name),
+        ),
+        Step(
+            "the profile was just created (a retry keys the profile it created)",
+            requests.set_profile_custom_field(
+                UNKNOWN_PROFILE_ID, profile.key_field_id, profile.key
+            ),
+        ),
+        Step(
+            "the name differs from the one Trengo has (or was last sent)",
+            requests.rename_profile(UNKNOWN_PROFILE_ID, profile.name),
+        ),
+        Step(
+            "the contact is not attached already (by this process, or listed by the search)",
+            requests.attach_contact_to_profile(UNKNOWN_PROFILE_ID, _contact_id(plan.contact)),
+        ),
+    ]
 
 
 def _identify_steps(plan: IdentifyPlan) -> list[Step]:
     contact = plan.contact
     update = Step(
         "the name differs from the one Trengo has (or was last sent)",
-        requests.update_contact(
-            contact.contact_id if isinstance(contact, KnownContact) else UNKNOWN_ID, plan.update
-        ),
+        requests.update_contact(_contact_id(contact), plan.update),
     )
     if isinstance(contact, KnownContact) or plan.create is None:
         return [update]
@@ -113,8 +195,22 @@ def _identify_steps(plan: IdentifyPlan) -> list[Step]:
     ]
 
 
+def _custom_field_steps(plan: IdentifyPlan) -> list[Step]:
+    contact_id = _contact_id(plan.contact)
+    return [
+        Step(
+            "the value differs from the last one sent to this contact",
+            requests.set_contact_custom_field(contact_id, field),
+        )
+        for field in plan.custom_fields
+    ]
+
+
 def _shown_url(base_url: str, request: TrengoRequest) -> str:
-    return requests.url(base_url, request).replace(quote(UNKNOWN_ID, safe=""), UNKNOWN_ID)
+    shown = requests.url(base_url, request)
+    for placeholder in _PLACEHOLDERS:
+        shown = shown.replace(quote(placeholder, safe=""), placeholder)
+    return shown
 
 
 def _rejected(rejection: Rejection, settings: Settings) -> str:

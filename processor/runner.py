@@ -65,7 +65,11 @@ class RecordPreparer:
             return Prepared(fallback_key, "unknown", document, self._log_fields(record, {}))
         type_label = _type_label(document.get("type"))
         fields = self._log_fields(record, document)
-        message = validate(document, self.settings.pipeline.ignore_types)
+        message = validate(
+            document,
+            self.settings.pipeline.ignore_types,
+            accept_groups=self.settings.destination.enableProfiles,
+        )
         if isinstance(message, Rejection):
             key = _document_key(record, document) or fallback_key
             return Prepared(key, type_label, message, fields)

@@ -23,6 +23,25 @@ Deliberate differences from RudderStack besides those above: the search term is 
 an identifier or a contact id, are rejected before any call; a track never creates a contact;
 a track without ``properties`` still renders its subject; a missing ``event`` never matches a
 mapping named ``undefined``; an externalId id that is neither text nor an integer is rejected.
+
+Additions RudderStack does not have, each off unless configured (with none configured the
+plans are exactly the ones above):
+
+* Custom fields (``customFieldMap``): an identify also sets, per entry, the contact custom
+  field ``fieldId`` to ``traits.<trait>``, else ``context.traits.<trait>`` — the first that is
+  non-empty text, a number (0 too) or a boolean, written as JavaScript's ``String()`` writes it
+  (true → ``true``, 3.0 → ``3``). An object, a list or no value leaves that field out.
+* Ticket follow-ups (``eventTemplateMap[].message``, ``.messageType``, ``.labels``): a track's
+  ticket gets a first message rendered from ``message`` with the subject's variables, on every
+  channel type (a subject only on email, as in RudderStack); an internal note unless
+  ``messageType`` is ``message``; none when it renders empty; a render failure rejects the
+  event. The labels pass through by name. A ticket with follow-ups carries the event's
+  ``messageId`` so a retry finishes them instead of opening a second ticket.
+* Profiles (``enableProfiles``): a group attaches the user's existing contact to the Profile
+  keyed by ``groupId`` (required) in the custom field ``profileKeyFieldId``, named
+  ``traits.name`` or else the groupId. The contact is the ``trengoContactId`` externalId, else
+  the email/phone in ``context.traits`` only: a group's ``traits`` describe the group, not the
+  user. Without either the group is rejected; a group never creates a contact.
 """
 
 from __future__ import annotations
@@ -32,17 +51,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from processor.config import DestinationConfig
-from processor.events import BaseMessage, Identify, Message, Track
+from processor.config import DestinationConfig, TemplateMapping
+from processor.events import BaseMessage, Group, Identify, Message, Track
 from processor.pipeline.plan import (
     ContactRef,
     CreateContact,
     CreateTicket,
+    GroupPlan,
     IdentifyPlan,
     KnownContact,
     Plan,
+    PostMessage,
     Rejection,
     ResolveContact,
+    ResolveProfile,
+    SetCustomField,
     TicketPlan,
     UpdateContact,
 )
@@ -66,21 +89,27 @@ class _ResolvedFields:
 
 
 def plan_event(
-    message: Message, destination: DestinationConfig, templates: SubjectTemplates
+    message: Message | Group, destination: DestinationConfig, templates: SubjectTemplates
 ) -> Plan | Rejection:
-    """The Trengo operations for one identify or track message."""
+    """The Trengo operations for one identify, track or (profiles on) group message."""
     fields = _resolve_fields(message, destination)
     if isinstance(fields, Rejection):
         return fields
     if isinstance(message, Identify):
-        return _plan_identify(fields, destination)
+        return _plan_identify(message, fields, destination)
+    if isinstance(message, Group):
+        return _plan_group(message, fields, destination)
     return _plan_track(message, fields, destination, templates)
 
 
-def _plan_identify(fields: _ResolvedFields, destination: DestinationConfig) -> Plan | Rejection:
+def _plan_identify(
+    message: Identify, fields: _ResolvedFields, destination: DestinationConfig
+) -> Plan | Rejection:
     update = UpdateContact(name=fields.name)
+    custom_fields = _custom_fields(message, destination)
     if destination.enableDedup and fields.contact_id is not None:
-        return IdentifyPlan(contact=KnownContact(fields.contact_id), update=update, create=None)
+        known = KnownContact(fields.contact_id)
+        return IdentifyPlan(known, update, create=None, custom_fields=custom_fields)
     if fields.identifier is None:
         channel_identifier = destination.channelIdentifier
         return _reject(f"Mandatory field for Channel-Identifier :{channel_identifier} not present")
@@ -90,7 +119,26 @@ def _plan_identify(fields: _ResolvedFields, destination: DestinationConfig) -> P
     contact = (
         _search_for(fields.identifier, fields, destination) if destination.enableDedup else None
     )
-    return IdentifyPlan(contact=contact, update=update, create=create)
+    return IdentifyPlan(contact, update, create, custom_fields)
+
+
+def _custom_fields(message: Identify, destination: DestinationConfig) -> tuple[SetCustomField, ...]:
+    trait_sources = _sources(message, with_properties=False)
+    values = (
+        (mapping.fieldId, _custom_field_value(trait_sources, mapping.trait))
+        for mapping in destination.customFieldMap
+    )
+    return tuple(SetCustomField(field_id, value) for field_id, value in values if value is not None)
+
+
+def _custom_field_value(sources: Iterable[Mapping[str, Any]], trait: str) -> str | None:
+    """The first text (non-empty), number or boolean value of the trait, as JavaScript's
+    ``String()`` writes it; objects and lists are not values here."""
+    for source in sources:
+        value = source.get(trait)
+        if isinstance(value, bool | int | float) or (isinstance(value, str) and value):
+            return js_string(value)
+    return None
 
 
 def _plan_track(
@@ -99,28 +147,100 @@ def _plan_track(
     destination: DestinationConfig,
     templates: SubjectTemplates,
 ) -> Plan | Rejection:
-    event = message.event
-    if event is None or destination.template_for(event) is None:
-        shown = "undefined" if event is None else event
-        return _reject(f"{shown} is not present in Event-Map template keys, aborting event")
-    contact = _track_contact(fields, destination)
+    mapping = _mapping_for(message.event, destination)
+    if isinstance(mapping, Rejection):
+        return mapping
+    event = mapping.from_
+    contact = _existing_contact(fields, destination)
     if contact is None:
         channel_identifier = destination.channelIdentifier
         return _reject(
             f"No {channel_identifier} or {TRENGO_CONTACT_ID} present for track event {event}, "
             "aborting event"
         )
-    subject = None
-    if destination.channelIdentifier == "email":
-        try:
-            subject = templates.render(event, message.properties)
-        except TemplateRenderError:
-            return _reject(f"Error occurred in parsing event template for {event}")
-    ticket = CreateTicket(channel_id=fields.channel_id, subject=subject)
-    return TicketPlan(event=event, contact=contact, ticket=ticket)
+    subject = _subject(message, event, destination, templates)
+    if isinstance(subject, Rejection):
+        return subject
+    first_message = _first_message(message, mapping, templates)
+    if isinstance(first_message, Rejection):
+        return first_message
+    has_follow_ups = first_message is not None or bool(mapping.labels)
+    return TicketPlan(
+        event=event,
+        contact=contact,
+        ticket=CreateTicket(channel_id=fields.channel_id, subject=subject),
+        message=first_message,
+        labels=mapping.labels,
+        # Only a ticket with follow-ups must be recognised when its event is retried.
+        event_key=message.messageId if has_follow_ups else None,
+    )
 
 
-def _track_contact(fields: _ResolvedFields, destination: DestinationConfig) -> ContactRef | None:
+def _mapping_for(event: str | None, destination: DestinationConfig) -> TemplateMapping | Rejection:
+    mapping = None if event is None else destination.template_for(event)
+    if mapping is None:
+        shown = "undefined" if event is None else event
+        return _reject(f"{shown} is not present in Event-Map template keys, aborting event")
+    return mapping
+
+
+def _subject(
+    message: Track, event: str, destination: DestinationConfig, templates: SubjectTemplates
+) -> str | Rejection | None:
+    """Only email tickets have a subject (as in RudderStack)."""
+    if destination.channelIdentifier != "email":
+        return None
+    try:
+        return templates.render(event, message.properties)
+    except TemplateRenderError:
+        return _reject(f"Error occurred in parsing event template for {event}")
+
+
+def _first_message(
+    message: Track, mapping: TemplateMapping, templates: SubjectTemplates
+) -> PostMessage | Rejection | None:
+    """The opt-in first message, for every channel type; an empty one is not sent."""
+    event = mapping.from_
+    try:
+        text = templates.render_message(event, message.properties)
+    except TemplateRenderError:
+        return _reject(f"Error occurred in parsing message template for {event}")
+    if not text:
+        return None
+    return PostMessage(text=text, internal_note=mapping.messageType == "note")
+
+
+def _plan_group(
+    message: Group, fields: _ResolvedFields, destination: DestinationConfig
+) -> Plan | Rejection:
+    key_field_id = destination.profileKeyFieldId
+    if not destination.enableProfiles or key_field_id is None:
+        return _reject("Event type group is not supported")
+    group_id = message.groupId
+    if group_id is None or not group_id.strip():
+        return _reject("No groupId present for group event, aborting event")
+    contact = _existing_contact(fields, destination)
+    if contact is None:
+        channel_identifier = destination.channelIdentifier
+        return _reject(
+            f"No {channel_identifier} in context.traits or {TRENGO_CONTACT_ID} present for "
+            f"group event {group_id}, aborting event"
+        )
+    profile = ResolveProfile(
+        key=group_id, key_field_id=key_field_id, name=_profile_name(message, group_id)
+    )
+    return GroupPlan(group_id=group_id, contact=contact, profile=profile)
+
+
+def _profile_name(message: Group, group_id: str) -> str:
+    """``traits.name`` (the group's own traits), else the groupId."""
+    name = _first_present((message.traits or {},), ("name",))
+    named = js_string(name).strip() if name is not None else ""
+    return named or group_id
+
+
+def _existing_contact(fields: _ResolvedFields, destination: DestinationConfig) -> ContactRef | None:
+    """The contact a track or group refers to; neither ever creates one."""
     if fields.contact_id is not None:
         return KnownContact(fields.contact_id)
     if fields.identifier is None:
@@ -139,7 +259,7 @@ def _search_for(
 
 
 def _resolve_fields(
-    message: BaseMessage, destination: DestinationConfig
+    message: Message | Group, destination: DestinationConfig
 ) -> _ResolvedFields | Rejection:
     channel_override = _external_id(message, TRENGO_CHANNEL_ID)
     if isinstance(channel_override, Rejection):
@@ -147,9 +267,8 @@ def _resolve_fields(
     contact_id = _external_id(message, TRENGO_CONTACT_ID)
     if isinstance(contact_id, Rejection):
         return contact_id
-    identifier = _email(message) if destination.channelIdentifier == "email" else _phone(message)
     return _ResolvedFields(
-        identifier=identifier,
+        identifier=_identifier(message, destination),
         name=_contact_name(message) if isinstance(message, Identify) else None,
         channel_id=destination.channelId if channel_override is None else str(channel_override),
         contact_id=contact_id,
@@ -165,6 +284,13 @@ def _external_id(message: BaseMessage, id_type: str) -> str | int | Rejection | 
         return found.id
     shown = json.dumps(found.id)[:_MAX_VALUE_SHOWN]
     return _reject(f"{id_type} id must be text or an integer, got {shown}")
+
+
+def _identifier(message: Message | Group, destination: DestinationConfig) -> FieldValue | None:
+    if isinstance(message, Group):
+        # A group's traits describe the group: the user's email or phone is in context.traits.
+        return _first_present((message.context_traits,), (destination.channelIdentifier,))
+    return _email(message) if destination.channelIdentifier == "email" else _phone(message)
 
 
 def _email(message: BaseMessage) -> FieldValue | None:

@@ -47,6 +47,15 @@ class UpdateContact:
 
 
 @dataclass(frozen=True, slots=True)
+class SetCustomField:
+    """``POST /contacts/{id}/custom_fields`` with ``{custom_field_id, value}`` (opt-in:
+    ``destination.customFieldMap``); skipped when the value is the last one sent."""
+
+    field_id: int
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class CreateTicket:
     """``POST /tickets`` with ``{contact_id, channel_id, subject?}``."""
 
@@ -54,12 +63,31 @@ class CreateTicket:
     subject: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class PostMessage:
+    """``POST /tickets/{id}/messages`` with ``{message, internal_note}``: the ticket's first
+    message (``internal_note`` False: the customer receives it) or an agent-only note."""
+
+    text: str
+    internal_note: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveProfile:
+    """Find the Trengo Profile whose custom field ``key_field_id`` holds ``key`` (the group's
+    id), or create it named ``name``; rename it when its name differs."""
+
+    key: str
+    key_field_id: int
+    name: str
+
+
 ContactRef = KnownContact | ResolveContact
 
 
 @dataclass(frozen=True, slots=True)
 class IdentifyPlan:
-    """Identify: update the found contact's name, or create it.
+    """Identify: update the found contact's name, or create it; then set its custom fields.
 
     ``contact`` is None when dedup is off (always create). ``create`` is None when the
     contact is known by id (nothing to create, only update).
@@ -68,18 +96,37 @@ class IdentifyPlan:
     contact: ContactRef | None
     update: UpdateContact
     create: CreateContact | None
+    custom_fields: tuple[SetCustomField, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class TicketPlan:
-    """Track: open a ticket for an existing contact (a track never creates a contact)."""
+    """Track: open a ticket for an existing contact (a track never creates a contact), then
+    post its first message and attach its labels (by name; ids are looked up in Trengo).
+
+    ``event_key`` (the event's messageId) lets a retry finish the follow-ups of a ticket that
+    was already opened instead of opening a second one.
+    """
 
     event: str
     contact: ContactRef
     ticket: CreateTicket
+    message: PostMessage | None = None
+    labels: tuple[str, ...] = ()
+    event_key: str | None = None
 
 
-Plan = IdentifyPlan | TicketPlan
+@dataclass(frozen=True, slots=True)
+class GroupPlan:
+    """Group (opt-in: ``destination.enableProfiles``): attach the user's existing contact to
+    the group's Profile (a group never creates a contact)."""
+
+    group_id: str
+    contact: ContactRef
+    profile: ResolveProfile
+
+
+Plan = IdentifyPlan | TicketPlan | GroupPlan
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
-"""Ticket subject templates: ``eventTemplateMap[].to`` compiled once, rendered per track event.
+"""Ticket templates: ``eventTemplateMap[].to`` (the subject) and ``eventTemplateMap[].message``
+(the ticket's first message, opt-in), compiled once, rendered per track event.
 
-RudderStack renders these with Handlebars; here they are Jinja2 templates in a sandbox, made to
-behave like RudderStack's usage wherever the two languages overlap (reference §8):
+RudderStack renders subjects with Handlebars; here they are Jinja2 templates in a sandbox, made to
+behave like RudderStack's usage wherever the two languages overlap (reference §8). A message
+template follows exactly the same rules as a subject:
 
 * The template is trimmed, compiled and rendered, and the result is trimmed again.
 * Variables: ``event`` (the event name), ``properties`` and every top-level property; a
@@ -9,8 +11,8 @@ behave like RudderStack's usage wherever the two languages overlap (reference §
   RudderStack's flattened text, each top-level property as ``key: value`` followed by a space,
   so ``{{ properties }}`` templates render as before. Traits and context are not available.
 * ``{{ x }}`` and ``{{{ x }}}`` both print ``x``: triple braces become double braces before
-  compiling. Single braces are plain text. Output is never HTML-escaped: a subject is plain
-  text (RudderStack escapes ``& < > " ' ` =`` in ``{{ }}``; a deliberate difference).
+  compiling. Single braces are plain text. Output is never HTML-escaped: a subject or message
+  is plain text (RudderStack escapes ``& < > " ' ` =`` in ``{{ }}``; a deliberate difference).
 * Dotted paths reach nested properties (``{{ address.city }}``), preferring the property over
   a dict method of the same name (``{{ cart.items }}``); list items are ``{{ items[0] }}`` or
   ``{{ items.0 }}`` (Handlebars' ``items.[0]`` is not Jinja2 syntax).
@@ -48,7 +50,7 @@ class TemplateConfigError(ConfigError):
 
 
 class TemplateRenderError(Exception):
-    """Rendering a subject failed (for example arithmetic on a text property)."""
+    """Rendering a subject or message failed (for example arithmetic on a text property)."""
 
 
 def js_string(value: object) -> str:
@@ -88,40 +90,57 @@ _ENVIRONMENT = _PropertyFirstEnvironment(
 
 
 class SubjectTemplates:
-    """Every non-empty ``eventTemplateMap[].to``, compiled once, by event name."""
+    """Every non-empty ``eventTemplateMap[].to`` and ``.message``, compiled once, by event name."""
 
     def __init__(self, destination: DestinationConfig) -> None:
         # Same rules as DestinationConfig.template_for: empty `from` ignored, later entry wins.
-        self._by_event: dict[str, _Subject | None] = {}
+        self._subjects: dict[str, _Compiled | None] = {}
+        self._messages: dict[str, _Compiled | None] = {}
         for index, mapping in enumerate(destination.eventTemplateMap):
             if mapping.from_:
-                key = f"destination.eventTemplateMap[{index}].to"
-                self._by_event[mapping.from_] = _compile(key, mapping.to) if mapping.to else None
+                key = f"destination.eventTemplateMap[{index}]"
+                self._subjects[mapping.from_] = _compile_optional(f"{key}.to", mapping.to)
+                self._messages[mapping.from_] = _compile_optional(f"{key}.message", mapping.message)
 
     def render(self, event: str, properties: Mapping[str, Any] | None) -> str | None:
         """The subject for an event, or None when its mapping has no template.
 
         A track without ``properties`` renders with none (RudderStack fails it: a deliberate fix).
         """
-        subject = self._by_event.get(event)
-        if subject is None:
-            return None
-        variables = _variables(event, properties or {}, subject.reads_flattened)
-        try:
-            return subject.template.render(variables).strip()
-        except Exception as error:  # any failure inside a template is the template's
-            raise TemplateRenderError(f"{event}: {error}") from error
+        return _render(self._subjects.get(event), event, properties)
+
+    def render_message(self, event: str, properties: Mapping[str, Any] | None) -> str | None:
+        """The ticket's first message for an event (same variables as the subject), or None
+        when its mapping has no message template."""
+        return _render(self._messages.get(event), event, properties)
 
 
 @dataclass(frozen=True, slots=True)
-class _Subject:
+class _Compiled:
     """A compiled template, and whether it reads ``properties`` (flattening costs per event)."""
 
     template: Template
     reads_flattened: bool
 
 
-def _compile(key: str, source: str) -> _Subject:
+def _render(
+    compiled: _Compiled | None, event: str, properties: Mapping[str, Any] | None
+) -> str | None:
+    if compiled is None:
+        return None
+    variables = _variables(event, properties or {}, compiled.reads_flattened)
+    try:
+        return compiled.template.render(variables).strip()
+    except Exception as error:  # any failure inside a template is the template's
+        raise TemplateRenderError(f"{event}: {error}") from error
+
+
+def _compile_optional(key: str, source: str | None) -> _Compiled | None:
+    """An empty or missing template means none."""
+    return _compile(key, source) if source else None
+
+
+def _compile(key: str, source: str) -> _Compiled:
     handlebars_free = source.strip().replace("{{{", "{{").replace("}}}", "}}")
     try:
         template = _ENVIRONMENT.from_string(handlebars_free)
@@ -129,7 +148,7 @@ def _compile(key: str, source: str) -> _Subject:
         # copies key by key; as a plain dict a render costs less than half.
         template.globals = dict(template.globals)
         names = meta.find_undeclared_variables(_ENVIRONMENT.parse(handlebars_free))
-        return _Subject(template, "properties" in names)
+        return _Compiled(template, "properties" in names)
     except TemplateSyntaxError as error:
         hint = ""
         if any(mark in source for mark in _HANDLEBARS_HELPER_MARKS):

@@ -1,10 +1,13 @@
-"""Validate stage: a decoded JSON object → an ``Identify`` or ``Track`` message, or a rejection.
+"""Validate stage: a decoded JSON object → an ``Identify``, ``Track`` or ``Group`` message, or a
+rejection.
 
 The type checks come first and keep RudderStack's texts (reference §3): a missing type is
 ``Event type is required``; a type other than identify or track (compared lowercased) is
 ``Event type <type> is not supported``, unless the operator listed it in
-``pipeline.ignore_types``, which makes it a skipped event instead. A type that is not text is
-rejected here with a clear reason (RudderStack fails it with a 500 and retries it forever).
+``pipeline.ignore_types``, which makes it a skipped event instead. A group is accepted only when
+``destination.enableProfiles`` is on (the caller says so with ``accept_groups``); listing it in
+``ignore_types`` skips it even then. A type that is not text is rejected here with a clear
+reason (RudderStack fails it with a 500 and retries it forever).
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from processor.events import MESSAGE_MODELS, Message
+from processor.events import MESSAGE_MODELS, Group, Identify, Message, Track
 from processor.pipeline.plan import Rejection
 
 _MAX_PROBLEMS_SHOWN = 3
 _MAX_VALUE_SHOWN = 40
 
 
-def validate(document: dict[str, Any], ignore_types: Collection[str] = ()) -> Message | Rejection:
-    """Check the message type, then the fields the mapping reads."""
+def validate(
+    document: dict[str, Any], ignore_types: Collection[str] = (), *, accept_groups: bool = False
+) -> Message | Group | Rejection:
+    """Check the message type, then the fields the mapping reads.
+
+    ``accept_groups`` is ``destination.enableProfiles``: without it a group is not supported.
+    """
     message_type = document.get("type")
     if message_type is None or message_type == "":
         return _reject("Event type is required")
@@ -37,13 +45,21 @@ def validate(document: dict[str, Any], ignore_types: Collection[str] = ()) -> Me
             stage="validate",
             skipped=True,
         )
-    model = MESSAGE_MODELS.get(lowered)
+    model = _model_for(lowered, accept_groups)
     if model is None:
         return _reject(f"Event type {lowered} is not supported")
     try:
         return model.model_validate(document)
     except ValidationError as error:
         return _reject(f"Invalid {lowered} event: {_describe(error)}")
+
+
+def _model_for(
+    message_type: str, accept_groups: bool
+) -> type[Identify] | type[Track] | type[Group] | None:
+    if accept_groups and message_type == "group":
+        return Group
+    return MESSAGE_MODELS.get(message_type)
 
 
 def _describe(error: ValidationError) -> str:

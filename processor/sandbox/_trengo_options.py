@@ -1,19 +1,26 @@
 """Configuration of the Trengo sandbox: start options, runtime fault knobs, and its clock.
 
 ``FaultKnobs`` are the settings that can change while the sandbox runs (``POST /__admin/faults``);
-``SandboxOptions`` adds what is fixed at start (channels, RNG seed, recording size).
+``SandboxOptions`` adds what is fixed at start (channels, custom fields, labels, RNG seed,
+recording size).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from processor.sandbox._trengo_model import DEFAULT_CHANNELS, SandboxChannel
+from processor.sandbox._trengo_model import (
+    DEFAULT_CHANNELS,
+    DEFAULT_CUSTOM_FIELDS,
+    DEFAULT_LABELS,
+    SandboxChannel,
+    SandboxCustomField,
+)
 
 DEFAULT_TOKEN = "sandbox-token"
 
@@ -48,6 +55,8 @@ class SandboxOptions(FaultKnobs):
 
     seed: int = 0
     channels: tuple[SandboxChannel, ...] = DEFAULT_CHANNELS
+    custom_fields: tuple[SandboxCustomField, ...] = DEFAULT_CUSTOM_FIELDS
+    labels: tuple[str, ...] = DEFAULT_LABELS
     max_recorded_requests: int = Field(default=1_000_000, ge=1)
 
     @field_validator("channels")
@@ -55,14 +64,36 @@ class SandboxOptions(FaultKnobs):
     def _unique_channel_ids(
         cls, channels: tuple[SandboxChannel, ...]
     ) -> tuple[SandboxChannel, ...]:
-        ids = [channel.id for channel in channels]
-        if not ids or len(set(ids)) != len(ids):
+        if not channels or not _all_different([channel.id for channel in channels]):
             raise ValueError("need at least one channel, and channel ids must be unique")
         return channels
+
+    @field_validator("custom_fields")
+    @classmethod
+    def _unique_custom_field_ids(
+        cls, custom_fields: tuple[SandboxCustomField, ...]
+    ) -> tuple[SandboxCustomField, ...]:
+        if not _all_different([custom_field.id for custom_field in custom_fields]):
+            raise ValueError("custom field ids must be unique")
+        return custom_fields
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_label_names(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        # Label names are matched case-insensitively, so "VIP" and "vip" would be ambiguous.
+        if not all(name.strip() for name in labels):
+            raise ValueError("label names must not be empty")
+        if not _all_different([name.strip().lower() for name in labels]):
+            raise ValueError("label names must be unique, ignoring case")
+        return labels
 
     def fault_knobs(self) -> FaultKnobs:
         """The runtime-changeable part of these options."""
         return FaultKnobs.model_validate(self.model_dump(include=set(FaultKnobs.model_fields)))
+
+
+def _all_different(values: Sequence[object]) -> bool:
+    return len(set(values)) == len(values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ import math
 import random
 from collections.abc import Iterable, Mapping
 
-from processor.sandbox._trengo_model import JSONObject, TrengoData
+from processor.sandbox._trengo_model import JSONObject, JSONValue, TrengoData
 from processor.sandbox._trengo_options import FaultKnobs, SandboxClock, SandboxOptions
+from processor.sandbox._trengo_profiles import ProfileBook
 from processor.sandbox._trengo_traffic import FixedWindowLimiter, RequestRecorder
 
 _TRANSIENT_KNOBS = ("outage_seconds", "storm_429_requests", "hang")
@@ -24,7 +25,8 @@ class SandboxState:
     def __init__(self, options: SandboxOptions, clock: SandboxClock) -> None:
         self.options = options
         self.clock = clock
-        self.data = TrengoData(options.channels)
+        self.data = TrengoData(options.channels, options.custom_fields, options.labels)
+        self.profiles = ProfileBook()
         self.limiter = FixedWindowLimiter(clock.monotonic, clock.wall)
         self.recorder = RequestRecorder(options.max_recorded_requests)
         self.knobs = options.fault_knobs()
@@ -46,12 +48,13 @@ class SandboxState:
         return self.knobs
 
     def reset(self, *, restore_config: bool = False) -> None:
-        """Forget contacts, tickets, recorded requests, rate windows and transient faults.
+        """Forget contacts, tickets, profiles, recording, rate windows and transient faults.
 
         The knobs stay as they are, unless ``restore_config`` puts back the start options
         (including their outage, 429 storm and hang). The error RNG is re-seeded.
         """
         self.data.clear()
+        self.profiles.clear()
         self.limiter.clear()
         self.recorder.clear()
         self.rng.seed(self.options.seed)
@@ -82,15 +85,22 @@ class SandboxState:
         self._hang_release = asyncio.Event()
 
     def snapshot(self) -> JSONObject:
-        """Contacts, tickets, counts and configuration as JSON (``GET /__admin/state``)."""
+        """The account, its records, counts and configuration as JSON (``GET /__admin/state``)."""
         data = self.data
         return {
             "channels": [channel.to_json() for channel in data.channels.values()],
-            "contacts": [c.to_json(with_details=True) for c in data.contacts.values()],
-            "tickets": [ticket.to_json() for ticket in data.tickets.values()],
+            "custom_fields": [
+                custom_field.to_json() for custom_field in data.custom_fields.values()
+            ],
+            "labels": [label.to_json() for label in data.labels.values()],
+            "contacts": list[JSONValue](self.contacts_json()),
+            "tickets": list[JSONValue](self.tickets_json()),
+            "profiles": list[JSONValue](self.profiles_json()),
             "counts": {
                 "contacts": len(data.contacts),
                 "tickets": len(data.tickets),
+                "messages": data.message_count,
+                "profiles": len(self.profiles.by_id),
                 "requests": self.recorder.total,
             },
             "request_counts": [
@@ -99,6 +109,18 @@ class SandboxState:
             ],
             "config": self.config_json(),
         }
+
+    def contacts_json(self) -> list[JSONObject]:
+        """Every contact in its detail view (with ``groups`` and ``custom_field_data``)."""
+        return [contact.to_json(with_details=True) for contact in self.data.contacts.values()]
+
+    def tickets_json(self) -> list[JSONObject]:
+        """Every ticket, with its ``labels`` and ``messages``."""
+        return [ticket.to_json(with_messages=True) for ticket in self.data.tickets.values()]
+
+    def profiles_json(self) -> list[JSONObject]:
+        """Every profile, with its ``custom_field_data`` and ``contacts``."""
+        return [profile.to_json() for profile in self.profiles.by_id.values()]
 
     def config_json(self) -> JSONObject:
         """The knobs in force, the transient faults still running, and the start-only options."""

@@ -1,6 +1,8 @@
 """Trengo sandbox: a fake Trengo REST API v2 on loopback, for the demo, tests and benchmarks.
 
-It answers like the real API as far as ``reference/trengo-api.md`` knows it:
+It answers like the real API as far as ``reference/trengo-api.md`` knows it, and like the issue
+10 contract (``notes/issue10-api.md``) beyond that; shapes marked (assumed) are fixed by the
+sandbox alone and are to be checked against a live account:
 
 * ``GET /api/v2/contacts?term=&page=``: case-insensitive substring search over name, email and
   phone (a phone-like term also matches by digits: ``9830311521`` finds ``+98 30311521``), all
@@ -8,10 +10,28 @@ It answers like the real API as far as ``reference/trengo-api.md`` knows it:
 * ``POST /api/v2/channels/{id}/contacts``: email channels find-or-create (200 with the existing
   contact, 201 with a new one); phone channels (SMS, VOIP, WA_BUSINESS) always create (201).
 * ``PUT /api/v2/contacts/{id}`` (200, 404) and ``POST /api/v2/tickets`` (201, 422).
+* ``POST /api/v2/contacts/{id}/custom_fields`` ``{custom_field_id, value}``: 200 with the contact,
+  whose ``custom_field_data`` is keyed by the field id as a string (assumed); the field must be a
+  contact field of ``SandboxOptions.custom_fields`` (422), the contact must exist (404).
+* ``GET /api/v2/custom_fields?page=``: the configured fields ``{id, title, type}`` (assumed).
+* ``GET /api/v2/profiles?term=&page=`` (``term``: substring of the name or of any custom field
+  value, assumed), ``POST /api/v2/profiles`` ``{name}`` (200), ``PUT /api/v2/profiles/{id}``,
+  ``POST /api/v2/profiles/{id}/custom_fields`` (profile fields only) and
+  ``POST /api/v2/profiles/{id}/contacts`` ``{contact_id}`` (twice is a no-op, assumed; unknown
+  contact 404); every one answers the profile object ``{id, name, custom_field_data, contacts
+  [{id, name, identifier}], created_at, updated_at}`` (assumed).
+* ``GET /api/v2/labels?page=``: ``{id, name, color, sort_order}`` (assumed), ids from 3001;
+  ``POST /api/v2/tickets/{id}/labels`` ``{label_id}``: 200 with the ticket and its ``labels``
+  (twice is a no-op; unknown label 422, unknown ticket 404).
+* ``POST /api/v2/tickets/{id}/messages`` ``{message, internal_note?}``: 200 with ``{id, ticket_id,
+  message, type: OUTBOUND|NOTE, internal_note, created_at}`` (assumed).
 * Bearer tokens (401), denied tokens (403), a per-token fixed 60 s window rate limit with
   ``x-ratelimit-*`` headers and 429 + ``Retry-After`` + ``X-RateLimit-Reset``, ids above 2**32.
 * Faults on demand: latency, a seeded 5xx rate, an outage window, a 429 storm, a hang.
 * ``/__admin/{health,requests,state,faults,reset}``: no auth, no rate limit, not recorded.
+  ``state`` (and ``RunningSandbox.snapshot()``) holds contacts (with ``custom_field_data``),
+  tickets (with ``labels`` and ``messages``) and profiles (with ``contacts`` and
+  ``custom_field_data``).
 
 In process: ``create_app`` (aiohttp tests) or ``RunningSandbox`` (a real server on a background
 thread). Foreground: ``serve``, behind ``trengo-processor sandbox``.
@@ -28,14 +48,21 @@ from typing import Self, TypeVar, get_args
 
 from aiohttp import web
 
-from processor.sandbox._trengo_app import ADMIN_PREFIX, API_PREFIX, STATE_KEY, create_app
+from processor.sandbox._trengo_app import ADMIN_PREFIX, create_app
+from processor.sandbox._trengo_http import STATE_KEY
 from processor.sandbox._trengo_model import (
     DEFAULT_CHANNELS,
+    DEFAULT_CUSTOM_FIELDS,
+    DEFAULT_LABELS,
     FIRST_CONTACT_ID,
+    FIRST_LABEL_ID,
+    FIRST_MESSAGE_ID,
     FIRST_TICKET_ID,
     ChannelType,
+    CustomFieldType,
     JSONObject,
     SandboxChannel,
+    SandboxCustomField,
 )
 from processor.sandbox._trengo_options import (
     DEFAULT_TOKEN,
@@ -45,6 +72,8 @@ from processor.sandbox._trengo_options import (
     SandboxClock,
     SandboxOptions,
 )
+from processor.sandbox._trengo_profiles import FIRST_PROFILE_ID
+from processor.sandbox._trengo_routes import API_PREFIX
 from processor.sandbox._trengo_state import SandboxState
 from processor.sandbox._trengo_traffic import RecordedRequest
 
@@ -52,9 +81,14 @@ __all__ = [
     "ADMIN_PREFIX",
     "API_PREFIX",
     "DEFAULT_CHANNELS",
+    "DEFAULT_CUSTOM_FIELDS",
+    "DEFAULT_LABELS",
     "DEFAULT_PORT",
     "DEFAULT_TOKEN",
     "FIRST_CONTACT_ID",
+    "FIRST_LABEL_ID",
+    "FIRST_MESSAGE_ID",
+    "FIRST_PROFILE_ID",
     "FIRST_TICKET_ID",
     "STATE_KEY",
     "SYSTEM_CLOCK",
@@ -64,6 +98,7 @@ __all__ = [
     "RunningSandbox",
     "SandboxChannel",
     "SandboxClock",
+    "SandboxCustomField",
     "SandboxOptions",
     "SandboxState",
     "add_sandbox_arguments",
@@ -86,9 +121,10 @@ class RunningSandbox:
     Use it once, as a context manager (or ``start()`` / ``close()``).
 
     Thread safety: the state belongs to the sandbox's event loop. ``requests()``, ``snapshot()``,
-    ``set_faults()`` and ``reset()`` run on that loop and return copies, so they are safe from any
-    thread at any time. ``state`` is the live object: read it only while no request is in flight
-    (e.g. after the client under test finished), and never change it directly.
+    ``contacts()``, ``tickets()``, ``profiles()``, ``set_faults()`` and ``reset()`` run on that
+    loop and return copies, so they are safe from any thread at any time. ``state`` is the live
+    object: read it only while no request is in flight (e.g. after the client under test
+    finished), and never change it directly.
     """
 
     def __init__(
@@ -158,8 +194,20 @@ class RunningSandbox:
         return self._on_loop(lambda: self.state.recorder.since(since))
 
     def snapshot(self) -> JSONObject:
-        """Contacts, tickets, counts and config, as ``GET /__admin/state`` returns them."""
+        """Account, records, counts and config, as ``GET /__admin/state`` returns them."""
         return self._on_loop(self.state.snapshot)
+
+    def contacts(self) -> list[JSONObject]:
+        """Every contact as ``snapshot()["contacts"]`` lists it (with ``custom_field_data``)."""
+        return self._on_loop(self.state.contacts_json)
+
+    def tickets(self) -> list[JSONObject]:
+        """Every ticket as ``snapshot()["tickets"]`` lists it (with ``labels``, ``messages``)."""
+        return self._on_loop(self.state.tickets_json)
+
+    def profiles(self) -> list[JSONObject]:
+        """Every profile as ``snapshot()["profiles"]`` lists it (with ``contacts``)."""
+        return self._on_loop(self.state.profiles_json)
 
     def set_faults(self, **knobs: object) -> FaultKnobs:
         """Change knobs as ``POST /__admin/faults`` does (raises ``pydantic.ValidationError``)."""
@@ -234,6 +282,19 @@ def _channel_argument(text: str) -> SandboxChannel:
     )
 
 
+def _custom_field_argument(text: str) -> SandboxCustomField:
+    field_id, _, rest = text.partition(":")
+    field_type, _, title = rest.partition(":")
+    field_types = get_args(CustomFieldType)
+    if not field_id.isdigit() or field_type.lower() not in field_types or not title:
+        raise argparse.ArgumentTypeError(
+            f"expected ID:TYPE:TITLE with TYPE one of {', '.join(field_types)}, got {text!r}"
+        )
+    return SandboxCustomField.model_validate(
+        {"id": int(field_id), "type": field_type.lower(), "title": title}
+    )
+
+
 def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox's flags (``--port``, ``--token``, fault knobs, ...) to ``parser``."""
     defaults = SandboxOptions()
@@ -297,6 +358,21 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         help="an extra channel besides the default ones; repeatable",
     )
     add(
+        "--custom-field",
+        dest="extra_custom_fields",
+        action="append",
+        type=_custom_field_argument,
+        metavar="ID:TYPE:TITLE",
+        help="an extra custom field (TYPE contact or profile) besides the default ones; repeatable",
+    )
+    add(
+        "--label",
+        dest="extra_labels",
+        action="append",
+        metavar="NAME",
+        help="an extra ticket label besides the default ones; repeatable",
+    )
+    add(
         "--max-recorded-requests",
         type=int,
         default=defaults.max_recorded_requests,
@@ -318,5 +394,7 @@ def options_from_args(args: argparse.Namespace) -> SandboxOptions:
         storm_retry_after_seconds=args.storm_retry_after_seconds,
         hang=args.hang,
         channels=DEFAULT_CHANNELS + tuple(args.extra_channels or ()),
+        custom_fields=DEFAULT_CUSTOM_FIELDS + tuple(args.extra_custom_fields or ()),
+        labels=DEFAULT_LABELS + tuple(args.extra_labels or ()),
         max_recorded_requests=args.max_recorded_requests,
     )

@@ -1,5 +1,6 @@
-"""Trengo: the request builders, the rate-limited client, contact resolution and the executor
-that carries out a plan. Import from here; the modules behind it are the implementation."""
+"""Trengo: the request builders, the rate-limited client, contact resolution, profiles, labels,
+ticket follow-ups and the executor that carries out a plan. Import from here; the modules
+behind it are the implementation."""
 
 from processor.trengo.client import TrengoClient
 from processor.trengo.contacts import ContactCache, SentNames, exact_matches

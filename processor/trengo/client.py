@@ -20,6 +20,7 @@ import asyncio
 import functools
 import http.cookiejar
 import time
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeAlias
 
@@ -29,17 +30,31 @@ from httpx_aiohttp import AiohttpTransport
 from prometheus_client import Counter, Histogram
 
 from processor.metrics import TRENGO_REQUEST_DURATION, TRENGO_REQUESTS
-from processor.pipeline.plan import CreateContact, CreateTicket, UpdateContact
+from processor.pipeline.plan import (
+    CreateContact,
+    CreateTicket,
+    PostMessage,
+    SetCustomField,
+    UpdateContact,
+)
 from processor.trengo import requests
 from processor.trengo.errors import PermanentError, classify, transport_failure
 from processor.trengo.ratelimit import Clock, RateLimiter, Sleep
-from processor.trengo.requests import ContactId, TrengoRequest
+from processor.trengo.requests import ContactId, TrengoId, TrengoRequest
 
 JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 JsonObject: TypeAlias = dict[str, JsonValue]
 
 _NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 USER_AGENT = "trengo-processor"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list answer: its objects, and whether ``links.next`` names another."""
+
+    items: list[JsonObject]
+    has_next: bool
 
 
 class TrengoClient:
@@ -124,16 +139,12 @@ class TrengoClient:
 
     async def search_contacts(self, term: str) -> list[JsonObject]:
         """Contacts Trengo's fuzzy search finds for ``term`` (page 1; filter them yourself)."""
-        body = await self.send(requests.search_contacts(term))
-        contacts = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(contacts, list):
-            raise PermanentError("search_contacts: unexpected response (no 'data' list)")
-        return [contact for contact in contacts if isinstance(contact, dict)]
+        return (await self._page(requests.search_contacts(term))).items
 
     async def create_contact(self, op: CreateContact) -> JsonObject:
         """Create the contact on its channel (for emails Trengo returns an existing one)."""
         body = await self.send(requests.create_contact(op))
-        if not isinstance(body, dict) or contact_id_of(body) is None:
+        if not isinstance(body, dict) or id_of(body) is None:
             raise PermanentError("create_contact: unexpected response (no contact id)")
         return body
 
@@ -145,6 +156,47 @@ class TrengoClient:
         """Open a ticket for the contact; the ticket as Trengo returned it (may be empty)."""
         body = await self.send(requests.create_ticket(contact_id, op))
         return body if isinstance(body, dict) else {}
+
+    async def set_contact_custom_field(self, contact_id: ContactId, op: SetCustomField) -> None:
+        """Set one custom field ("Extra Field") of the contact."""
+        await self.send(requests.set_contact_custom_field(contact_id, op))
+
+    async def post_message(self, ticket_id: TrengoId, op: PostMessage) -> None:
+        """Post a message (or an agent-only note) into the ticket."""
+        await self.send(requests.post_message(ticket_id, op))
+
+    async def list_labels(self, page: int) -> Page:
+        """One page of the account's ticket labels."""
+        return await self._page(requests.list_labels(page))
+
+    async def attach_label(self, ticket_id: TrengoId, label_id: TrengoId) -> None:
+        """Attach a label to the ticket (attaching it twice changes nothing)."""
+        await self.send(requests.attach_label(ticket_id, label_id))
+
+    async def search_profiles(self, term: str, page: int) -> Page:
+        """One page of the profiles whose name or custom field values contain ``term``."""
+        return await self._page(requests.search_profiles(term, page))
+
+    async def create_profile(self, name: str) -> JsonObject:
+        """Create a profile named ``name``; the profile as Trengo returned it."""
+        body = await self.send(requests.create_profile(name))
+        if not isinstance(body, dict) or id_of(body) is None:
+            raise PermanentError("create_profile: unexpected response (no profile id)")
+        return body
+
+    async def rename_profile(self, profile_id: TrengoId, name: str) -> None:
+        """Rename the profile."""
+        await self.send(requests.rename_profile(profile_id, name))
+
+    async def set_profile_custom_field(
+        self, profile_id: TrengoId, field_id: int, value: str
+    ) -> None:
+        """Set one custom field of the profile."""
+        await self.send(requests.set_profile_custom_field(profile_id, field_id, value))
+
+    async def attach_contact_to_profile(self, profile_id: TrengoId, contact_id: ContactId) -> None:
+        """Attach the contact to the profile (attaching it twice changes nothing)."""
+        await self.send(requests.attach_contact_to_profile(profile_id, contact_id))
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -171,6 +223,17 @@ class TrengoClient:
             extensions=self._extensions,
         )
         return await self._http.send(http_request)
+
+    async def _page(self, request: TrengoRequest) -> Page:
+        """Send a list request; its ``data`` objects and whether a next page exists."""
+        body = await self.send(request)
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(items, list):
+            raise PermanentError(f"{request.operation}: unexpected response (no 'data' list)")
+        links = body.get("links")
+        next_url = links.get("next") if isinstance(links, dict) else None
+        has_next = isinstance(next_url, str) and next_url != ""
+        return Page([item for item in items if isinstance(item, dict)], has_next)
 
     def _measure(self, operation: str, status: str, sent_at: float) -> None:
         _requests_counter(operation, status).inc()
@@ -202,9 +265,9 @@ def _duration_histogram(operation: str) -> Histogram:
     return TRENGO_REQUEST_DURATION.labels(operation=operation)
 
 
-def contact_id_of(contact: JsonObject) -> ContactId | None:
-    """A contact's (or ticket's) ``id``, if it has a usable one."""
-    value = contact.get("id")
+def id_of(trengo_object: JsonObject) -> TrengoId | None:
+    """The ``id`` of a contact, ticket, profile or label, if it has a usable one."""
+    value = trengo_object.get("id")
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         return None
     return value

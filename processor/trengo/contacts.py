@@ -6,7 +6,7 @@ equals the identifier (case-insensitively), or whose phone has the same digits.
 
 ``ContactCache`` remembers which contact id an identifier resolved to, so a known contact costs
 no search; ``SentNames`` remembers the last name sent to each contact, so an identify that
-changes nothing costs no update.
+changes nothing costs no update; ``SentFields`` does the same for each custom field.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from cachetools import TTLCache
 
 from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
+from processor.trengo.memory import Expiring
 from processor.trengo.requests import ContactId
 
 Contact = TypeVar("Contact", bound=Mapping[str, object])
@@ -143,3 +144,21 @@ class SentNames:
         """Drop what is known of the contact."""
         if self._names is not None:
             self._names.pop(str(contact_id), None)
+
+
+class SentFields:
+    """The last value sent to each (contact, custom field), bounded and expiring: a field whose
+    value did not change costs no call. Size and TTL as for ``SentNames`` (0 turns it off)."""
+
+    def __init__(
+        self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._values: Expiring[tuple[str, int], str] = Expiring(size, ttl_seconds, clock=clock)
+
+    def is_unchanged(self, contact_id: ContactId, field_id: int, value: str) -> bool:
+        """True when ``value`` is the last value sent to this contact's field."""
+        return self._values.get((str(contact_id), field_id)) == value
+
+    def remember(self, contact_id: ContactId, field_id: int, value: str) -> None:
+        """Record that Trengo accepted ``value`` for this contact's field."""
+        self._values.put((str(contact_id), field_id), value)

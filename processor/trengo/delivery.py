@@ -10,12 +10,20 @@ Finding the contact, cheapest first:
    as search (then an update only if Trengo's name differs).
 4. Otherwise ``GET /contacts?term=`` filtered to exact matches (emails case-insensitively,
    phones by their digits); several exact matches narrow to the one on the plan's channel.
-   One → use it; none → create it (identify) or fail (track: a track never creates a
+   One → use it; none → create it (identify) or fail (track, group: neither creates a
    contact); still several → the event is dead-lettered naming the ids.
 
-An update is skipped when Trengo already has the name (as the search or create response
-reported it), or when it equals the last name this process sent to that contact (or last saw
-in a search).
+Then, per plan type:
+
+* Identify: ``PUT /contacts/{id}`` unless Trengo already has the name (as the search or create
+  response reported it) or it equals the last name this process sent to that contact (or last
+  saw in a search); then one ``POST /contacts/{id}/custom_fields`` per custom field whose value
+  differs from the last one Trengo accepted for that contact and field.
+* Track: ``POST /tickets``. With a message or labels (``followups``): label ids looked up
+  before the ticket opens, then one call for the message and one per label; a retry of the
+  same event continues with the follow-ups not yet done. Without them: the ticket call only.
+* Group: the profile found, created or renamed as needed (``profiles``), then the contact
+  attached unless it is known to be attached already.
 
 A cached id can be stale (the contact was deleted or merged in Trengo): a 404 on the write
 drops it from the cache and the contact is resolved afresh, once per plan. A 404 for an id
@@ -27,18 +35,16 @@ phone contact cannot both create it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from types import TracebackType
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from processor.config import TrengoConfig
 from processor.metrics import UPDATES_SKIPPED
 from processor.pipeline.plan import (
-    CreateContact,
-    CreateTicket,
+    ContactRef,
+    GroupPlan,
     IdentifyPlan,
     KnownContact,
     Plan,
@@ -47,19 +53,25 @@ from processor.pipeline.plan import (
     UpdateContact,
 )
 from processor.trengo import requests
-from processor.trengo.client import JsonObject, TrengoClient, contact_id_of
+from processor.trengo.calls import CountedCalls
+from processor.trengo.client import TrengoClient, id_of
 from processor.trengo.contacts import (
     ContactCache,
     ContactKey,
+    SentFields,
     SentNames,
     contact_key,
     exact_matches,
     on_channel,
 )
 from processor.trengo.errors import PermanentError
-from processor.trengo.requests import ContactId
+from processor.trengo.followups import OpenedTicket, TicketFollowUps
+from processor.trengo.labels import LabelDirectory
+from processor.trengo.locks import KeyedLocks
+from processor.trengo.profiles import ProfileDirectory
+from processor.trengo.requests import ContactId, TrengoId
 
-Action = Literal["created", "updated", "unchanged", "ticket"]
+Action = Literal["created", "updated", "unchanged", "ticket", "attached"]
 
 # Searched by the destination probe while halted: any answer but 401/403 proves the token works.
 PROBE_TERM = "trengo-processor-probe"
@@ -72,14 +84,17 @@ _NOT_FOUND = 404
 class DeliveryResult:
     """What one plan did: for logs and the run summary.
 
-    ``created`` also covers an email contact that Trengo's find-or-create returned with the
-    name already set.
+    Identify: ``created`` (also an email contact that Trengo's find-or-create returned with
+    the name already set), ``updated`` (name or a custom field sent) or ``unchanged``. Track:
+    ``ticket``. Group: ``attached`` (the contact was attached to the profile), ``updated``
+    (only the profile renamed) or ``unchanged``. ``calls`` is what the plan cost this attempt.
     """
 
     action: Action
     contact_id: ContactId
     calls: int
-    ticket_id: ContactId | None = None
+    ticket_id: TrengoId | None = None
+    profile_id: TrengoId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,79 +102,6 @@ class _Reported:
     """The name Trengo reported for a contact in a search or create response."""
 
     name: object
-
-
-class _CountedCalls:
-    """The client's calls for one plan, counted."""
-
-    def __init__(self, client: TrengoClient) -> None:
-        self._client = client
-        self.count = 0
-
-    async def search_contacts(self, term: str) -> list[JsonObject]:
-        self.count += 1
-        return await self._client.search_contacts(term)
-
-    async def create_contact(self, op: CreateContact) -> JsonObject:
-        self.count += 1
-        return await self._client.create_contact(op)
-
-    async def update_contact(self, contact_id: ContactId, op: UpdateContact) -> None:
-        self.count += 1
-        await self._client.update_contact(contact_id, op)
-
-    async def create_ticket(self, contact_id: ContactId, op: CreateTicket) -> JsonObject:
-        self.count += 1
-        return await self._client.create_ticket(contact_id, op)
-
-
-class _KeyedLocks:
-    """One lock per key, alive only while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[ContactKey, tuple[asyncio.Lock, int]] = {}
-
-    def hold(self, key: ContactKey) -> _HeldLock:
-        """``async with locks.hold(key):`` runs the block holding the key's lock."""
-        return _HeldLock(self._locks, key)
-
-
-class _HeldLock:
-    """One ``hold`` of a keyed lock (a class, not a generator: it runs for every event)."""
-
-    __slots__ = ("_key", "_lock", "_locks")
-
-    def __init__(self, locks: dict[ContactKey, tuple[asyncio.Lock, int]], key: ContactKey) -> None:
-        self._locks = locks
-        self._key = key
-        self._lock: asyncio.Lock | None = None
-
-    async def __aenter__(self) -> None:
-        lock, users = self._locks.get(self._key) or (asyncio.Lock(), 0)
-        self._locks[self._key] = (lock, users + 1)
-        try:
-            await lock.acquire()
-        except BaseException:  # cancelled while waiting: no longer a user
-            self._leave()
-            raise
-        self._lock = lock
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._lock is not None  # entered
-        self._lock.release()
-        self._leave()
-
-    def _leave(self) -> None:
-        lock, users = self._locks[self._key]
-        if users == 1:
-            del self._locks[self._key]
-        else:
-            self._locks[self._key] = (lock, users - 1)
 
 
 class PlanExecutor:
@@ -178,38 +120,48 @@ class PlanExecutor:
         size, ttl = config.contact_cache_size, config.contact_cache_ttl_seconds
         self._contact_ids = ContactCache(size, ttl, clock=clock)
         self._sent_names = SentNames(size, ttl, clock=clock)
-        self._resolving = _KeyedLocks()
+        self._sent_fields = SentFields(size, ttl, clock=clock)
+        self._profiles = ProfileDirectory(size, ttl, clock=clock)
+        self._follow_ups = TicketFollowUps(LabelDirectory(clock=clock), clock=clock)
+        self._resolving: KeyedLocks[ContactKey] = KeyedLocks()
 
     async def execute(self, plan: Plan) -> DeliveryResult:
         """Carry out the plan; raises TransientError, PermanentError or DestinationDown."""
-        calls = _CountedCalls(self._client)
+        calls = CountedCalls(self._client)
         if isinstance(plan, TicketPlan):
-            return await self._open_ticket(plan, calls)
+            if plan.message is None and not plan.labels:
+                return await self._open_ticket(plan, calls)
+            return await self._open_ticket_with_follow_ups(plan, calls)
+        if isinstance(plan, GroupPlan):
+            return await self._group(plan, calls)
         return await self._identify(plan, calls)
 
     async def probe(self) -> None:
         """One cheap authenticated call, to learn whether the token works again."""
         await self._client.send(requests.search_contacts(PROBE_TERM))
 
-    async def _identify(self, plan: IdentifyPlan, calls: _CountedCalls) -> DeliveryResult:
+    async def _identify(self, plan: IdentifyPlan, calls: CountedCalls) -> DeliveryResult:
         contact = plan.contact
         if contact is None:  # dedup off: always create, as RudderStack does
-            return await self._create(plan, calls)
+            return await self._set_fields(plan, await self._create(plan, calls), calls)
         if isinstance(contact, KnownContact):
-            return await self._update(contact.contact_id, plan.update, calls)
+            updated = await self._update(contact.contact_id, plan.update, calls)
+            return await self._set_fields(plan, updated, calls)
 
         async def update(contact_id: ContactId) -> DeliveryResult:
-            return await self._update(contact_id, plan.update, calls)
+            updated = await self._update(contact_id, plan.update, calls)
+            return await self._set_fields(plan, updated, calls)
 
         key = _key(contact)
         async with self._resolving.hold(key):
             done = await self._with_cached_id(key, update)
             if done is not None:
                 return done
-            return await self._identify_uncached(plan, contact, key, calls)
+            resolved = await self._identify_uncached(plan, contact, key, calls)
+            return await self._set_fields(plan, resolved, calls)
 
     async def _identify_uncached(
-        self, plan: IdentifyPlan, contact: ResolveContact, key: ContactKey, calls: _CountedCalls
+        self, plan: IdentifyPlan, contact: ResolveContact, key: ContactKey, calls: CountedCalls
     ) -> DeliveryResult:
         if contact.channel_identifier == "email" and self._email_find_or_create:
             return await self._create(plan, calls, key)
@@ -220,26 +172,70 @@ class PlanExecutor:
         self._contact_ids.put(key, contact_id)
         return await self._update(contact_id, plan.update, calls, reported)
 
-    async def _open_ticket(self, plan: TicketPlan, calls: _CountedCalls) -> DeliveryResult:
+    async def _set_fields(
+        self, plan: IdentifyPlan, result: DeliveryResult, calls: CountedCalls
+    ) -> DeliveryResult:
+        """Send the custom fields whose value changed; ``result`` with their cost added."""
+        if not plan.custom_fields:
+            return result
+        contact_id, sent = result.contact_id, False
+        for field in plan.custom_fields:
+            if not self._sent_fields.is_unchanged(contact_id, field.field_id, field.value):
+                await calls.set_contact_custom_field(contact_id, field)
+                self._sent_fields.remember(contact_id, field.field_id, field.value)
+                sent = True
+        if not sent:
+            return result
+        action: Action = "updated" if result.action == "unchanged" else result.action
+        return replace(result, action=action, calls=calls.count)
+
+    async def _open_ticket(self, plan: TicketPlan, calls: CountedCalls) -> DeliveryResult:
         async def open_ticket(contact_id: ContactId) -> DeliveryResult:
             ticket = await calls.create_ticket(contact_id, plan.ticket)
-            return DeliveryResult("ticket", contact_id, calls.count, contact_id_of(ticket))
+            return DeliveryResult("ticket", contact_id, calls.count, id_of(ticket))
 
-        contact = plan.contact
+        return await self._for_existing_contact(plan.contact, open_ticket, calls, "track event")
+
+    async def _open_ticket_with_follow_ups(
+        self, plan: TicketPlan, calls: CountedCalls
+    ) -> DeliveryResult:
+        async def open_ticket() -> OpenedTicket:
+            opened = await self._open_ticket(plan, calls)
+            return opened.contact_id, opened.ticket_id
+
+        contact_id, ticket_id = await self._follow_ups.deliver(plan, calls, open_ticket)
+        return DeliveryResult("ticket", contact_id, calls.count, ticket_id)
+
+    async def _group(self, plan: GroupPlan, calls: CountedCalls) -> DeliveryResult:
+        async def attach(contact_id: ContactId) -> DeliveryResult:
+            profile_id, action = await self._profiles.attach(plan.profile, contact_id, calls)
+            return DeliveryResult(action, contact_id, calls.count, profile_id=profile_id)
+
+        event = f"group event for group {plan.group_id}"
+        return await self._for_existing_contact(plan.contact, attach, calls, event)
+
+    async def _for_existing_contact(
+        self,
+        contact: ContactRef,
+        write: Callable[[ContactId], Awaitable[DeliveryResult]],
+        calls: CountedCalls,
+        event: str,
+    ) -> DeliveryResult:
+        """``write`` for a contact that must exist already (``event`` names it if not)."""
         if isinstance(contact, KnownContact):
-            return await open_ticket(contact.contact_id)
+            return await write(contact.contact_id)
         key = _key(contact)
         async with self._resolving.hold(key):
-            done = await self._with_cached_id(key, open_ticket)
+            done = await self._with_cached_id(key, write)
             if done is not None:
                 return done
             found = await self._search(contact, calls)
             if found is None:
                 term = contact.identifier
-                raise PermanentError(f"No contact found for term:{term} track event failed")
+                raise PermanentError(f"No contact found for term:{term} {event} failed")
             contact_id, _ = found
             self._contact_ids.put(key, contact_id)
-        return await open_ticket(contact_id)
+        return await write(contact_id)
 
     async def _with_cached_id(
         self, key: ContactKey, write: Callable[[ContactId], Awaitable[DeliveryResult]]
@@ -258,14 +254,14 @@ class PlanExecutor:
         return None
 
     async def _search(
-        self, contact: ResolveContact, calls: _CountedCalls
+        self, contact: ResolveContact, calls: CountedCalls
     ) -> tuple[ContactId, _Reported] | None:
         """The one contact whose identifier is exactly the plan's; None when there is none."""
         results = await calls.search_contacts(contact.identifier)
         matches = exact_matches(results, contact.identifier, contact.channel_identifier)
         if len(matches) > 1:
             matches = on_channel(matches, contact.channel_id) or matches
-        ids = [contact_id for match in matches if (contact_id := contact_id_of(match)) is not None]
+        ids = [contact_id for match in matches if (contact_id := id_of(match)) is not None]
         if len(ids) > 1:
             listed = ", ".join(str(contact_id) for contact_id in ids)
             raise PermanentError(
@@ -280,12 +276,12 @@ class PlanExecutor:
         return ids[0], _Reported(name)
 
     async def _create(
-        self, plan: IdentifyPlan, calls: _CountedCalls, key: ContactKey | None = None
+        self, plan: IdentifyPlan, calls: CountedCalls, key: ContactKey | None = None
     ) -> DeliveryResult:
         if plan.create is None:
             raise PermanentError("identify: no contact to update and nothing to create")
         created = await calls.create_contact(plan.create)
-        contact_id = contact_id_of(created)
+        contact_id = id_of(created)
         assert contact_id is not None  # the client checked
         if key is not None:
             self._contact_ids.put(key, contact_id)
@@ -300,7 +296,7 @@ class PlanExecutor:
         self,
         contact_id: ContactId,
         op: UpdateContact,
-        calls: _CountedCalls,
+        calls: CountedCalls,
         reported: _Reported | None = None,
     ) -> DeliveryResult:
         name = op.name

@@ -10,10 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from processor.pipeline.plan import CreateContact, CreateTicket, JsonScalar, UpdateContact
+from processor.pipeline.plan import (
+    CreateContact,
+    CreateTicket,
+    JsonScalar,
+    PostMessage,
+    SetCustomField,
+    UpdateContact,
+)
 
 JsonBody = dict[str, JsonScalar]
-ContactId = str | int
+TrengoId = str | int  # an id Trengo gave (contact, ticket, profile, label)
+ContactId = TrengoId
 
 # Left unescaped in query values: allowed there by RFC 3986, and kept as they are by yarl.
 _QUERY_SAFE = "/?:@!$'()*,"
@@ -60,6 +68,62 @@ def create_ticket(contact_id: ContactId, op: CreateTicket) -> TrengoRequest:
     return TrengoRequest("create_ticket", "POST", "/tickets", {}, body)
 
 
+def set_contact_custom_field(contact_id: ContactId, op: SetCustomField) -> TrengoRequest:
+    """``POST /contacts/{id}/custom_fields`` with ``{custom_field_id, value}``: one field."""
+    path = f"/contacts/{_segment(contact_id)}/custom_fields"
+    body: JsonBody = {"custom_field_id": op.field_id, "value": op.value}
+    return TrengoRequest("set_contact_custom_field", "POST", path, {}, body)
+
+
+def post_message(ticket_id: TrengoId, op: PostMessage) -> TrengoRequest:
+    """``POST /tickets/{id}/messages`` with ``{message, internal_note}``."""
+    path = f"/tickets/{_segment(ticket_id)}/messages"
+    body: JsonBody = {"message": op.text, "internal_note": op.internal_note}
+    return TrengoRequest("post_message", "POST", path, {}, body)
+
+
+def list_labels(page: int = 1) -> TrengoRequest:
+    """``GET /labels?page=``: one page (25) of the account's ticket labels."""
+    return TrengoRequest("list_labels", "GET", "/labels", {"page": str(page)}, None)
+
+
+def attach_label(ticket_id: TrengoId, label_id: TrengoId) -> TrengoRequest:
+    """``POST /tickets/{id}/labels`` with ``{label_id}``."""
+    path = f"/tickets/{_segment(ticket_id)}/labels"
+    return TrengoRequest("attach_label", "POST", path, {}, {"label_id": label_id})
+
+
+def search_profiles(term: str, page: int = 1) -> TrengoRequest:
+    """``GET /profiles?page=&term=``: a substring search on names and custom field values."""
+    params = {"page": str(page), "term": term}
+    return TrengoRequest("search_profiles", "GET", "/profiles", params, None)
+
+
+def create_profile(name: str) -> TrengoRequest:
+    """``POST /profiles`` with ``{name}``."""
+    return TrengoRequest("create_profile", "POST", "/profiles", {}, {"name": name})
+
+
+def rename_profile(profile_id: TrengoId, name: str) -> TrengoRequest:
+    """``PUT /profiles/{id}`` with ``{name}``."""
+    path = f"/profiles/{_segment(profile_id)}"
+    return TrengoRequest("rename_profile", "PUT", path, {}, {"name": name})
+
+
+def set_profile_custom_field(profile_id: TrengoId, field_id: int, value: str) -> TrengoRequest:
+    """``POST /profiles/{id}/custom_fields`` with ``{custom_field_id, value}``."""
+    path = f"/profiles/{_segment(profile_id)}/custom_fields"
+    body: JsonBody = {"custom_field_id": field_id, "value": value}
+    return TrengoRequest("set_profile_custom_field", "POST", path, {}, body)
+
+
+def attach_contact_to_profile(profile_id: TrengoId, contact_id: ContactId) -> TrengoRequest:
+    """``POST /profiles/{id}/contacts`` with ``{contact_id}``."""
+    path = f"/profiles/{_segment(profile_id)}/contacts"
+    body: JsonBody = {"contact_id": contact_id}
+    return TrengoRequest("attach_contact_to_profile", "POST", path, {}, body)
+
+
 def url(base_url: str, request: TrengoRequest) -> str:
     """The full URL, query values percent-encoded (``+`` becomes ``%2B``, not a space).
 
@@ -77,5 +141,5 @@ def _without_none(body: JsonBody) -> JsonBody:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def _segment(value: ContactId) -> str:
+def _segment(value: TrengoId) -> str:
     return quote(str(value), safe="")

@@ -65,6 +65,9 @@ def test_all_on_config_loads_into_the_config_model(
         "Order Completed",
         "Refund Requested",
     ]
+    assert settings.destination.eventTemplateMap[0].labels == ("order",)
+    assert [(m.trait, m.fieldId) for m in settings.destination.customFieldMap] == [("plan", 1001)]
+    assert settings.destination.profileKeyFieldId == 2001
 
 
 def test_default_config_loads_once_the_channel_is_set(

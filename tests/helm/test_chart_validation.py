@@ -126,6 +126,8 @@ def test_rendered_output_passes_yamllint(variant: str, request: pytest.FixtureRe
         (["--set", "config.kafka.topc=typo"], "topc"),
         (["--set", "config.log.format=xml"], "format"),
         (["--set", "image.digest=latest"], "digest"),
+        (["--set", "config.destination.enableProfiles=true"], "profileKeyFieldId"),
+        (["--set", "config.destination.customFieldMap[0].trait=plan"], "fieldId"),
     ],
 )
 def test_schema_rejects_a_bad_value(bad_value: list[str], named_in_error: str) -> None:

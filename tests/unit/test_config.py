@@ -41,6 +41,9 @@ def test_defaults_fill_everything_but_the_destination(tmp_path: Path) -> None:
     assert settings.server.port == 9400
     assert settings.destination.channelIdentifier == "email"
     assert settings.destination.enableDedup is True  # deliberate: RudderStack's UI default
+    assert settings.destination.customFieldMap == ()
+    assert settings.destination.enableProfiles is False
+    assert settings.destination.profileKeyFieldId is None
     assert settings.api_token == "yaml-token"
 
 
@@ -154,6 +157,52 @@ def test_token_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
             "delivery.max_in_flight: Input should be greater than or equal to 1",
             id="out-of-range",
         ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1", enableProfiles: true}\n',
+            "destination.profileKeyFieldId: required when enableProfiles is true (the id of the "
+            "Trengo profile custom field holding the groupId)",
+            id="profiles-without-key-field",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1", profileKeyFieldId: 0}\n',
+            "destination.profileKeyFieldId: Input should be greater than or equal to 1",
+            id="key-field-below-one",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1", profileKeyFieldId: yes}\n',
+            "destination.profileKeyFieldId: must be an integer, not a boolean",
+            id="key-field-boolean",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1", customFieldMap: [{trait: " "}]}\n',
+            "destination.customFieldMap[0].trait: must not be empty; "
+            "destination.customFieldMap[0].fieldId: Field required",
+            id="custom-field-blank-trait-no-id",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1",'
+            " customFieldMap: [{trait: plan, fieldId: 0}]}\n",
+            "destination.customFieldMap[0].fieldId: Input should be greater than or equal to 1",
+            id="custom-field-id-below-one",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1", customFieldMap: [{trait: plan, fieldId: 7},'
+            " {trait: tier, fieldId: 8}, {trait: level, fieldId: 7}]}\n",
+            "destination.customFieldMap: fieldId 7 is mapped twice (entries 0 and 2)",
+            id="custom-field-mapped-twice",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1",'
+            " eventTemplateMap: [{from: A, labels: [vip, '']}]}\n",
+            "destination.eventTemplateMap[0].labels[1]: must not be empty",
+            id="empty-label",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1",'
+            " eventTemplateMap: [{from: A, messageType: sms}]}\n",
+            "destination.eventTemplateMap[0].messageType: Input should be 'note' or 'message'",
+            id="bad-message-type",
+        ),
         pytest.param("- just\n- a list\n", "the top level must be a mapping", id="not-a-mapping"),
         pytest.param("destination: [\n", "bad YAML", id="bad-yaml"),
     ],
@@ -185,3 +234,49 @@ def test_rudderstack_template_map_keys_are_accepted(tmp_path: Path) -> None:
     assert mapping is not None and mapping.to == "later wins"
     assert settings.destination.template_for("") is None
     assert isinstance(settings, Settings)
+
+
+def test_ticket_follow_ups_and_custom_fields_are_read(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        "  eventTemplateMap:\n"
+        '    - {from: A, labels: [" VIP ", order, vip], message: "Hi {{ name }}"}\n'
+        "    - {from: B, messageType: message}\n"
+        "  customFieldMap: [{trait: plan, fieldId: 1001}, {trait: company, fieldId: 1002}]\n"
+    )
+    destination = load_settings(write(tmp_path, text)).destination
+    first, second = destination.eventTemplateMap
+    assert (first.labels, first.message, first.messageType) == (
+        ("VIP", "order"),
+        "Hi {{ name }}",
+        "note",
+    )
+    assert (second.labels, second.message, second.messageType) == ((), None, "message")
+    assert [(m.trait, m.fieldId) for m in destination.customFieldMap] == [
+        ("plan", 1001),
+        ("company", 1002),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variables", "key_field_id"),
+    [
+        pytest.param({"ENABLEPROFILES": "true", "PROFILEKEYFIELDID": "2001"}, 2001, id="both"),
+        pytest.param({"PROFILEKEYFIELDID": "2001"}, 2001, id="key-without-profiles"),
+    ],
+)
+def test_profiles_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], key_field_id: int
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(f"TRENGO_PROCESSOR_DESTINATION__{name}", value)
+    destination = load_settings(write(tmp_path, MINIMAL)).destination
+    assert destination.enableProfiles is ("ENABLEPROFILES" in variables)
+    assert destination.profileKeyFieldId == key_field_id
+
+
+def test_profiles_switched_on_from_the_environment_still_need_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRENGO_PROCESSOR_DESTINATION__ENABLEPROFILES", "true")
+    with pytest.raises(ConfigError, match=r"^destination\.profileKeyFieldId: required"):
+        load_settings(write(tmp_path, MINIMAL))

@@ -96,6 +96,47 @@ def test_event_schema(document: dict[str, Any], valid: bool) -> None:
             {"channelId": "1", "eventTemplateMap": [{"to": "x"}]}, False, id="mapping-without-from"
         ),
         pytest.param({"channelIdentifier": "email"}, False, id="no-channel-id"),
+        pytest.param(
+            {
+                "channelId": "1",
+                "eventTemplateMap": [
+                    {"from": "A", "labels": ["vip"], "message": "Hi", "messageType": "message"}
+                ],
+                "customFieldMap": [{"trait": "plan", "fieldId": 1001}],
+                "enableProfiles": True,
+                "profileKeyFieldId": 2001,
+            },
+            True,
+            id="opt-ins",
+        ),
+        pytest.param(
+            {"channelId": "1", "enableProfiles": True}, False, id="profiles-without-key-field"
+        ),
+        pytest.param(
+            {"channelId": "1", "enableProfiles": True, "profileKeyFieldId": None},
+            False,
+            id="profiles-with-null-key-field",
+        ),
+        pytest.param(
+            {"channelId": "1", "enableProfiles": False, "profileKeyFieldId": None},
+            True,
+            id="no-profiles-no-key-field",
+        ),
+        pytest.param(
+            {"channelId": "1", "customFieldMap": [{"trait": "plan", "fieldId": 0}]},
+            False,
+            id="field-id-below-one",
+        ),
+        pytest.param(
+            {"channelId": "1", "eventTemplateMap": [{"from": "A", "labels": [" "]}]},
+            False,
+            id="blank-label",
+        ),
+        pytest.param(
+            {"channelId": "1", "eventTemplateMap": [{"from": "A", "messageType": "sms"}]},
+            False,
+            id="bad-message-type",
+        ),
     ],
 )
 def test_destination_schema(document: dict[str, Any], valid: bool) -> None:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 from processor import metrics
 from processor.engine.coalesce import take_coalesced
 from processor.engine.handler import WorkItem
 from processor.engine.offsets import OffsetTracker
-from processor.pipeline.plan import IdentifyPlan, Plan, UpdateContact
-from tests.unit.engine.fakes import identify_plan, ticket_plan, work_item
+from processor.pipeline.plan import (
+    CreateContact,
+    IdentifyPlan,
+    Plan,
+    ResolveContact,
+    SetCustomField,
+    UpdateContact,
+)
+from tests.unit.engine.fakes import CHANNEL, identify_plan, ticket_plan, work_item
 
 
 def queue_of(*plans: Plan) -> deque[WorkItem]:
@@ -54,3 +62,25 @@ def test_identifies_of_other_contacts_or_other_creations_are_not_merged() -> Non
     assert take_coalesced(queue).all_items()[0].record.offset == 0
     assert take_coalesced(queue).record.offset == 1
     assert take_coalesced(queue).record.offset == 2
+
+
+def test_the_merged_identify_keeps_an_older_name_and_older_custom_fields() -> None:
+    def with_fields(plan: IdentifyPlan, *fields: tuple[int, str]) -> IdentifyPlan:
+        custom_fields = tuple(SetCustomField(field_id, value) for field_id, value in fields)
+        return dataclasses.replace(plan, custom_fields=custom_fields)
+
+    nameless = IdentifyPlan(
+        contact=ResolveContact("a@example.com", "email", CHANNEL),
+        update=UpdateContact(None),
+        create=CreateContact(CHANNEL, "a@example.com", None),
+    )
+    queue = queue_of(
+        with_fields(identify_plan("a@example.com", "Ann"), (1, "pro"), (2, "Acme")),
+        with_fields(nameless, (1, "enterprise")),
+    )
+
+    merged = take_coalesced(queue).work
+
+    assert merged == with_fields(
+        identify_plan("a@example.com", "Ann"), (2, "Acme"), (1, "enterprise")
+    )

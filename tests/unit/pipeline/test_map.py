@@ -1,4 +1,5 @@
-"""Tests for processor/pipeline/map.py: RudderStack's Trengo mapping (reference §3-§7) as plans.
+"""Tests for processor/pipeline/map.py: RudderStack's Trengo mapping (reference §3-§7) as plans,
+then the opt-in additions (custom fields, ticket follow-ups, profiles).
 
 Messages go through ``validate`` first, as in the engine. The RudderStack test-suite cases
 (processor Tests 0-16, router Tests 0-1) are restated as plans: where RudderStack's expected
@@ -14,17 +15,22 @@ import pytest
 from pydantic import ValidationError
 
 from processor.config import DestinationConfig
-from processor.events import Message
+from processor.events import Group, Message
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
     ChannelIdentifier,
+    ContactRef,
     CreateContact,
     CreateTicket,
+    GroupPlan,
     IdentifyPlan,
     KnownContact,
     Plan,
+    PostMessage,
     Rejection,
     ResolveContact,
+    ResolveProfile,
+    SetCustomField,
     TicketPlan,
     UpdateContact,
 )
@@ -62,14 +68,17 @@ def destination(
     channel: str = EMAIL_CHANNEL,
     identifier: str = "email",
     dedup: bool | None = True,
-    template_map: tuple[dict[str, str], ...] = SUITE_TEMPLATE_MAP,
+    template_map: tuple[dict[str, Any], ...] = SUITE_TEMPLATE_MAP,
+    **opt_ins: Any,
 ) -> DestinationConfig:
-    """A destination config as RudderStack's test suite writes it (dedup None: key absent)."""
+    """A destination config as RudderStack's test suite writes it (dedup None: key absent),
+    plus any of the opt-in keys."""
     config: dict[str, Any] = {
         "apiToken": "trengo1",
         "channelId": channel,
         "channelIdentifier": identifier,
         "eventTemplateMap": template_map,
+        **opt_ins,
     }
     if dedup is not None:
         config["enableDedup"] = dedup
@@ -98,7 +107,7 @@ def external_ids(*pairs: tuple[str, Any]) -> dict[str, Any]:
 
 def plan(document: dict[str, Any], config: DestinationConfig) -> Plan | Rejection:
     """validate then plan_event, as the engine runs them."""
-    message = validate(document)
+    message = validate(document, accept_groups=config.enableProfiles)
     assert not isinstance(message, Rejection), message
     return plan_event(message, config, SubjectTemplates(config))
 
@@ -717,10 +726,445 @@ def test_track(
 def test_the_map_is_pure() -> None:
     """The same message and config give equal plans, and the message is left unchanged."""
     config = destination()
-    message: Message | Rejection = validate(track("checkedOut", {"email": EMAIL, "value": 1}))
+    message: Message | Group | Rejection = validate(
+        track("checkedOut", {"email": EMAIL, "value": 1})
+    )
     assert not isinstance(message, Rejection)
     before = message.model_dump()
     templates = SubjectTemplates(config)
 
     assert plan_event(message, config, templates) == plan_event(message, config, templates)
     assert message.model_dump() == before
+
+
+# Opt-in additions: with none configured, plans are as above ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(
+            identify({"email": EMAIL, "plan": "pro", "company": "Acme"}),
+            upsert(search(EMAIL), None, EMAIL),
+            id="identify-without-custom-fields",
+        ),
+        pytest.param(
+            track("Order Completed", {"email": EMAIL}, messageId="m-1"),
+            ticket(search(EMAIL), EMAIL_CHANNEL, "Completed Order", "Order Completed"),
+            id="track-without-follow-ups-or-event-key",
+        ),
+    ],
+)
+def test_plans_without_opt_ins_are_unchanged(
+    document: dict[str, Any], expected: Plan | Rejection
+) -> None:
+    """No custom fields, no message, no labels, and no event key although a messageId is there."""
+    assert plan(document, destination()) == expected
+
+
+def test_a_group_is_not_mapped_without_profiles() -> None:
+    """validate already rejects it; the map refuses one handed over anyway."""
+    message = Group.model_validate({"type": "group", "groupId": "acme-1"})
+    config = destination()
+
+    assert plan_event(message, config, SubjectTemplates(config)) == rejected(
+        "Event type group is not supported"
+    )
+
+
+# Custom fields (customFieldMap) -----------------------------------------------------------
+
+PLAN_FIELD = 1001
+
+
+def custom_fields_of(document: dict[str, Any], *mappings: tuple[str, int]) -> Any:
+    """The custom field steps of an identify planned with ``(trait, fieldId)`` mappings."""
+    field_map = [{"trait": trait, "fieldId": field_id} for trait, field_id in mappings]
+    result = plan(document, destination(customFieldMap=field_map))
+    return result.custom_fields if isinstance(result, IdentifyPlan) else result
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        pytest.param("pro", "pro", id="text"),
+        pytest.param(" pro ", " pro ", id="text-unchanged"),
+        pytest.param("", None, id="empty-text-skipped"),
+        pytest.param(3, "3", id="integer"),
+        pytest.param(3.0, "3", id="integral-float-like-javascript"),
+        pytest.param(2.5, "2.5", id="fraction"),
+        pytest.param(0, "0", id="zero-is-a-value"),
+        pytest.param(-1, "-1", id="negative"),
+        pytest.param(True, "true", id="true"),
+        pytest.param(False, "false", id="false-is-a-value"),
+        pytest.param(None, None, id="null-skipped"),
+        pytest.param({"tier": "pro"}, None, id="object-skipped"),
+        pytest.param(["pro"], None, id="list-skipped"),
+    ],
+)
+def test_custom_field_values_are_sent_as_javascript_text(value: object, sent: str | None) -> None:
+    document = identify({"email": EMAIL, "plan": value})
+
+    expected = () if sent is None else (SetCustomField(PLAN_FIELD, sent),)
+    assert custom_fields_of(document, ("plan", PLAN_FIELD)) == expected
+
+
+@pytest.mark.parametrize(
+    ("traits", "context_traits", "sent"),
+    [
+        pytest.param({"plan": "a"}, {}, "a", id="traits"),
+        pytest.param({}, {"plan": "b"}, "b", id="context-traits"),
+        pytest.param({"plan": "a"}, {"plan": "b"}, "a", id="traits-first"),
+        pytest.param({"plan": ""}, {"plan": "b"}, "b", id="empty-falls-through"),
+        pytest.param({"plan": {"x": 1}}, {"plan": "b"}, "b", id="object-falls-through"),
+        pytest.param({"plan": False}, {"plan": "b"}, "false", id="false-does-not-fall-through"),
+        pytest.param({}, {}, None, id="absent"),
+    ],
+)
+def test_custom_field_value_sources(
+    traits: dict[str, Any], context_traits: dict[str, Any], sent: str | None
+) -> None:
+    document = bare_identify(traits={"email": EMAIL, **traits}, context={"traits": context_traits})
+
+    expected = () if sent is None else (SetCustomField(PLAN_FIELD, sent),)
+    assert custom_fields_of(document, ("plan", PLAN_FIELD)) == expected
+
+
+def test_custom_fields_never_come_from_properties() -> None:
+    document = bare_identify(traits={"email": EMAIL}, properties={"plan": "p"})
+
+    assert custom_fields_of(document, ("plan", PLAN_FIELD)) == ()
+
+
+def test_custom_fields_follow_the_map_order_and_skip_missing_traits() -> None:
+    document = identify({"email": EMAIL, "tier": "gold", "plan": "pro"})
+
+    fields = custom_fields_of(document, ("plan", 1001), ("company", 1002), ("tier", 1003))
+
+    assert fields == (SetCustomField(1001, "pro"), SetCustomField(1003, "gold"))
+
+
+@pytest.mark.parametrize(
+    ("dedup", "context", "expected"),
+    [
+        pytest.param(
+            True,
+            external_ids(("trengoContactId", 7)),
+            IdentifyPlan(KnownContact(7), UpdateContact(None), None),
+            id="known-contact",
+        ),
+        pytest.param(True, {}, upsert(search(EMAIL), None, EMAIL), id="search-then-upsert"),
+        pytest.param(False, {}, upsert(None, None, EMAIL), id="always-create"),
+    ],
+)
+def test_custom_fields_ride_on_every_identify_path(
+    dedup: bool, context: dict[str, Any], expected: IdentifyPlan
+) -> None:
+    document = identify({"email": EMAIL, "plan": "pro"}, context=context)
+    config = destination(dedup=dedup, customFieldMap=[{"trait": "plan", "fieldId": PLAN_FIELD}])
+
+    assert plan(document, config) == IdentifyPlan(
+        expected.contact, expected.update, expected.create, (SetCustomField(PLAN_FIELD, "pro"),)
+    )
+
+
+def test_custom_fields_do_not_save_an_identify_without_identifier() -> None:
+    document = identify({"plan": "pro"})
+
+    assert custom_fields_of(document, ("plan", PLAN_FIELD)) == rejected(
+        "Mandatory field for Channel-Identifier :email not present"
+    )
+
+
+# Ticket follow-ups (eventTemplateMap[].message, .messageType, .labels) ---------------------
+
+FOLLOW_UP_MAP = (
+    {"from": "Note", "to": "Order {{ id }}", "message": "Paid {{ total }} for {{ event }}"},
+    {"from": "Reply", "message": "Thanks {{ name }}: {{ properties }}", "messageType": "message"},
+    {"from": "Tagged", "labels": [" vip ", "order", "VIP"]},
+    {"from": "Empty", "message": "  {{ missing }} ", "labels": ["lead"]},
+    {"from": "Blank", "message": "{{ missing }}"},
+    {"from": "Broken", "message": "{{ name + 1 }}"},
+    {"from": "Both broken", "to": "{{ name + 1 }}", "message": "{{ name + 1 }}"},
+)
+FOLLOW_UP_PROPERTIES = {"email": EMAIL, "phone": PHONE, "id": 7, "total": 19.5, "name": "Jo"}
+
+
+def follow_up_ticket(
+    event: str,
+    subject: str | None,
+    message: PostMessage | None = None,
+    labels: tuple[str, ...] = (),
+    by: ChannelIdentifier = "email",
+) -> TicketPlan:
+    contact = search(EMAIL) if by == "email" else search(PHONE, "phone")
+    return TicketPlan(
+        event=event,
+        contact=contact,
+        ticket=CreateTicket(channel_id=EMAIL_CHANNEL, subject=subject),
+        message=message,
+        labels=labels,
+        event_key="m-1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("identifier", "event", "expected"),
+    [
+        pytest.param(
+            "email",
+            "Note",
+            follow_up_ticket("Note", "Order 7", PostMessage("Paid 19.5 for Note", True)),
+            id="internal-note-by-default",
+        ),
+        pytest.param(
+            "email",
+            "Reply",
+            follow_up_ticket(
+                "Reply",
+                None,
+                PostMessage(
+                    "Thanks Jo: email: utsab@outlook.com phone: 9830311521 id: 7 total: 19.5 "
+                    "name: Jo",
+                    False,
+                ),
+            ),
+            id="customer-message-same-variables-as-subject",
+        ),
+        pytest.param(
+            "phone",
+            "Note",
+            follow_up_ticket("Note", None, PostMessage("Paid 19.5 for Note", True), by="phone"),
+            id="message-on-every-channel-subject-only-on-email",
+        ),
+        pytest.param(
+            "email",
+            "Tagged",
+            follow_up_ticket("Tagged", None, labels=("vip", "order")),
+            id="labels-as-configured",
+        ),
+        pytest.param(
+            "email",
+            "Empty",
+            follow_up_ticket("Empty", None, labels=("lead",)),
+            id="empty-message-not-sent-labels-kept",
+        ),
+        pytest.param(
+            "email",
+            "Blank",
+            ticket(search(EMAIL), EMAIL_CHANNEL, None, "Blank"),
+            id="no-follow-ups-no-event-key",
+        ),
+        pytest.param(
+            "email",
+            "Broken",
+            rejected("Error occurred in parsing message template for Broken"),
+            id="message-render-error",
+        ),
+        pytest.param(
+            "phone",
+            "Broken",
+            rejected("Error occurred in parsing message template for Broken"),
+            id="message-render-error-on-phone",
+        ),
+        pytest.param(
+            "email",
+            "Both broken",
+            rejected("Error occurred in parsing event template for Both broken"),
+            id="subject-error-first",
+        ),
+    ],
+)
+def test_ticket_follow_ups(
+    identifier: ChannelIdentifier, event: str, expected: Plan | Rejection
+) -> None:
+    config = destination(identifier=identifier, template_map=FOLLOW_UP_MAP)
+    document = track(event, FOLLOW_UP_PROPERTIES, messageId="m-1")
+
+    assert plan(document, config) == expected
+
+
+def test_follow_ups_without_message_id_have_no_event_key() -> None:
+    config = destination(template_map=FOLLOW_UP_MAP)
+
+    result = plan(track("Tagged", FOLLOW_UP_PROPERTIES), config)
+
+    assert isinstance(result, TicketPlan)
+    assert (result.labels, result.event_key) == (("vip", "order"), None)
+
+
+# Profiles (enableProfiles, profileKeyFieldId) ---------------------------------------------
+
+PROFILE_KEY_FIELD = 2001
+GROUP_ID = "acme-1"
+
+
+def profiles(identifier: str = "email", dedup: bool = True) -> DestinationConfig:
+    return destination(
+        identifier=identifier,
+        dedup=dedup,
+        enableProfiles=True,
+        profileKeyFieldId=PROFILE_KEY_FIELD,
+    )
+
+
+def group(
+    group_id: object = GROUP_ID,
+    traits: dict[str, Any] | None = None,
+    user_traits: dict[str, Any] | None = None,
+    **context: Any,
+) -> dict[str, Any]:
+    """A group: ``traits`` describe the group, ``user_traits`` (context.traits) the user."""
+    document: dict[str, Any] = {
+        "type": "group",
+        "userId": "randomUserId",
+        "traits": traits or {},
+        "context": {"traits": user_traits or {}, **context},
+    }
+    if group_id is not None:
+        document["groupId"] = group_id
+    return document
+
+
+def attach(contact: ContactRef, name: str = "Acme", group_id: str = GROUP_ID) -> GroupPlan:
+    return GroupPlan(
+        group_id=group_id,
+        contact=contact,
+        profile=ResolveProfile(key=group_id, key_field_id=PROFILE_KEY_FIELD, name=name),
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "document", "expected"),
+    [
+        pytest.param(
+            profiles(),
+            group(traits={"name": "Acme"}, user_traits={"email": EMAIL}),
+            attach(search(EMAIL)),
+            id="user-email-from-context-traits",
+        ),
+        pytest.param(
+            profiles(),
+            group(user_traits={"email": EMAIL}),
+            attach(search(EMAIL), name=GROUP_ID),
+            id="unnamed-group-named-by-id",
+        ),
+        pytest.param(
+            profiles(),
+            group(traits={"name": "  "}, user_traits={"email": EMAIL}),
+            attach(search(EMAIL), name=GROUP_ID),
+            id="blank-name-named-by-id",
+        ),
+        pytest.param(
+            profiles(),
+            group(traits={"name": " Acme "}, user_traits={"email": EMAIL}),
+            attach(search(EMAIL)),
+            id="name-stripped",
+        ),
+        pytest.param(
+            profiles(),
+            group(traits={"name": 42}, user_traits={"email": EMAIL}),
+            attach(search(EMAIL), name="42"),
+            id="numeric-name-as-text",
+        ),
+        pytest.param(
+            profiles(),
+            group(42, traits={"name": "Acme"}, user_traits={"email": EMAIL}),
+            attach(search(EMAIL), group_id="42"),
+            id="integer-group-id-as-text",
+        ),
+        pytest.param(
+            profiles(),
+            group(traits={"name": "Acme", "email": "info@acme.io"}, user_traits={"email": EMAIL}),
+            attach(search(EMAIL)),
+            id="group-email-is-not-the-user",
+        ),
+        pytest.param(
+            profiles(),
+            group(traits={"name": "Acme"}, **external_ids(("trengoContactId", 7))),
+            attach(KnownContact(7)),
+            id="known-contact",
+        ),
+        pytest.param(
+            profiles(),
+            group(
+                traits={"name": "Acme"},
+                user_traits={"email": EMAIL},
+                **external_ids(("trengoChannelId", EXTERNAL_CHANNEL)),
+            ),
+            attach(search(EMAIL, channel=EXTERNAL_CHANNEL)),
+            id="channel-override",
+        ),
+        pytest.param(
+            profiles("phone"),
+            group(traits={"name": "Acme"}, user_traits={"email": EMAIL, "phone": PHONE}),
+            attach(search(PHONE, "phone")),
+            id="phone-identifier",
+        ),
+        pytest.param(
+            profiles(dedup=False),
+            group(traits={"name": "Acme"}, user_traits={"email": EMAIL}),
+            attach(search(EMAIL)),
+            id="found-even-without-dedup",
+        ),
+    ],
+)
+def test_group_attaches_the_user_to_a_profile(
+    config: DestinationConfig, document: dict[str, Any], expected: GroupPlan
+) -> None:
+    assert plan(document, config) == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "document", "reason"),
+    [
+        pytest.param(
+            profiles(),
+            group(None, user_traits={"email": EMAIL}),
+            "No groupId present for group event, aborting event",
+            id="missing-group-id",
+        ),
+        pytest.param(
+            profiles(),
+            group("", user_traits={"email": EMAIL}),
+            "No groupId present for group event, aborting event",
+            id="empty-group-id",
+        ),
+        pytest.param(
+            profiles(),
+            group("  ", user_traits={"email": EMAIL}),
+            "No groupId present for group event, aborting event",
+            id="blank-group-id",
+        ),
+        pytest.param(
+            profiles(),
+            group(traits={"name": "Acme", "email": "info@acme.io", "phone": PHONE}),
+            "No email in context.traits or trengoContactId present for group event acme-1, "
+            "aborting event",
+            id="group-traits-never-identify-the-user",
+        ),
+        pytest.param(
+            profiles(),
+            {**group(user_traits={}), "properties": {"email": EMAIL}},
+            "No email in context.traits or trengoContactId present for group event acme-1, "
+            "aborting event",
+            id="properties-never-identify-the-user",
+        ),
+        pytest.param(
+            profiles(),
+            group(**external_ids(("email", EMAIL))),
+            "No email in context.traits or trengoContactId present for group event acme-1, "
+            "aborting event",
+            id="no-external-id-fallback",
+        ),
+        pytest.param(
+            profiles("phone"),
+            group(user_traits={"email": EMAIL}),
+            "No phone in context.traits or trengoContactId present for group event acme-1, "
+            "aborting event",
+            id="identifier-follows-channel-identifier",
+        ),
+    ],
+)
+def test_group_rejections(config: DestinationConfig, document: dict[str, Any], reason: str) -> None:
+    assert plan(document, config) == rejected(reason)

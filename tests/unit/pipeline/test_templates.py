@@ -1,4 +1,5 @@
-"""Tests for processor/pipeline/templates.py: ticket subjects as RudderStack renders them (§8)."""
+"""Tests for processor/pipeline/templates.py: ticket subjects as RudderStack renders them (§8),
+and first messages (``eventTemplateMap[].message``) rendered by exactly the same rules."""
 
 from __future__ import annotations
 
@@ -15,14 +16,21 @@ from processor.pipeline.templates import (
 )
 
 EVENT = "Order Completed"
+# Both template keys of a mapping; every rendering rule holds for each.
+TEMPLATE_KEYS = pytest.mark.parametrize("key", ["to", "message"])
 
 
 def _templates(*mappings: dict[str, str]) -> SubjectTemplates:
     return SubjectTemplates(DestinationConfig(channelId="1", eventTemplateMap=mappings))
 
 
-def _render(template: str, properties: dict[str, Any] | None, event: str = EVENT) -> str | None:
-    return _templates({"from": event, "to": template}).render(event, properties)
+def _render(
+    template: str, properties: dict[str, Any] | None, key: str = "to", event: str = EVENT
+) -> str | None:
+    """Renders ``template`` as the subject (key ``to``) or the first message (``message``)."""
+    templates = _templates({"from": event, key: template})
+    render = templates.render if key == "to" else templates.render_message
+    return render(event, properties)
 
 
 @pytest.mark.parametrize(
@@ -81,8 +89,11 @@ def _render(template: str, properties: dict[str, Any] | None, event: str = EVENT
         pytest.param("{{ traits }}{{ context }}", {}, "", id="no-traits-or-context"),
     ],
 )
-def test_renders_like_rudderstack(template: str, properties: dict[str, Any], subject: str) -> None:
-    assert _render(template, properties) == subject
+@TEMPLATE_KEYS
+def test_renders_like_rudderstack(
+    template: str, properties: dict[str, Any], subject: str, key: str
+) -> None:
+    assert _render(template, properties, key) == subject
 
 
 @pytest.mark.parametrize(
@@ -93,9 +104,10 @@ def test_renders_like_rudderstack(template: str, properties: dict[str, Any], sub
         pytest.param("{{ properties }}|{{ value }}", "|", id="properties-empty"),
     ],
 )
-def test_renders_without_properties(template: str, subject: str) -> None:
+@TEMPLATE_KEYS
+def test_renders_without_properties(template: str, subject: str, key: str) -> None:
     """Deliberate fix: RudderStack fails a track without properties on any non-empty template."""
-    assert _render(template, None) == subject
+    assert _render(template, None, key) == subject
 
 
 @pytest.mark.parametrize(
@@ -124,6 +136,38 @@ def test_template_lookup(mappings: list[dict[str, str]], event: str, subject: st
 
 
 @pytest.mark.parametrize(
+    ("mappings", "event", "message"),
+    [
+        pytest.param([{"from": "a", "to": "A"}], "a", None, id="mapping-without-message"),
+        pytest.param([{"from": "a", "message": ""}], "a", None, id="empty-message"),
+        pytest.param([{"from": "a", "message": "M"}], "b", None, id="unmapped-event"),
+        pytest.param(
+            [{"from": "a", "message": "1"}, {"from": "a", "message": "2"}],
+            "a",
+            "2",
+            id="later-wins",
+        ),
+        pytest.param(
+            [{"from": "a", "message": "1"}, {"from": "a", "to": "S"}],
+            "a",
+            None,
+            id="later-without-message-wins",
+        ),
+    ],
+)
+def test_message_lookup(mappings: list[dict[str, str]], event: str, message: str | None) -> None:
+    assert _templates(*mappings).render_message(event, {}) == message
+
+
+def test_subject_and_message_of_one_mapping_are_separate() -> None:
+    templates = _templates({"from": EVENT, "to": "Order {{ id }}", "message": "Paid {{ total }}"})
+    properties = {"id": 7, "total": 19.5}
+
+    assert templates.render(EVENT, properties) == "Order 7"
+    assert templates.render_message(EVENT, properties) == "Paid 19.5"
+
+
+@pytest.mark.parametrize(
     ("template", "message"),
     [
         pytest.param(
@@ -144,13 +188,16 @@ def test_template_lookup(mappings: list[dict[str, str]], event: str, subject: st
         ),
     ],
 )
-def test_a_template_that_does_not_compile_names_its_key(template: str, message: str) -> None:
+@TEMPLATE_KEYS
+def test_a_template_that_does_not_compile_names_its_key(
+    template: str, message: str, key: str
+) -> None:
     with pytest.raises(TemplateConfigError) as raised:
-        _templates({"from": "ok", "to": "fine"}, {"from": "bad", "to": template})
+        _templates({"from": "ok", "to": "fine", "message": "fine"}, {"from": "bad", key: template})
 
-    assert raised.value.key == "destination.eventTemplateMap[1].to"
+    assert raised.value.key == f"destination.eventTemplateMap[1].{key}"
     assert raised.value.message == message
-    assert str(raised.value) == f"destination.eventTemplateMap[1].to: {message}"
+    assert str(raised.value) == f"destination.eventTemplateMap[1].{key}: {message}"
     assert isinstance(raised.value, ConfigError)
 
 
@@ -162,9 +209,12 @@ def test_a_template_that_does_not_compile_names_its_key(template: str, message: 
         pytest.param("{{ 1 // zero }}", {"zero": 0}, id="division-by-zero"),
     ],
 )
-def test_a_failing_render_raises_render_error(template: str, properties: dict[str, Any]) -> None:
+@TEMPLATE_KEYS
+def test_a_failing_render_raises_render_error(
+    template: str, properties: dict[str, Any], key: str
+) -> None:
     with pytest.raises(TemplateRenderError, match=EVENT):
-        _render(template, properties)
+        _render(template, properties, key)
 
 
 @pytest.mark.parametrize(

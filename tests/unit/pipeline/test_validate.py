@@ -1,4 +1,5 @@
-"""Tests for processor/pipeline/validate.py: entry checks 1-2 of reference §3 and field types."""
+"""Tests for processor/pipeline/validate.py: entry checks 1-2 of reference §3 and field types,
+and groups accepted only with ``destination.enableProfiles`` (``accept_groups``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from processor.events import Identify, Track
+from processor.events import Group, Identify, Track
 from processor.pipeline.plan import Rejection
 from processor.pipeline.validate import validate
 
@@ -89,6 +90,81 @@ def test_types_not_listed_as_ignored_are_still_rejected() -> None:
     rejection = validate({"type": "group"}, ["page"])
 
     assert rejection == Rejection(reason="Event type group is not supported", stage="validate")
+
+
+@pytest.mark.parametrize(
+    ("document", "group_id"),
+    [
+        pytest.param({"type": "group", "groupId": "acme"}, "acme", id="text-id"),
+        pytest.param({"type": "Group", "groupId": 42}, "42", id="integer-id-as-text"),
+        pytest.param({"type": "GROUP"}, None, id="missing-id-left-to-the-map"),
+    ],
+)
+def test_groups_are_accepted_when_profiles_are_on(
+    document: dict[str, Any], group_id: str | None
+) -> None:
+    message = validate(document, accept_groups=True)
+
+    assert isinstance(message, Group)
+    assert message.groupId == group_id
+
+
+@pytest.mark.parametrize(
+    ("document", "ignore_types", "accept_groups", "expected"),
+    [
+        pytest.param(
+            {"type": "group", "groupId": "acme"},
+            (),
+            False,
+            Rejection(reason="Event type group is not supported", stage="validate"),
+            id="profiles-off-as-today",
+        ),
+        pytest.param(
+            {"type": "group", "groupId": "acme"},
+            ("group",),
+            True,
+            Rejection(
+                reason="Event type group is ignored (pipeline.ignore_types)",
+                stage="validate",
+                skipped=True,
+            ),
+            id="ignored-wins-over-profiles",
+        ),
+        pytest.param(
+            {"type": "page"},
+            (),
+            True,
+            Rejection(reason="Event type page is not supported", stage="validate"),
+            id="other-types-still-unsupported",
+        ),
+    ],
+)
+def test_groups_rejected_or_skipped(
+    document: dict[str, Any],
+    ignore_types: tuple[str, ...],
+    accept_groups: bool,
+    expected: Rejection,
+) -> None:
+    assert validate(document, ignore_types, accept_groups=accept_groups) == expected
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        pytest.param(
+            {"type": "group", "groupId": 1.5},
+            "Invalid group event: groupId: Input should be a string or an integer",
+            id="group-id-neither-text-nor-integer",
+        ),
+        pytest.param(
+            {"type": "group", "groupId": "acme", "traits": ["x"]},
+            "Invalid group event: traits: Input should be a valid dictionary",
+            id="group-traits-not-object",
+        ),
+    ],
+)
+def test_group_field_types_are_checked(document: dict[str, Any], reason: str) -> None:
+    assert validate(document, accept_groups=True) == Rejection(reason=reason, stage="validate")
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,15 @@ import pytest
 
 from processor.sandbox.trengo import (
     DEFAULT_CHANNELS,
+    DEFAULT_CUSTOM_FIELDS,
+    DEFAULT_LABELS,
     DEFAULT_PORT,
     DEFAULT_TOKEN,
+    FIRST_LABEL_ID,
     RunningSandbox,
     SandboxChannel,
     SandboxClock,
+    SandboxCustomField,
     SandboxOptions,
     add_sandbox_arguments,
     options_from_args,
@@ -49,6 +53,38 @@ def test_running_sandbox_serves_on_a_free_loopback_port() -> None:
     assert sandbox.port > 0
     assert sandbox.base_url == f"http://127.0.0.1:{sandbox.port}/api/v2"
     assert (health.status_code, contacts.status_code, sandbox.token) == (200, 200, DEFAULT_TOKEN)
+
+
+def test_accessors_list_contacts_tickets_and_profiles() -> None:
+    with (
+        RunningSandbox() as sandbox,
+        httpx.Client(
+            base_url=sandbox.base_url,
+            headers={"Authorization": f"Bearer {sandbox.token}"},
+            timeout=TIMEOUT_SECONDS,
+        ) as api,
+    ):
+        channel_id = DEFAULT_CHANNELS[0].id
+        contact = api.post(f"/channels/{channel_id}/contacts", json={"identifier": "a@b.c"})
+        contact_id = contact.json()["id"]
+        ticket = api.post("/tickets", json={"channel_id": channel_id, "contact_id": contact_id})
+        api.post(f"/tickets/{ticket.json()['id']}/labels", json={"label_id": FIRST_LABEL_ID})
+        profile = api.post("/profiles", json={"name": "Acme"})
+        api.post(f"/profiles/{profile.json()['id']}/contacts", json={"contact_id": contact_id})
+        snapshot = sandbox.snapshot()
+
+        contacts, tickets, profiles = sandbox.contacts(), sandbox.tickets(), sandbox.profiles()
+
+    assert (contacts, tickets, profiles) == (
+        snapshot["contacts"],
+        snapshot["tickets"],
+        snapshot["profiles"],
+    )
+    assert [c["id"] for c in contacts] == [contact_id]
+    assert tickets[0]["labels"] == [
+        {"id": FIRST_LABEL_ID, "name": "lead", "color": "#4caf50", "sort_order": 1}
+    ]
+    assert profiles[0]["contacts"] == [{"id": contact_id, "name": None, "identifier": "a@b.c"}]
 
 
 def test_set_faults_raises_validation_errors_in_the_caller() -> None:
@@ -156,16 +192,37 @@ def test_no_flags_give_the_default_options() -> None:
             },
         ),
         (("--max-recorded-requests", "10"), {"max_recorded_requests": 10}),
+        (
+            ("--custom-field", "7:Profile:Account Manager", "--custom-field", "8:contact:Tier"),
+            {
+                "custom_fields": (
+                    *DEFAULT_CUSTOM_FIELDS,
+                    SandboxCustomField(id=7, type="profile", title="Account Manager"),
+                    SandboxCustomField(id=8, type="contact", title="Tier"),
+                )
+            },
+        ),
+        (("--label", "refund", "--label", "b2b"), {"labels": (*DEFAULT_LABELS, "refund", "b2b")}),
     ],
 )
 def test_flags_set_options(flags: tuple[str, ...], expected: dict[str, object]) -> None:
     assert parse(*flags) == SandboxOptions.model_validate(expected)
 
 
-@pytest.mark.parametrize("channel", ["x:EMAIL", "7:FAX", "7"])
-def test_bad_channel_flag_is_a_usage_error(channel: str) -> None:
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--channel", "x:EMAIL"),
+        ("--channel", "7:FAX"),
+        ("--channel", "7"),
+        ("--custom-field", "x:contact:A"),
+        ("--custom-field", "7:ticket:A"),
+        ("--custom-field", "7:contact"),
+    ],
+)
+def test_malformed_channel_or_custom_field_flag_is_a_usage_error(flags: tuple[str, ...]) -> None:
     with pytest.raises(SystemExit):
-        parse("--channel", channel)
+        parse(*flags)
 
 
 @pytest.mark.parametrize(
@@ -174,6 +231,8 @@ def test_bad_channel_flag_is_a_usage_error(channel: str) -> None:
         ("--error-rate", "2"),
         ("--latency-ms", "-1"),
         ("--channel", str(DEFAULT_CHANNELS[0].id) + ":SMS"),
+        ("--custom-field", f"{DEFAULT_CUSTOM_FIELDS[0].id}:contact:Again"),
+        ("--label", DEFAULT_LABELS[0].upper()),
     ],
 )
 def test_out_of_range_flags_raise_value_error(flags: tuple[str, ...]) -> None:

@@ -374,7 +374,13 @@ def test_error_rate_one_fails_every_request_with_json(
     assert response.status_code in {500, 503}
     assert "message" in response.json()
     assert "x-ratelimit-remaining" in response.headers
-    assert sandbox.snapshot()["counts"] == {"contacts": 0, "tickets": 0, "requests": 1}
+    assert sandbox.snapshot()["counts"] == {
+        "contacts": 0,
+        "tickets": 0,
+        "messages": 0,
+        "profiles": 0,
+        "requests": 1,
+    }
 
 
 def test_outage_window_answers_503_before_auth_until_it_ends(
@@ -481,7 +487,13 @@ def test_admin_state_counts_by_method_route_status(api: httpx.Client, admin: htt
 
     state = admin.get("/state").json()
 
-    assert state["counts"] == {"contacts": 1, "tickets": 0, "requests": 3}
+    assert state["counts"] == {
+        "contacts": 1,
+        "tickets": 0,
+        "messages": 0,
+        "profiles": 0,
+        "requests": 3,
+    }
     assert [c["id"] for c in state["channels"]] == [EMAIL.id, WHATSAPP.id, SALES_EMAIL.id]
     assert state["contacts"][0]["identifier"] == "a@b.c"
     assert state["config"]["tokens"] == [TOKEN, OTHER_TOKEN]
@@ -519,7 +531,13 @@ def test_admin_reset_keeps_or_restores_config(
     admin.post("/reset", json={"restore_config": True})
     restored = admin.get("/state").json()
 
-    assert kept["counts"] == {"contacts": 0, "tickets": 0, "requests": 0}
+    assert kept["counts"] == {
+        "contacts": 0,
+        "tickets": 0,
+        "messages": 0,
+        "profiles": 0,
+        "requests": 0,
+    }
     assert kept["config"]["requests_per_minute"] == 5
     assert restored["config"]["requests_per_minute"] == LIMIT
     assert contact_id(create_contact(api, EMAIL, "a@b.c")) == FIRST_CONTACT_ID

@@ -1,11 +1,22 @@
-"""The sandbox state: runtime fault knobs, transient faults and what a reset keeps."""
+"""The sandbox state: runtime fault knobs, transient faults, the account setup from the options,
+the snapshot and what a reset keeps."""
 
 from __future__ import annotations
 
 import pydantic
 import pytest
 
-from processor.sandbox._trengo_model import DEFAULT_CHANNELS
+from processor.sandbox._trengo_model import (
+    DEFAULT_CHANNELS,
+    DEFAULT_CUSTOM_FIELDS,
+    DEFAULT_LABELS,
+    FIRST_CONTACT_ID,
+    FIRST_LABEL_ID,
+    FIRST_TICKET_ID,
+    JSONObject,
+    JSONValue,
+    SandboxCustomField,
+)
 from processor.sandbox._trengo_options import FaultKnobs, ManualClock, SandboxOptions
 from processor.sandbox._trengo_state import SandboxState
 
@@ -111,3 +122,108 @@ def test_snapshot_reports_config_and_transient_faults(
     assert config["requests_per_minute"] == 10
     assert config["outage_remaining_seconds"] == 3
     assert config["storm_429_remaining"] == 2
+
+
+@pytest.mark.parametrize(
+    ("custom_fields", "labels", "error"),
+    [
+        (
+            (
+                SandboxCustomField(id=1, title="A", type="contact"),
+                SandboxCustomField(id=1, title="B", type="profile"),
+            ),
+            DEFAULT_LABELS,
+            "custom field ids must be unique",
+        ),
+        (DEFAULT_CUSTOM_FIELDS, ("vip", "VIP"), "label names must be unique"),
+        (DEFAULT_CUSTOM_FIELDS, ("vip", " "), "label names must not be empty"),
+    ],
+)
+def test_options_refuse_ambiguous_custom_fields_and_labels(
+    custom_fields: tuple[SandboxCustomField, ...], labels: tuple[str, ...], error: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError, match=error):
+        SandboxOptions(custom_fields=custom_fields, labels=labels)
+
+
+@pytest.mark.parametrize(
+    "custom_field",
+    [{"id": 1, "title": "A", "type": "ticket"}, {"id": 0, "title": "A", "type": "contact"}],
+)
+def test_options_refuse_bad_custom_fields(custom_field: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        SandboxOptions.model_validate({"custom_fields": [custom_field]})
+
+
+def test_options_set_the_account_setup(clock: ManualClock) -> None:
+    fields = (SandboxCustomField(id=7, title="Tier", type="profile"),)
+
+    state = SandboxState(
+        SandboxOptions(custom_fields=fields, labels=("a", "b")), clock.as_sandbox_clock()
+    )
+    snapshot = state.snapshot()
+
+    assert snapshot["custom_fields"] == [{"id": 7, "title": "Tier", "type": "profile"}]
+    assert list(state.data.profile_fields) == [7]
+    assert state.data.contact_fields == {}
+    assert [label.name for label in state.data.labels.values()] == ["a", "b"]
+
+
+def fill(state: SandboxState) -> None:
+    """One contact in one profile, one ticket with a label and a note."""
+    data = state.data
+    contact, _ = data.find_or_create_contact(DEFAULT_CHANNELS[0], "a@b.c", "A", "then")
+    contact.set_custom_field(DEFAULT_CUSTOM_FIELDS[0], "pro")
+    profile = state.profiles.create("Acme", "then")
+    profile.attach_contact(contact, "then")
+    ticket = data.create_ticket(DEFAULT_CHANNELS[0], contact, "Hi", "then")
+    ticket.add_label(data.labels[FIRST_LABEL_ID], "then")
+    data.post_message(ticket, "note", internal_note=True, posted_at="then")
+
+
+def as_list(value: JSONValue) -> list[JSONObject]:
+    assert isinstance(value, list)
+    return [item for item in value if isinstance(item, dict)]
+
+
+def test_snapshot_shows_profiles_labels_and_messages(state: SandboxState) -> None:
+    fill(state)
+
+    snapshot = state.snapshot()
+
+    assert snapshot["counts"] == {
+        "contacts": 1,
+        "tickets": 1,
+        "messages": 1,
+        "profiles": 1,
+        "requests": 0,
+    }
+    assert snapshot["contacts"] == state.contacts_json()
+    assert snapshot["tickets"] == state.tickets_json()
+    assert snapshot["profiles"] == state.profiles_json()
+    assert state.contacts_json()[0]["custom_field_data"] == {"1001": "pro"}
+    ticket = state.tickets_json()[0]
+    assert (ticket["labels"], ticket["messages"]) == (
+        [state.data.labels[FIRST_LABEL_ID].to_json()],
+        [state.data.tickets[FIRST_TICKET_ID].messages[0].to_json()],
+    )
+    assert state.profiles_json()[0]["contacts"] == [
+        {"id": FIRST_CONTACT_ID, "name": "A", "identifier": "a@b.c"}
+    ]
+    assert [label["name"] for label in as_list(snapshot["labels"])] == list(DEFAULT_LABELS)
+
+
+def test_reset_forgets_profiles_and_messages(state: SandboxState) -> None:
+    fill(state)
+
+    state.reset()
+
+    assert state.profiles.by_id == {}
+    assert state.data.message_count == 0
+    assert state.snapshot()["counts"] == {
+        "contacts": 0,
+        "tickets": 0,
+        "messages": 0,
+        "profiles": 0,
+        "requests": 0,
+    }

@@ -2,8 +2,11 @@
 
 It searches fuzzily (a term hits any contact whose email, phone digits or name contains it),
 finds-or-creates email contacts on ``POST /channels/{id}/contacts``, and answers 404 for
-unknown contact ids. ``fail_next`` queues error answers, ``failing`` answers a status to every
-call of one kind ("POST /tickets"); ``calls`` records what was sent.
+unknown contact ids. Tickets keep their messages and labels; profiles are searched by name or
+custom field value (substring, case-insensitively) and keep their contacts; labels and
+profile searches are paginated (``page_size``, ``links.next``). ``fail_next`` queues error
+answers, ``failing`` answers a status to every call of one route ("POST /tickets",
+"POST /tickets/{id}/labels"); ``calls`` records what was sent.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ class Call:
 @dataclass
 class FakeTrengo:
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    labels: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 25
     calls: list[Call] = field(default_factory=list)
     fail_next: list[httpx.Response] = field(default_factory=list)
     failing: dict[str, int] = field(default_factory=dict)
@@ -56,11 +63,31 @@ class FakeTrengo:
             "phone": phone,
             "identifier": email or phone,
             "channels": [{"id": channel_id, "type": "EMAIL" if email else "SMS"}],
+            "custom_field_data": None,
         }
         return contact_id
 
+    def add_label(self, name: str) -> int:
+        label_id = 3001 + len(self.labels)
+        self.labels.append({"id": label_id, "name": name, "color": "#fff", "sort_order": 0})
+        return label_id
+
+    def add_profile(self, name: str, key: dict[str, str] | None = None) -> int:
+        profile_id = 9001 + len(self.profiles)
+        self.profiles[profile_id] = {
+            "id": profile_id,
+            "name": name,
+            "custom_field_data": key,
+            "contacts": [],
+        }
+        return profile_id
+
     def paths(self) -> list[str]:
         return [f"{call.method} {call.path}" for call in self.calls]
+
+    def routes(self) -> list[str]:
+        """The calls as route templates: ``POST /tickets/{id}/labels``."""
+        return [re.sub(r"/\d+", "/{id}", path) for path in self.paths()]
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/api/v2")
@@ -70,32 +97,81 @@ class FakeTrengo:
             await self.on_request()
         if self.fail_next:
             return self.fail_next.pop(0)
-        if (status := self.failing.get(f"{request.method} {path}")) is not None:
+        route = re.sub(r"/\d+", "/{id}", f"{request.method} {path}")
+        status = self.failing.get(f"{request.method} {path}") or self.failing.get(route)
+        if status is not None:
             return error(status)
         return self._answer(request.method, path, dict(request.url.params), body)
 
     def _answer(self, method: str, path: str, params: dict[str, str], body: Any) -> httpx.Response:
-        if method == "GET" and path == "/contacts":
-            return _json(200, {"data": self._search(params.get("term", "")), "links": {}})
+        term = params.get("term", "")
+        routes = {
+            "GET /contacts": lambda: _json(200, {"data": self._search(term), "links": {}}),
+            "GET /labels": lambda: self._page(self.labels, params),
+            "GET /profiles": lambda: self._page(self._search_profiles(term), params),
+            "POST /tickets": lambda: self._ticket(body),
+            "POST /profiles": lambda: _json(200, self.profiles[self.add_profile(body["name"])]),
+        }
+        if (answer := routes.get(f"{method} {path}")) is not None:
+            return answer()
         if method == "POST" and (match := re.fullmatch(r"/channels/(\w+)/contacts", path)):
             return self._create(int(match[1]), body)
-        if method == "PUT" and (match := re.fullmatch(r"/contacts/(\d+)", path)):
-            return self._update(int(match[1]), body)
-        if method == "POST" and path == "/tickets":
-            return self._ticket(body)
+        if match := re.fullmatch(r"/(contacts|tickets|profiles)/(\d+)(/\w+)?", path):
+            return self._on_object(method, match[1], int(match[2]), match[3] or "", body)
         return _json(404, {"message": "route not found"})
 
-    def _update(self, contact_id: int, body: dict[str, Any]) -> httpx.Response:
-        contact = self.contacts.get(contact_id)
-        if contact is None:
-            return _json(404, {"message": "No query results for model [Contact]."})
-        contact["name"] = body.get("name", contact["name"])
-        return _json(200, contact)
+    def _on_object(
+        self, method: str, kind: str, object_id: int, action: str, body: Any
+    ) -> httpx.Response:
+        objects = {"contacts": self.contacts, "tickets": self.tickets, "profiles": self.profiles}
+        found = objects[kind].get(object_id)
+        if found is None:
+            return _json(404, {"message": f"No query results for model [{kind}]."})
+        if method == "PUT" and action == "":
+            found["name"] = body.get("name", found["name"])
+        elif method == "POST" and action == "/custom_fields":
+            values = found["custom_field_data"] or {}
+            found["custom_field_data"] = {**values, str(body["custom_field_id"]): body["value"]}
+        elif method == "POST" and action == "/messages":
+            found["messages"].append(body)
+            return _json(200, {"id": len(found["messages"]), "ticket_id": object_id, **body})
+        elif method == "POST" and action == "/labels":
+            found["labels"].append(body["label_id"])
+        elif method == "POST" and kind == "profiles" and action == "/contacts":
+            if int(body["contact_id"]) not in self.contacts:
+                return _json(404, {"message": "No query results for model [Contact]."})
+            if body["contact_id"] not in [contact["id"] for contact in found["contacts"]]:
+                found["contacts"].append({"id": body["contact_id"]})
+        else:
+            return _json(404, {"message": "route not found"})
+        return _json(200, found)
+
+    def _page(self, objects: list[dict[str, Any]], params: dict[str, str]) -> httpx.Response:
+        page = int(params.get("page", "1"))
+        start = (page - 1) * self.page_size
+        more = len(objects) > start + self.page_size
+        next_url = f"{BASE_URL}/list?page={page + 1}" if more else None
+        data = objects[start : start + self.page_size]
+        return _json(200, {"data": data, "links": {"next": next_url}, "meta": {}})
+
+    def _search_profiles(self, term: str) -> list[dict[str, Any]]:
+        needle = term.casefold()
+        return [
+            profile
+            for profile in self.profiles.values()
+            if needle in profile["name"].casefold()
+            or any(
+                needle in str(value).casefold()
+                for value in (profile["custom_field_data"] or {}).values()
+            )
+        ]
 
     def _ticket(self, body: dict[str, Any]) -> httpx.Response:
         if int(body["contact_id"]) not in self.contacts:
             return _json(404, {"message": "No query results for model [Contact]."})
-        return _json(201, {"id": 7_000_000_001 + len(self.calls), **body})
+        ticket_id = 7_000_000_001 + len(self.calls)
+        self.tickets[ticket_id] = {"id": ticket_id, **body, "messages": [], "labels": []}
+        return _json(201, self.tickets[ticket_id])
 
     def _search(self, term: str) -> list[dict[str, Any]]:
         needle = term.casefold()

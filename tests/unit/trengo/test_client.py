@@ -10,8 +10,14 @@ import httpx
 import pytest
 
 from processor.metrics import RATE_LIMIT_REMAINING, TRENGO_REQUESTS
-from processor.pipeline.plan import CreateContact, CreateTicket, UpdateContact
-from processor.trengo.client import TrengoClient
+from processor.pipeline.plan import (
+    CreateContact,
+    CreateTicket,
+    PostMessage,
+    SetCustomField,
+    UpdateContact,
+)
+from processor.trengo.client import Page, TrengoClient
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError, TrengoError
 from processor.trengo.requests import search_contacts, update_contact
 from tests.unit.trengo.fake_trengo import TOKEN, make_client
@@ -274,6 +280,93 @@ def test_a_created_contact_without_an_id_is_permanent(body: Any) -> None:
             await client.create_contact(CreateContact("7", "a@x.com", None))
 
     with pytest.raises(PermanentError, match="no contact id"):
+        run_simulated(main())
+
+
+def test_follow_up_calls_send_their_json_bodies() -> None:
+    seen: list[tuple[str, str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, json.loads(request.content)))
+        return httpx.Response(200, json={"id": 9001, "name": "Acme"})
+
+    async def main() -> tuple[Any, int]:
+        async with make_client(handler) as client:
+            await client.set_contact_custom_field(5, SetCustomField(1001, "pro"))
+            await client.post_message(77, PostMessage("Hello", internal_note=True))
+            await client.attach_label(77, 3001)
+            created = await client.create_profile("Acme")
+            await client.rename_profile(9001, "Acme Inc")
+            await client.set_profile_custom_field(9001, 2001, "acme-1")
+            await client.attach_contact_to_profile(9001, 5)
+            return created, client.calls_made
+
+    assert run_simulated(main()) == ({"id": 9001, "name": "Acme"}, 7)
+    assert seen == [
+        ("POST", "/api/v2/contacts/5/custom_fields", {"custom_field_id": 1001, "value": "pro"}),
+        ("POST", "/api/v2/tickets/77/messages", {"message": "Hello", "internal_note": True}),
+        ("POST", "/api/v2/tickets/77/labels", {"label_id": 3001}),
+        ("POST", "/api/v2/profiles", {"name": "Acme"}),
+        ("PUT", "/api/v2/profiles/9001", {"name": "Acme Inc"}),
+        (
+            "POST",
+            "/api/v2/profiles/9001/custom_fields",
+            {"custom_field_id": 2001, "value": "acme-1"},
+        ),
+        ("POST", "/api/v2/profiles/9001/contacts", {"contact_id": 5}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("links", "has_next"),
+    [
+        ({"next": "https://app.trengo.com/api/v2/labels?page=2"}, True),
+        ({"next": None}, False),
+        ({"next": ""}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_a_list_page_says_whether_another_follows(links: Any, has_next: bool) -> None:
+    body = {"data": [{"id": 3001, "name": "vip"}, "junk"], "links": links}
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json=body)
+
+    async def main() -> tuple[Page, Page]:
+        async with make_client(handler) as client:
+            return await client.list_labels(2), await client.search_profiles("acme", 3)
+
+    labels, profiles = run_simulated(main())
+    assert labels == profiles == Page([{"id": 3001, "name": "vip"}], has_next)
+    assert seen == [
+        "https://trengo.test/api/v2/labels?page=2",
+        "https://trengo.test/api/v2/profiles?page=3&term=acme",
+    ]
+
+
+@pytest.mark.parametrize("listing", ["list_labels", "search_profiles"])
+def test_a_list_answer_without_a_data_list_is_permanent(listing: str) -> None:
+    async def main() -> None:
+        async with make_client(answer(200, {"links": {}})) as client:
+            if listing == "list_labels":
+                await client.list_labels(1)
+            else:
+                await client.search_profiles("x", 1)
+
+    with pytest.raises(PermanentError, match=f"^{listing}: unexpected response"):
+        run_simulated(main())
+
+
+@pytest.mark.parametrize("body", [{"name": "Acme"}, {"id": None}, None])
+def test_a_created_profile_without_an_id_is_permanent(body: Any) -> None:
+    async def main() -> None:
+        async with make_client(answer(200, body)) as client:
+            await client.create_profile("Acme")
+
+    with pytest.raises(PermanentError, match="no profile id"):
         run_simulated(main())
 
 

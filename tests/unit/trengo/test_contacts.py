@@ -1,4 +1,5 @@
-"""Exact-match filter, contact-id cache (LRU, TTL, invalidation, metrics) and sent names."""
+"""Exact-match filter, contact-id cache (LRU, TTL, invalidation, metrics), sent names and sent
+custom field values."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
 from processor.trengo.contacts import (
     ContactCache,
+    SentFields,
     SentNames,
     contact_key,
     exact_matches,
@@ -180,3 +182,22 @@ def test_sent_names_can_be_turned_off() -> None:
     names.remember(1, "x")
     names.forget(1)
     assert not names.is_unchanged(1, "x")
+
+
+def test_sent_fields_are_per_contact_and_field() -> None:
+    clock = FakeClock()
+    fields = SentFields(10, 60, clock=clock)
+    assert not fields.is_unchanged(42, 1001, "pro")
+    fields.remember(42, 1001, "pro")
+    assert fields.is_unchanged("42", 1001, "pro")
+    assert not fields.is_unchanged(42, 1001, "enterprise")
+    assert not fields.is_unchanged(42, 1002, "pro")
+    assert not fields.is_unchanged(43, 1001, "pro")
+    clock.now = 61
+    assert not fields.is_unchanged(42, 1001, "pro")
+
+
+def test_sent_fields_can_be_turned_off() -> None:
+    fields = SentFields(0, 60)
+    fields.remember(1, 1001, "x")
+    assert not fields.is_unchanged(1, 1001, "x")

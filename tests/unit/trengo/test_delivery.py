@@ -4,67 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 import pytest
 
 from processor.config import TrengoConfig
 from processor.metrics import UPDATES_SKIPPED
-from processor.pipeline.plan import (
-    ChannelIdentifier,
-    ContactRef,
-    CreateContact,
-    CreateTicket,
-    IdentifyPlan,
-    KnownContact,
-    ResolveContact,
-    TicketPlan,
-    UpdateContact,
-)
-from processor.trengo.delivery import DeliveryResult, PlanExecutor, _KeyedLocks
+from processor.pipeline.plan import KnownContact
+from processor.trengo.delivery import DeliveryResult, PlanExecutor
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+from tests.unit.trengo.executor_support import (
+    CHANNEL,
+    EMAIL,
+    GROUP,
+    KEY_FIELD,
+    PHONE,
+    group,
+    identify,
+    run,
+    ticket,
+)
 from tests.unit.trengo.fake_trengo import FakeTrengo, error, make_client
 from tests.unit.trengo.simulated_time import run_simulated
-
-T = TypeVar("T")
-CHANNEL = "1"
-EMAIL = "jane@example.com"
-PHONE = "31612345678"
-
-Scenario = Callable[[PlanExecutor], Awaitable[T]]
-
-
-def run(trengo: FakeTrengo, scenario: Scenario[T], **options: Any) -> T:
-    """Run ``scenario`` with an executor whose client talks to ``trengo``."""
-
-    async def main() -> T:
-        async with make_client(trengo.handle) as client:
-            executor = PlanExecutor(client, TrengoConfig(), **options)
-            return await scenario(executor)
-
-    return run_simulated(main())
-
-
-def resolve(identifier: str = EMAIL, kind: ChannelIdentifier = "email") -> ResolveContact:
-    return ResolveContact(identifier=identifier, channel_identifier=kind, channel_id=CHANNEL)
-
-
-def identify(
-    name: str | None = "Jane Doe",
-    contact: ContactRef | None = None,
-    identifier: str = EMAIL,
-    kind: ChannelIdentifier = "email",
-    dedup: bool = True,
-) -> IdentifyPlan:
-    if contact is None and dedup:
-        contact = resolve(identifier, kind)
-    create = None if isinstance(contact, KnownContact) else CreateContact(CHANNEL, identifier, name)
-    return IdentifyPlan(contact=contact, update=UpdateContact(name), create=create)
-
-
-def ticket(contact: ContactRef | None = None, subject: str | None = "Order 5") -> TicketPlan:
-    return TicketPlan("Order Completed", contact or resolve(), CreateTicket(CHANNEL, subject))
 
 
 def skipped(reason: str) -> float:
@@ -241,29 +201,6 @@ def test_concurrent_identifies_of_one_new_contact_create_it_once() -> None:
     assert [result.action for result in results] == ["created", "unchanged", "unchanged"]
     assert len(trengo.contacts) == 1
     assert trengo.paths() == ["GET /contacts", f"POST /channels/{CHANNEL}/contacts"]
-
-
-def test_a_key_lock_serialises_its_holders_and_is_forgotten_when_nobody_waits() -> None:
-    locks = _KeyedLocks()
-    entries: list[str] = []
-
-    async def hold(name: str) -> None:
-        async with locks.hold((CHANNEL, EMAIL)):
-            entries.append(f"{name} in")
-            await asyncio.sleep(1)
-            entries.append(f"{name} out")
-
-    async def main() -> dict[Any, Any]:
-        first = asyncio.create_task(hold("first"))
-        cancelled = asyncio.create_task(hold("cancelled"))
-        second = asyncio.create_task(hold("second"))
-        await asyncio.sleep(0.5)
-        cancelled.cancel()  # while it waits for the lock
-        await asyncio.gather(first, cancelled, second, return_exceptions=True)
-        return dict(locks._locks)
-
-    assert run_simulated(main()) == {}
-    assert entries == ["first in", "first out", "second in", "second out"]
 
 
 # Track
@@ -471,3 +408,155 @@ def test_cache_can_be_turned_off() -> None:
             return await scenario(PlanExecutor(client, config))
 
     assert run_simulated(main()) == [2, 2]
+
+
+# Identify: custom fields
+
+
+def test_custom_fields_are_sent_once_then_only_when_their_value_changes() -> None:
+    trengo = FakeTrengo()
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        fields = {1001: "pro", 1002: "Acme"}
+        first = await executor.execute(identify(fields=fields))
+        repeated = await executor.execute(identify(fields=fields))
+        changed = await executor.execute(identify(fields={**fields, 1001: "enterprise"}))
+        return [first, repeated, changed]
+
+    first, repeated, changed = run(trengo, scenario)
+    contact_id = first.contact_id
+    assert first == DeliveryResult("created", contact_id, calls=3)
+    assert repeated == DeliveryResult("unchanged", contact_id, calls=0)
+    assert changed == DeliveryResult("updated", contact_id, calls=1)
+    assert trengo.routes() == [
+        "POST /channels/{id}/contacts",
+        *["POST /contacts/{id}/custom_fields"] * 3,
+    ]
+    assert [call.body for call in trengo.calls[1:]] == [
+        {"custom_field_id": 1001, "value": "pro"},
+        {"custom_field_id": 1002, "value": "Acme"},
+        {"custom_field_id": 1001, "value": "enterprise"},
+    ]
+    assert trengo.contacts[int(contact_id)]["custom_field_data"] == {
+        "1001": "enterprise",
+        "1002": "Acme",
+    }
+
+
+def test_a_renamed_contact_with_a_changed_field_costs_both_calls() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL, name="Old")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(contact=KnownContact(contact_id), fields={1: "a"}))
+
+    assert run(trengo, scenario) == DeliveryResult("updated", contact_id, calls=2)
+    assert trengo.routes() == ["PUT /contacts/{id}", "POST /contacts/{id}/custom_fields"]
+
+
+def test_dedup_off_creates_then_sets_the_fields() -> None:
+    trengo = FakeTrengo()
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(identify(dedup=False, identifier=PHONE, fields={1: "a"}))
+
+    result = run(trengo, scenario)
+    assert (result.action, result.calls) == ("created", 2)
+    assert trengo.contacts[int(result.contact_id)]["custom_field_data"] == {"1": "a"}
+
+
+def test_a_field_value_is_remembered_only_once_trengo_accepted_it() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL, name="Jane Doe")
+    known = KnownContact(contact_id)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        await executor.execute(identify(contact=known, fields={1001: "pro"}))
+        trengo.failing["POST /contacts/{id}/custom_fields"] = 503
+        with pytest.raises(TransientError):
+            await executor.execute(identify(contact=known, fields={1001: "pro", 1002: "Acme"}))
+        del trengo.failing["POST /contacts/{id}/custom_fields"]
+        return await executor.execute(identify(contact=known, fields={1001: "pro", 1002: "Acme"}))
+
+    assert run(trengo, scenario) == DeliveryResult("updated", contact_id, calls=1)
+    assert [call.body["custom_field_id"] for call in trengo.calls[1:]] == [1001, 1002, 1002]
+
+
+def test_a_404_setting_a_field_of_a_cached_id_resolves_the_contact_afresh() -> None:
+    trengo = FakeTrengo()
+    stale = trengo.add(phone=PHONE, name="Jane")
+    plan = identify("Jane", identifier=PHONE, kind="phone", fields={1001: "pro"})
+
+    async def scenario(executor: PlanExecutor) -> tuple[int, DeliveryResult]:
+        await executor.execute(identify("Jane", identifier=PHONE, kind="phone"))  # caches it
+        del trengo.contacts[stale]
+        fresh = trengo.add(phone=PHONE, name="Jane")
+        trengo.calls.clear()
+        return fresh, await executor.execute(plan)
+
+    fresh, result = run(trengo, scenario)
+    assert trengo.paths() == [
+        f"POST /contacts/{stale}/custom_fields",
+        "GET /contacts",
+        f"POST /contacts/{fresh}/custom_fields",
+    ]
+    assert result == DeliveryResult("updated", fresh, calls=3)
+
+
+# Group: the contact must exist
+
+
+def test_a_group_for_an_unknown_contact_fails_naming_the_group() -> None:
+    trengo = FakeTrengo()
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group())
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.reason == (
+        f"No contact found for term:{EMAIL} group event for group {GROUP} failed"
+    )
+    assert trengo.paths() == ["GET /contacts"]  # a group never creates a contact or profile
+
+
+def test_a_group_resolves_its_contact_once_then_from_the_cache() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        return [await executor.execute(group()) for _ in range(2)]
+
+    first, again = run(trengo, scenario)
+    assert (first.action, first.contact_id, first.calls) == ("attached", contact_id, 5)
+    assert again == DeliveryResult("unchanged", contact_id, calls=0, profile_id=first.profile_id)
+    assert trengo.routes() == [
+        "GET /contacts",
+        "GET /profiles",
+        "POST /profiles",
+        "POST /profiles/{id}/custom_fields",
+        "POST /profiles/{id}/contacts",
+    ]
+
+
+def test_a_404_attaching_a_cached_contact_resolves_it_afresh() -> None:
+    trengo = FakeTrengo()
+    stale = trengo.add(email=EMAIL)
+    profile_id = trengo.add_profile("Acme", {str(KEY_FIELD): GROUP})
+
+    async def scenario(executor: PlanExecutor) -> tuple[int, DeliveryResult]:
+        await executor.execute(ticket())  # caches `stale`
+        del trengo.contacts[stale]
+        fresh = trengo.add(email=EMAIL)
+        trengo.calls.clear()
+        return fresh, await executor.execute(group())
+
+    fresh, result = run(trengo, scenario)
+    assert trengo.routes() == [
+        "GET /profiles",
+        "POST /profiles/{id}/contacts",  # 404: the contact is gone
+        "GET /contacts",
+        "POST /profiles/{id}/contacts",
+    ]
+    assert result == DeliveryResult("attached", fresh, calls=4, profile_id=profile_id)
+    assert trengo.profiles[profile_id]["contacts"] == [{"id": fresh}]

@@ -1,12 +1,20 @@
-"""Request builders: paths, bodies (None dropped, empty subject kept) and URL encoding."""
+"""Request builders: paths, bodies (None dropped, empty subject kept), operation labels and URL
+encoding."""
 
 from __future__ import annotations
 
 import pytest
 import yarl
 
-from processor.pipeline.plan import CreateContact, CreateTicket, UpdateContact
+from processor.pipeline.plan import (
+    CreateContact,
+    CreateTicket,
+    PostMessage,
+    SetCustomField,
+    UpdateContact,
+)
 from processor.trengo import requests
+from processor.trengo.requests import TrengoRequest
 
 BASE = "https://app.trengo.com/api/v2/"
 
@@ -98,3 +106,93 @@ def test_create_ticket_body(subject: str | None, body: dict[str, object]) -> Non
 def test_url_without_query() -> None:
     request = requests.create_ticket(1, CreateTicket("7", None))
     assert requests.url(BASE, request) == "https://app.trengo.com/api/v2/tickets"
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (
+            requests.set_contact_custom_field(90002431001, SetCustomField(1001, "pro")),
+            (
+                "set_contact_custom_field",
+                "POST",
+                "/contacts/90002431001/custom_fields",
+                {},
+                {"custom_field_id": 1001, "value": "pro"},
+            ),
+        ),
+        (
+            requests.post_message(77, PostMessage("Thanks!", internal_note=True)),
+            (
+                "post_message",
+                "POST",
+                "/tickets/77/messages",
+                {},
+                {"message": "Thanks!", "internal_note": True},
+            ),
+        ),
+        (requests.list_labels(3), ("list_labels", "GET", "/labels", {"page": "3"}, None)),
+        (
+            requests.attach_label(77, 3001),
+            ("attach_label", "POST", "/tickets/77/labels", {}, {"label_id": 3001}),
+        ),
+        (
+            requests.search_profiles("acme-1"),
+            ("search_profiles", "GET", "/profiles", {"page": "1", "term": "acme-1"}, None),
+        ),
+        (
+            requests.search_profiles("acme-1", page=2),
+            ("search_profiles", "GET", "/profiles", {"page": "2", "term": "acme-1"}, None),
+        ),
+        (
+            requests.create_profile("Acme"),
+            ("create_profile", "POST", "/profiles", {}, {"name": "Acme"}),
+        ),
+        (
+            requests.rename_profile(9001, "Acme Inc"),
+            ("rename_profile", "PUT", "/profiles/9001", {}, {"name": "Acme Inc"}),
+        ),
+        (
+            requests.set_profile_custom_field(9001, 2001, "acme-1"),
+            (
+                "set_profile_custom_field",
+                "POST",
+                "/profiles/9001/custom_fields",
+                {},
+                {"custom_field_id": 2001, "value": "acme-1"},
+            ),
+        ),
+        (
+            requests.attach_contact_to_profile(9001, 90002431001),
+            (
+                "attach_contact_to_profile",
+                "POST",
+                "/profiles/9001/contacts",
+                {},
+                {"contact_id": 90002431001},
+            ),
+        ),
+    ],
+    ids=lambda value: value.operation if isinstance(value, TrengoRequest) else "",
+)
+def test_builders_of_the_follow_up_calls(
+    request_: TrengoRequest, expected: tuple[str, str, str, dict[str, str], object]
+) -> None:
+    assert (
+        request_.operation,
+        request_.method,
+        request_.path,
+        request_.params,
+        request_.json,
+    ) == expected
+
+
+def test_a_customer_message_is_not_an_internal_note() -> None:
+    request = requests.post_message(77, PostMessage("Hi", internal_note=False))
+    assert request.json == {"message": "Hi", "internal_note": False}
+
+
+def test_profile_search_terms_are_encoded() -> None:
+    assert requests.url(BASE, requests.search_profiles("a+b c")) == (
+        "https://app.trengo.com/api/v2/profiles?page=1&term=a%2Bb%20c"
+    )

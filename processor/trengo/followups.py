@@ -1,0 +1,87 @@
+"""Ticket follow-ups: the first message and the labels of a ticket, resumable after a failure.
+
+After ``POST /tickets``, a plan with follow-ups costs one ``POST /tickets/{id}/messages`` (when
+it has a message) and one ``POST /tickets/{id}/labels`` per label, in that order. Label ids are
+looked up (``LabelDirectory``) before the ticket is opened, so a label missing in Trengo
+dead-letters the event without opening a ticket.
+
+Any follow-up can fail after the ticket opened, and retrying the whole plan would open a second
+ticket. So from the moment its ticket opened until its last follow-up is done, an event's
+progress is remembered under its ``event_key`` (the messageId): a retry continues with the
+follow-ups not yet done. The memory is bounded and lives in the process: after a restart the
+retry opens a new ticket (at-least-once). Plans without an ``event_key`` are not resumable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from processor.pipeline.plan import TicketPlan
+from processor.trengo.calls import CountedCalls
+from processor.trengo.errors import PermanentError
+from processor.trengo.labels import LabelDirectory
+from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
+from processor.trengo.requests import ContactId, TrengoId
+
+OpenedTicket = tuple[ContactId, TrengoId | None]  # (contact id, ticket id if Trengo gave one)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one event got after its ticket opened."""
+
+    contact_id: ContactId
+    ticket_id: TrengoId
+    message_posted: bool = False
+    attached_label_ids: set[str] = field(default_factory=set)
+
+
+class TicketFollowUps:
+    """Opens tickets with follow-ups and finishes them; one per API token."""
+
+    def __init__(
+        self, labels: LabelDirectory, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._labels = labels
+        self._in_progress: Expiring[str, _Progress] = Expiring(
+            RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, clock=clock
+        )
+
+    async def deliver(
+        self,
+        plan: TicketPlan,
+        calls: CountedCalls,
+        open_ticket: Callable[[], Awaitable[OpenedTicket]],
+    ) -> tuple[ContactId, TrengoId]:
+        """Open the ticket with ``open_ticket`` (unless a failed attempt of this event already
+        did), then post its message and attach its labels; the contact and ticket ids."""
+        label_ids = await self._labels.ids(plan.labels, calls)
+        progress = self._in_progress.get(plan.event_key) if plan.event_key is not None else None
+        if progress is None:
+            progress = await self._open(plan, open_ticket)
+        if plan.message is not None and not progress.message_posted:
+            await calls.post_message(progress.ticket_id, plan.message)
+            progress.message_posted = True
+        for label_id in label_ids:
+            if str(label_id) not in progress.attached_label_ids:
+                await calls.attach_label(progress.ticket_id, label_id)
+                progress.attached_label_ids.add(str(label_id))
+        if plan.event_key is not None:
+            self._in_progress.pop(plan.event_key)
+        return progress.contact_id, progress.ticket_id
+
+    async def _open(
+        self, plan: TicketPlan, open_ticket: Callable[[], Awaitable[OpenedTicket]]
+    ) -> _Progress:
+        contact_id, ticket_id = await open_ticket()
+        if ticket_id is None:
+            raise PermanentError(
+                "create_ticket: unexpected response (no ticket id): "
+                "the ticket's message and labels were not sent"
+            )
+        progress = _Progress(contact_id, ticket_id)
+        if plan.event_key is not None:
+            self._in_progress.put(plan.event_key, progress)
+        return progress

@@ -1,0 +1,187 @@
+"""``ProfileDirectory``: find (or create) a group's Trengo Profile and attach a contact to it.
+
+A group's profile is the one whose custom field ``key_field_id`` holds the group id (the key).
+Finding it, cheapest first:
+
+1. The profile-id cache (key → id): no call.
+2. ``GET /profiles?term=<key>`` (every page: the search also matches names and other values as
+   substrings), kept to the profiles whose key field equals the key exactly. One → it; several
+   → PermanentError naming the ids.
+3. None → ``POST /profiles {name}`` then ``POST /profiles/{id}/custom_fields {key}``. A profile
+   created but not keyed yet (the second call failed) is remembered, so the retry keys that one
+   instead of creating another.
+
+Then ``PUT /profiles/{id} {name}`` only when the name differs from the one Trengo reported (or
+was last sent), and ``POST /profiles/{id}/contacts`` only when the contact is not known to be
+attached (attached by this process, or listed in the search result's ``contacts``).
+
+A cached profile id that Trengo no longer knows (404) is dropped and the profile found afresh,
+once. Concurrent groups with the same key run one at a time, so they cannot both create it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from processor.pipeline.plan import ResolveProfile
+from processor.trengo.calls import CountedCalls, every_page
+from processor.trengo.client import JsonObject, id_of
+from processor.trengo.contacts import SentNames
+from processor.trengo.errors import PermanentError
+from processor.trengo.locks import KeyedLocks
+from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
+from processor.trengo.requests import ContactId, TrengoId
+
+GroupAction = Literal["attached", "updated", "unchanged"]
+ProfileKey = tuple[int, str]  # (key field id, key)
+_NOT_FOUND = 404
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A profile as the search or the create answer showed it."""
+
+    profile_id: TrengoId
+    reported_name: object = None  # None: Trengo did not say (ask the memory of sent names)
+    attached_contact_ids: frozenset[str] = frozenset()
+
+
+class ProfileDirectory:
+    """Profiles by key, their names and attached contacts; one per API token."""
+
+    def __init__(
+        self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._profile_ids: Expiring[ProfileKey, TrengoId] = Expiring(size, ttl_seconds, clock=clock)
+        self._sent_names = SentNames(size, ttl_seconds, clock=clock)
+        self._attached: Expiring[tuple[str, str], bool] = Expiring(size, ttl_seconds, clock=clock)
+        self._unkeyed: Expiring[ProfileKey, _Found] = Expiring(
+            RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, clock=clock
+        )
+        self._resolving: KeyedLocks[ProfileKey] = KeyedLocks()
+
+    async def attach(
+        self, profile: ResolveProfile, contact_id: ContactId, calls: CountedCalls
+    ) -> tuple[TrengoId, GroupAction]:
+        """Attach the contact to the group's profile (found, or created and keyed).
+
+        Returns the profile id and what changed. Raises PermanentError for an ambiguous key.
+        """
+        key = (profile.key_field_id, profile.key)
+        async with self._resolving.hold(key):
+            cached = self._profile_ids.get(key)
+            if cached is not None:
+                try:
+                    return cached, await self._sync(_Found(cached), profile, contact_id, calls)
+                except PermanentError as error:
+                    if error.status != _NOT_FOUND:
+                        raise
+                self._forget(key, cached)
+            found = await self._find_or_create(profile, key, calls)
+            return found.profile_id, await self._sync(found, profile, contact_id, calls)
+
+    async def _sync(
+        self, found: _Found, profile: ResolveProfile, contact_id: ContactId, calls: CountedCalls
+    ) -> GroupAction:
+        """Rename the profile if its name differs, attach the contact unless it is attached."""
+        profile_id = found.profile_id
+        renamed = not self._has_name(found, profile.name)
+        if renamed:
+            await calls.rename_profile(profile_id, profile.name)
+        self._sent_names.remember(profile_id, profile.name)
+        pair = (str(profile_id), str(contact_id))
+        if self._attached.get(pair) or pair[1] in found.attached_contact_ids:
+            self._attached.put(pair, True)
+            return "updated" if renamed else "unchanged"
+        await calls.attach_contact_to_profile(profile_id, contact_id)
+        self._attached.put(pair, True)
+        return "attached"
+
+    def _has_name(self, found: _Found, name: str) -> bool:
+        if found.reported_name is not None:  # Trengo's own word beats our memory
+            return found.reported_name == name
+        return self._sent_names.is_unchanged(found.profile_id, name)
+
+    async def _find_or_create(
+        self, profile: ResolveProfile, key: ProfileKey, calls: CountedCalls
+    ) -> _Found:
+        found = await self._search(profile, calls)
+        if found is None:
+            found = await self._create_keyed(profile, key, calls)
+        self._profile_ids.put(key, found.profile_id)
+        return found
+
+    async def _search(self, profile: ResolveProfile, calls: CountedCalls) -> _Found | None:
+        """The one profile keyed ``profile.key``; None when there is none."""
+        results = await every_page(
+            lambda page: calls.search_profiles(profile.key, page), "search_profiles"
+        )
+        matches = [
+            (match, profile_id)
+            for match in results
+            if _key_of(match, profile.key_field_id) == profile.key
+            and (profile_id := id_of(match)) is not None
+        ]
+        if len(matches) > 1:
+            listed = ", ".join(str(profile_id) for _, profile_id in matches)
+            raise PermanentError(
+                f"ambiguous profile: {len(matches)} profiles have custom field "
+                f"{profile.key_field_id} = {profile.key}: ids {listed}"
+            )
+        if not matches:
+            return None
+        match, profile_id = matches[0]
+        return _Found(profile_id, match.get("name"), _contact_ids(match.get("contacts")))
+
+    async def _create_keyed(
+        self, profile: ResolveProfile, key: ProfileKey, calls: CountedCalls
+    ) -> _Found:
+        """Create the profile (or take the one a failed attempt created) and key it."""
+        found = self._unkeyed.get(key)
+        if found is None:
+            created = await calls.create_profile(profile.name)
+            found = _Found(_created_id(created), created.get("name"))
+            self._unkeyed.put(key, found)
+        try:
+            await calls.set_profile_custom_field(
+                found.profile_id, profile.key_field_id, profile.key
+            )
+        except PermanentError as error:
+            if error.status == _NOT_FOUND:  # deleted in Trengo: a new attempt creates another
+                self._unkeyed.pop(key)
+            raise
+        self._unkeyed.pop(key)
+        return found
+
+    def _forget(self, key: ProfileKey, profile_id: TrengoId) -> None:
+        self._profile_ids.pop(key)
+        self._sent_names.forget(profile_id)
+
+
+def _key_of(profile: JsonObject, field_id: int) -> str | None:
+    """The profile's value of custom field ``field_id``, as text; None when it has none."""
+    values = profile.get("custom_field_data")
+    value = values.get(str(field_id)) if isinstance(values, dict) else None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value)
+
+
+def _contact_ids(contacts: object) -> frozenset[str]:
+    """The ids in a profile's ``contacts`` list."""
+    if not isinstance(contacts, list):
+        return frozenset()
+    return frozenset(
+        str(contact_id)
+        for contact in contacts
+        if isinstance(contact, dict) and (contact_id := id_of(contact)) is not None
+    )
+
+
+def _created_id(created: JsonObject) -> TrengoId:
+    profile_id = id_of(created)
+    assert profile_id is not None  # the client checked
+    return profile_id

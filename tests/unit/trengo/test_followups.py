@@ -1,0 +1,175 @@
+"""Ticket follow-ups: message and labels after the ticket, labels checked before it, and a
+retry that continues where a failure stopped instead of opening a second ticket."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from processor.pipeline.plan import KnownContact
+from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.errors import PermanentError, TransientError
+from tests.unit.trengo.executor_support import EMAIL, run, ticket
+from tests.unit.trengo.fake_trengo import FakeTrengo, error
+
+FIRST_ATTEMPT = [
+    "GET /labels",
+    "POST /tickets",
+    "POST /tickets/{id}/messages",
+    "POST /tickets/{id}/labels",
+    "POST /tickets/{id}/labels",
+]
+
+
+def with_labels(*names: str) -> tuple[FakeTrengo, KnownContact, list[int]]:
+    trengo = FakeTrengo()
+    label_ids = [trengo.add_label(name) for name in names]
+    return trengo, KnownContact(trengo.add(email=EMAIL)), label_ids
+
+
+def test_a_ticket_without_follow_ups_costs_the_ticket_only() -> None:
+    trengo, contact, _ = with_labels("vip")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket(contact))
+
+    assert run(trengo, scenario).calls == 1
+    assert trengo.routes() == ["POST /tickets"]
+
+
+@pytest.mark.parametrize("internal_note", [True, False])
+def test_the_message_follows_the_ticket(internal_note: bool) -> None:
+    trengo, contact, _ = with_labels()
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket(contact, message="Hi", internal_note=internal_note))
+
+    result = run(trengo, scenario)
+    assert (result.action, result.calls) == ("ticket", 2)
+    assert trengo.routes() == ["POST /tickets", "POST /tickets/{id}/messages"]
+    assert result.ticket_id is not None
+    assert trengo.tickets[int(result.ticket_id)]["messages"] == [
+        {"message": "Hi", "internal_note": internal_note}
+    ]
+
+
+def test_labels_are_listed_once_per_process_and_matched_ignoring_case() -> None:
+    trengo, contact, (vip, order) = with_labels("VIP", "order")
+    plan = ticket(contact, message="Hi", labels=("vip", "Order"))
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        return [await executor.execute(plan) for _ in range(2)]
+
+    first, second = run(trengo, scenario)
+    assert (first.calls, second.calls) == (5, 4)
+    assert trengo.routes() == FIRST_ATTEMPT + FIRST_ATTEMPT[1:]
+    for result in (first, second):
+        assert result.ticket_id is not None
+        assert trengo.tickets[int(result.ticket_id)]["labels"] == [vip, order]
+
+
+def test_a_label_missing_in_trengo_opens_no_ticket() -> None:
+    trengo, contact, _ = with_labels("vip")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket(contact, message="Hi", labels=("vip", "gold")))
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.reason == "label 'gold' not found in Trengo"
+    assert trengo.routes() == ["GET /labels"]
+    assert trengo.tickets == {}
+
+
+@pytest.mark.parametrize("failing_call", range(2, 6))
+def test_a_retry_continues_after_the_step_that_failed(failing_call: int) -> None:
+    trengo, contact, (vip, order) = with_labels("vip", "order")
+
+    async def fail_once() -> None:
+        if len(trengo.calls) == failing_call:
+            trengo.fail_next.append(error(503))
+
+    trengo.on_request = fail_once
+    plan = ticket(contact, message="Hi", labels=("vip", "order"))
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        with pytest.raises(TransientError):
+            await executor.execute(plan)
+        return await executor.execute(plan)
+
+    retried = run(trengo, scenario)
+    from_the_failed_step = FIRST_ATTEMPT[failing_call - 1 :]  # labels are known by now
+    assert trengo.routes() == FIRST_ATTEMPT[:failing_call] + from_the_failed_step
+    assert retried.calls == len(from_the_failed_step)
+    (opened,) = trengo.tickets.values()
+    assert (opened["id"], opened["labels"]) == (retried.ticket_id, [vip, order])
+    assert opened["messages"] == [{"message": "Hi", "internal_note": True}]
+
+
+def test_a_finished_event_is_forgotten_and_a_plan_without_a_key_is_not_resumable() -> None:
+    trengo, contact, _ = with_labels("vip")
+
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(ticket(contact, labels=("vip",)))
+        await executor.execute(ticket(contact, labels=("vip",)))  # a redelivered duplicate
+        trengo.failing["POST /tickets/{id}/labels"] = 503
+        unkeyed = ticket(contact, labels=("vip",), event_key=None)
+        with pytest.raises(TransientError):
+            await executor.execute(unkeyed)
+        del trengo.failing["POST /tickets/{id}/labels"]
+        await executor.execute(unkeyed)
+
+    run(trengo, scenario)
+    assert len(trengo.tickets) == 4
+
+
+def test_a_ticket_answer_without_an_id_stops_before_the_follow_ups() -> None:
+    trengo, contact, _ = with_labels()
+    trengo.fail_next.append(httpx.Response(201, json={"status": "OPEN"}))
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket(contact, message="Hi"))
+
+    with pytest.raises(PermanentError, match="no ticket id"):
+        run(trengo, scenario)
+    assert trengo.routes() == ["POST /tickets"]
+
+
+def test_a_404_on_a_follow_up_is_not_taken_for_a_stale_contact() -> None:
+    trengo = FakeTrengo(failing={"POST /tickets/{id}/messages": 404})
+    trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        await executor.execute(ticket())  # caches the contact id
+        return await executor.execute(ticket(message="Hi"))
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.status == 404
+    assert trengo.routes() == [
+        "GET /contacts",
+        "POST /tickets",
+        "POST /tickets",
+        "POST /tickets/{id}/messages",
+    ]
+
+
+def test_a_stale_cached_contact_is_resolved_afresh_before_the_follow_ups() -> None:
+    trengo = FakeTrengo()
+    stale = trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> tuple[int, DeliveryResult]:
+        await executor.execute(ticket())  # caches `stale`
+        del trengo.contacts[stale]
+        fresh = trengo.add(email=EMAIL)
+        trengo.calls.clear()
+        return fresh, await executor.execute(ticket(message="Hi"))
+
+    fresh, result = run(trengo, scenario)
+    assert trengo.routes() == [
+        "POST /tickets",
+        "GET /contacts",
+        "POST /tickets",
+        "POST /tickets/{id}/messages",
+    ]
+    assert (result.contact_id, result.calls) == (fresh, 4)

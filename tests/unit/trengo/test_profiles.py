@@ -1,0 +1,208 @@
+"""Profiles of groups: found by exact key, created and keyed once, renamed, attached once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from processor.config import TrengoConfig
+from processor.pipeline.plan import KnownContact
+from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.errors import PermanentError, TransientError
+from tests.unit.trengo.executor_support import EMAIL, GROUP, KEY_FIELD, group, run
+from tests.unit.trengo.fake_trengo import FakeTrengo
+
+KEYED = {str(KEY_FIELD): GROUP}
+CREATE_AND_ATTACH = [
+    "GET /profiles",
+    "POST /profiles",
+    "POST /profiles/{id}/custom_fields",
+    "POST /profiles/{id}/contacts",
+]
+
+
+def known(trengo: FakeTrengo, name: str = "Jane") -> KnownContact:
+    return KnownContact(trengo.add(email=f"{name.lower()}@example.com", name=name))
+
+
+def test_a_new_group_creates_keys_and_attaches_then_costs_nothing() -> None:
+    trengo = FakeTrengo()
+    jane, john = known(trengo, "Jane"), known(trengo, "John")
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        plans = [group(jane), group(jane), group(john)]
+        return [await executor.execute(plan) for plan in plans]
+
+    first, repeated, other_member = run(trengo, scenario)
+    (profile_id,) = trengo.profiles
+    assert first == DeliveryResult("attached", jane.contact_id, 4, profile_id=profile_id)
+    assert repeated == DeliveryResult("unchanged", jane.contact_id, 0, profile_id=profile_id)
+    assert other_member == DeliveryResult("attached", john.contact_id, 1, profile_id=profile_id)
+    assert trengo.routes() == [*CREATE_AND_ATTACH, "POST /profiles/{id}/contacts"]
+    assert trengo.calls[0].params == {"page": "1", "term": GROUP}
+    assert trengo.profiles[profile_id] == {
+        "id": profile_id,
+        "name": "Acme",
+        "custom_field_data": KEYED,
+        "contacts": [{"id": jane.contact_id}, {"id": john.contact_id}],
+    }
+
+
+def test_a_profile_listing_the_contact_under_its_name_costs_the_search_only() -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+    profile_id = trengo.add_profile("Acme", KEYED)
+    trengo.profiles[profile_id]["contacts"] = [{"id": jane.contact_id, "name": "Jane"}]
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group(jane))
+
+    assert run(trengo, scenario) == DeliveryResult(
+        "unchanged", jane.contact_id, 1, profile_id=profile_id
+    )
+
+
+def test_a_profile_under_another_name_is_renamed_once() -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+    profile_id = trengo.add_profile("Acme (old)", KEYED)
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        first = await executor.execute(group(jane))
+        again = await executor.execute(group(jane))
+        renamed = await executor.execute(group(jane, name="Acme Inc"))
+        return [first, again, renamed]
+
+    first, again, renamed = run(trengo, scenario)
+    assert (first.action, first.calls) == ("attached", 3)
+    assert (again.action, again.calls) == ("unchanged", 0)
+    assert (renamed.action, renamed.calls) == ("updated", 1)
+    assert trengo.routes() == [
+        "GET /profiles",
+        "PUT /profiles/{id}",
+        "POST /profiles/{id}/contacts",
+        "PUT /profiles/{id}",
+    ]
+    assert trengo.profiles[profile_id]["name"] == "Acme Inc"
+
+
+def test_only_an_exact_key_matches_across_pages() -> None:
+    trengo = FakeTrengo(page_size=2)
+    jane = known(trengo)
+    for name, key in [("acme-1 GmbH", None), ("B", {str(KEY_FIELD): "acme-10"})]:
+        trengo.add_profile(name, key)
+    trengo.add_profile("C", {"999": GROUP})  # the key in another field
+    trengo.add_profile("D", {str(KEY_FIELD): "ACME-1"})  # keys are exact, case included
+    wanted = trengo.add_profile("Acme", KEYED)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group(jane))
+
+    assert run(trengo, scenario) == DeliveryResult(
+        "attached", jane.contact_id, 4, profile_id=wanted
+    )
+    assert [call.params.get("page") for call in trengo.calls] == ["1", "2", "3", None]
+
+
+def test_several_profiles_with_the_key_are_ambiguous() -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+    first, second = trengo.add_profile("Acme", KEYED), trengo.add_profile("Acme 2", KEYED)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group(jane))
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.reason == (
+        f"ambiguous profile: 2 profiles have custom field {KEY_FIELD} = {GROUP}: "
+        f"ids {first}, {second}"
+    )
+    assert trengo.routes() == ["GET /profiles"]
+
+
+@pytest.mark.parametrize("config", [TrengoConfig(), TrengoConfig(contact_cache_size=0)])
+def test_a_retry_keys_the_profile_it_created_instead_of_creating_another(
+    config: TrengoConfig,
+) -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        trengo.failing["POST /profiles/{id}/custom_fields"] = 503
+        with pytest.raises(TransientError):
+            await executor.execute(group(jane))
+        del trengo.failing["POST /profiles/{id}/custom_fields"]
+        return await executor.execute(group(jane))
+
+    retried = run(trengo, scenario, config)
+    (profile_id,) = trengo.profiles
+    assert retried == DeliveryResult("attached", jane.contact_id, 3, profile_id=profile_id)
+    assert trengo.routes() == [
+        "GET /profiles",
+        "POST /profiles",
+        "POST /profiles/{id}/custom_fields",  # 503
+        "GET /profiles",
+        "POST /profiles/{id}/custom_fields",
+        "POST /profiles/{id}/contacts",
+    ]
+    assert trengo.profiles[profile_id]["custom_field_data"] == KEYED
+
+
+def test_a_cached_profile_deleted_in_trengo_is_found_afresh() -> None:
+    trengo = FakeTrengo()
+    jane, john = known(trengo, "Jane"), known(trengo, "John")
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        await executor.execute(group(jane))
+        trengo.profiles.clear()
+        trengo.calls.clear()
+        return await executor.execute(group(john))
+
+    result = run(trengo, scenario)
+    (profile_id,) = trengo.profiles
+    assert result == DeliveryResult("attached", john.contact_id, 5, profile_id=profile_id)
+    assert trengo.routes() == ["POST /profiles/{id}/contacts", *CREATE_AND_ATTACH]
+
+
+def test_concurrent_groups_of_one_key_create_one_profile() -> None:
+    trengo = FakeTrengo()
+    members = [known(trengo, name) for name in ("Ann", "Bob", "Cy")]
+
+    async def slow() -> None:
+        await asyncio.sleep(0.05)
+
+    trengo.on_request = slow
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        return list(await asyncio.gather(*(executor.execute(group(m)) for m in members)))
+
+    results = run(trengo, scenario)
+    assert len(trengo.profiles) == 1
+    assert [result.action for result in results] == ["attached"] * 3
+    assert trengo.routes().count("POST /profiles") == 1
+
+
+def test_with_caches_off_every_group_searches_but_trusts_the_listed_contacts() -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+
+    async def scenario(executor: PlanExecutor) -> list[int]:
+        return [(await executor.execute(group(jane))).calls for _ in range(2)]
+
+    assert run(trengo, scenario, TrengoConfig(contact_cache_size=0)) == [4, 1]
+    assert trengo.routes() == [*CREATE_AND_ATTACH, "GET /profiles"]
+
+
+def test_the_group_contact_is_the_one_the_plan_names() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group())
+
+    result = run(trengo, scenario)
+    (profile_id,) = trengo.profiles
+    assert trengo.profiles[profile_id]["contacts"] == [{"id": contact_id}]
+    assert result.contact_id == contact_id
