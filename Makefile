@@ -16,7 +16,7 @@ help:
 	@echo "make run    - demo: embedded Kafka + Trengo sandbox + sample events through the processor"
 	@echo "make test   - checks, then the whole test suite"
 	@echo "make check  - ruff format --check, ruff check, mypy --strict"
-	@echo "make bench  - benchmarks (results in bench/RESULTS.md); make bench-quick: ~2 minutes"
+	@echo "make bench  - benchmarks (results in bench/RESULTS.md); make bench-quick: ~5 minutes"
 	@echo "make clean  - remove the virtualenv, tools and caches"
 
 venv: $(STAMP)

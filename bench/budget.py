@@ -22,7 +22,6 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,12 +35,13 @@ from bench.stack import (
     SandboxProcess,
     count_records,
     dead_letter_topic,
+    new_topic,
     processor_config,
     produce,
     wait_for_commits,
 )
 from bench.workload import DESTINATION, MAPPED_EVENTS, Workload, WorkloadSpec, generate
-from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
+from processor.sandbox.broker import KafkaTarget, kafka_target
 
 TITLE = "API budget"
 WINDOW_SECONDS = 60.0
@@ -193,8 +193,7 @@ def _run_once(
     workdir: Path,
 ) -> RunResult:
     sandbox.reset()
-    topic = f"bench-budget-{replicas}-{uuid.uuid4().hex[:8]}"
-    create_topics(kafka.bootstrap_servers, [topic, dead_letter_topic(topic)], PARTITIONS)
+    topic = new_topic(kafka, f"bench-budget-{replicas}", PARTITIONS)
     end_offsets = produce(kafka, topic, ((event.key, event.value) for event in workload.events))
     config = processor_config(
         kafka,

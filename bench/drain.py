@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import itertools
 import time
-import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from bench.stack import (
     ProcessorFleet,
     SandboxProcess,
     StackError,
-    dead_letter_topic,
+    new_topic,
     processor_config,
     produce,
     wait_for_commits,
@@ -49,7 +48,7 @@ from bench.stack import (
 from bench.stats import Sample, cpu_between
 from bench.tracks import TrackSpec, emails, records
 from bench.workload import DESTINATION, EMAIL_CHANNEL_ID
-from processor.sandbox.broker import KafkaTarget, create_topics
+from processor.sandbox.broker import KafkaTarget
 
 Flow = Literal["trengo-processor", "baseline"]
 
@@ -122,8 +121,7 @@ class DrainBench:
 
     def produce_topic(self, events: int, partitions: int) -> Topic:
         """A fresh topic holding the first ``events`` events of the spec."""
-        name = f"bench-drain-{events}-{partitions}-{uuid.uuid4().hex[:8]}"
-        create_topics(self._kafka.bootstrap_servers, [name, dead_letter_topic(name)], partitions)
+        name = new_topic(self._kafka, f"bench-drain-{events}-{partitions}", partitions)
         spec = TrackSpec(events, self._spec.users, self._spec.seed)
         end_offsets = produce(self._kafka, name, records(spec))
         return Topic(name, partitions, events, end_offsets)

@@ -20,7 +20,6 @@ import os
 import random
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,12 +35,13 @@ from bench.stack import (
     SandboxProcess,
     count_records,
     dead_letter_topic,
+    new_topic,
     processor_config,
     produce,
     wait_for_commits,
 )
 from bench.workload import EMAIL_CHANNEL_ID
-from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
+from processor.sandbox.broker import KafkaTarget, kafka_target
 
 TITLE = "Cost of the opt-in features"
 PARTITIONS = 6
@@ -446,8 +446,7 @@ def _drain(
 ) -> _Drained:
     """Produce the workload to a fresh topic and drain it with one processor."""
     sandbox.reset()
-    topic = f"bench-features-{uuid.uuid4().hex[:8]}"
-    create_topics(kafka.bootstrap_servers, [topic, dead_letter_topic(topic)], PARTITIONS)
+    topic = new_topic(kafka, "bench-features", PARTITIONS)
     end_offsets = produce(kafka, topic, ((event.key, event.value) for event in workload.events))
     config = processor_config(
         kafka,

@@ -22,7 +22,6 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,14 +36,14 @@ from bench.stack import (
     ProcessorFleet,
     SandboxProcess,
     StackError,
-    dead_letter_topic,
+    new_topic,
     processor_config,
     wait_for_commits,
 )
 from bench.stats import percentile
 from bench.tracks import TrackSpec, emails, sequence_of, track
 from bench.workload import DESTINATION
-from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
+from processor.sandbox.broker import KafkaTarget, kafka_target
 
 TITLE = "Event latency below the rate limit"
 SANDBOX_LATENCY_MS = 50.0
@@ -134,8 +133,7 @@ def _measure(
     kafka: KafkaTarget, sandbox: SandboxProcess, workdir: Path, scale: LatencyScale
 ) -> LatencyResult:
     asyncio.run(create_contacts(sandbox, emails(TrackSpec(0, USERS))))
-    topic = f"bench-latency-{uuid.uuid4().hex[:8]}"
-    create_topics(kafka.bootstrap_servers, [topic, dead_letter_topic(topic)], PARTITIONS)
+    topic = new_topic(kafka, "bench-latency", PARTITIONS)
     config = _config(kafka, sandbox, topic)
     producer = _TimedProducer(kafka, topic)
     with ProcessorFleet(workdir, config, 1) as fleet:

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +27,7 @@ import httpx
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from processor.sandbox.broker import KafkaTarget
+from processor.sandbox.broker import KafkaTarget, create_topics
 
 _LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_SECONDS = 20.0
@@ -201,6 +202,13 @@ def processor_config(
 def dead_letter_topic(topic: str) -> str:
     """The dead-letter topic the benchmark configures for ``topic``."""
     return f"{topic}.dlq"
+
+
+def new_topic(kafka: KafkaTarget, prefix: str, partitions: int) -> str:
+    """A freshly created topic named ``<prefix>-<random>``, and its dead-letter topic."""
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    create_topics(kafka.bootstrap_servers, [topic, dead_letter_topic(topic)], partitions)
+    return topic
 
 
 class ProcessorFleet:

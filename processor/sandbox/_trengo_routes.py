@@ -27,6 +27,7 @@ from processor.sandbox._trengo_model import (
     JSONRecordT,
     Page,
     SandboxChannel,
+    SandboxCustomField,
     digits_of,
     laravel_timestamp,
     paginate,
@@ -137,13 +138,23 @@ async def _set_contact_field(request: web.Request) -> web.Response:
     contact_id, contact = _bound(request, "contact_id", state.data.contacts)
     if contact is None:
         return model_not_found("Contact", contact_id)
+    field_value = _field_value(request, state.data.contact_fields)
+    if isinstance(field_value, web.Response):
+        return field_value
+    contact.set_custom_field(*field_value)
+    return json_answer(contact.to_json(with_details=True))
+
+
+def _field_value(
+    request: web.Request, fields: Mapping[int, SandboxCustomField]
+) -> tuple[SandboxCustomField, str] | web.Response:
+    """The body's ``{custom_field_id, value}`` (the field one of ``fields``), or the 422."""
     validator = Validator(request[JSON_BODY_KEY])
-    custom_field = validator.existing("custom_field_id", state.data.contact_fields)
+    custom_field = validator.existing("custom_field_id", fields)
     value = validator.string("value", required=True)
     if custom_field is None or value is None or validator.errors:
         return validator.failure()
-    contact.set_custom_field(custom_field, value)
-    return json_answer(contact.to_json(with_details=True))
+    return custom_field, value
 
 
 async def _list_custom_fields(request: web.Request) -> web.Response:
@@ -195,12 +206,10 @@ async def _set_profile_field(request: web.Request) -> web.Response:
     profile_id, profile = _bound(request, "profile_id", state.profiles.by_id)
     if profile is None:
         return model_not_found("Profile", profile_id)
-    validator = Validator(request[JSON_BODY_KEY])
-    custom_field = validator.existing("custom_field_id", state.data.profile_fields)
-    value = validator.string("value", required=True)
-    if custom_field is None or value is None or validator.errors:
-        return validator.failure()
-    state.profiles.set_field(profile, custom_field, value, _now(state))
+    field_value = _field_value(request, state.data.profile_fields)
+    if isinstance(field_value, web.Response):
+        return field_value
+    state.profiles.set_field(profile, *field_value, _now(state))
     return json_answer(profile.to_json())
 
 
