@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
-from cachetools import TTLCache
-
 from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
 from processor.trengo.memory import Expiring
@@ -93,31 +91,25 @@ class ContactCache:
     def __init__(
         self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._entries: TTLCache[ContactKey, ContactId] | None = None
-        if size > 0 and ttl_seconds > 0:
-            self._entries = TTLCache(maxsize=size, ttl=ttl_seconds, timer=clock)
+        self._entries: Expiring[ContactKey, ContactId] = Expiring(size, ttl_seconds, clock=clock)
 
     def get(self, key: ContactKey) -> ContactId | None:
         """The cached contact id, or None."""
-        contact_id = self._entries.get(key) if self._entries is not None else None
+        contact_id = self._entries.get(key)
         (_CACHE_MISSES if contact_id is None else _CACHE_HITS).inc()
         return contact_id
 
     def put(self, key: ContactKey, contact_id: ContactId) -> None:
         """Remember that the identifier of ``key`` resolved to ``contact_id``."""
-        if self._entries is not None and key[1]:
-            self._entries[key] = contact_id
+        if key[1]:
+            self._entries.put(key, contact_id)
 
     def invalidate_contact(self, contact_id: ContactId) -> None:
         """Forget every identifier that resolved to ``contact_id`` (Trengo no longer has it)."""
-        if self._entries is None:
-            return
-        stale = [key for key, cached in self._entries.items() if str(cached) == str(contact_id)]
-        for key in stale:
-            self._entries.pop(key, None)
+        self._entries.forget_values(lambda cached: str(cached) == str(contact_id))
 
     def __len__(self) -> int:
-        return 0 if self._entries is None else len(self._entries)
+        return len(self._entries)
 
 
 class SentNames:
@@ -127,23 +119,19 @@ class SentNames:
     def __init__(
         self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._names: TTLCache[str, str] | None = None
-        if size > 0 and ttl_seconds > 0:
-            self._names = TTLCache(maxsize=size, ttl=ttl_seconds, timer=clock)
+        self._names: Expiring[str, str] = Expiring(size, ttl_seconds, clock=clock)
 
     def is_unchanged(self, contact_id: ContactId, name: str) -> bool:
         """True when ``name`` is the last name sent to this contact."""
-        return self._names is not None and self._names.get(str(contact_id)) == name
+        return self._names.get(str(contact_id)) == name
 
     def remember(self, contact_id: ContactId, name: str) -> None:
         """Record that the contact now has ``name``."""
-        if self._names is not None:
-            self._names[str(contact_id)] = name
+        self._names.put(str(contact_id), name)
 
     def forget(self, contact_id: ContactId) -> None:
         """Drop what is known of the contact."""
-        if self._names is not None:
-            self._names.pop(str(contact_id), None)
+        self._names.pop(str(contact_id))
 
 
 class SentFields:

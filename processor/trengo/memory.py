@@ -1,6 +1,7 @@
 """``Expiring``: a bounded map whose entries expire, for what the executor remembers of Trengo.
 
-The profile, label-attachment and resumption memories all need the same thing: remember a
+The contact-id cache, the names and field values sent, the profile, label-attachment and
+resumption memories all need the same thing: remember a
 little (bounded, so memory stays flat whatever the traffic), and forget it after a while (so a
 change made in Trengo's UI is seen again). A size or TTL of zero remembers nothing.
 """
@@ -45,6 +46,13 @@ class Expiring(Generic[K, V]):
     def pop(self, key: K) -> None:
         """Forget ``key``."""
         if self._entries is not None:
+            self._entries.pop(key, None)
+
+    def forget_values(self, matches: Callable[[V], bool]) -> None:
+        """Forget every entry whose value ``matches``."""
+        if self._entries is None:
+            return
+        for key in [key for key, value in self._entries.items() if matches(value)]:
             self._entries.pop(key, None)
 
     def __len__(self) -> int:

@@ -48,3 +48,12 @@ def test_size_or_ttl_zero_remembers_nothing(size: int, ttl: float) -> None:
     memory.put("a", 1)
     memory.pop("a")
     assert (memory.get("a"), len(memory)) == (None, 0)
+
+
+def test_forget_values_drops_every_entry_whose_value_matches() -> None:
+    memory: Expiring[str, int] = Expiring(10, 60, clock=Clock())
+    for key, value in (("a", 1), ("b", 2), ("c", 1)):
+        memory.put(key, value)
+    memory.forget_values(lambda value: value == 1)
+    assert [memory.get(key) for key in "abc"] == [None, 2, None]
+    assert len(memory) == 1
