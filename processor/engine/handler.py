@@ -14,11 +14,14 @@ A dead-lettered event is done only once the broker acknowledged the dead-letter 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from prometheus_client import Counter
 
 from processor import metrics
 from processor.engine.backoff import Backoff
@@ -186,14 +189,22 @@ class EventHandler:
 
     def _finish(self, item: WorkItem, outcome: str) -> None:
         finished_at = time.time()
+        delivered = outcome == "delivered"
+        log_each = delivered and logger.isEnabledFor(logging.DEBUG)
         for event in item.all_items():
             self._tracker.mark_done(event.ticket)
-            metrics.EVENTS.labels(outcome=outcome, type=event.message_type).inc()
-            if outcome == "delivered" and event.record.timestamp_ms:
+            _events_counter(outcome, event.message_type).inc()
+            if delivered and event.record.timestamp_ms:
                 latency = finished_at - event.record.timestamp_ms / 1000
                 metrics.EVENT_DELIVERY_LATENCY.observe(max(latency, 0.0))
-            if outcome == "delivered":
+            if log_each:
                 logger.debug("event delivered", extra={**event.log_fields, "outcome": outcome})
+
+
+# Labelled children looked up once: ``labels()`` costs more than counting, once per event.
+@functools.cache
+def _events_counter(outcome: str, message_type: str) -> Counter:
+    return metrics.EVENTS.labels(outcome=outcome, type=message_type)
 
 
 def _letter(event: WorkItem, head: WorkItem, failure: Failure) -> DeadLetter:
