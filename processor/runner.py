@@ -100,7 +100,8 @@ def tune_garbage_collector() -> None:
     CPython's defaults it runs every 700 allocations and keeps rescanning the up to
     ``delivery.max_buffered_events`` events waiting in memory, and everything imported at start.
     Freezing what exists at start and collecting far less often took 8 % off the CPU per event
-    (``make bench``, throughput) without changing the memory benchmark's peak.
+    (``make bench``, throughput) for 8 MiB more peak RSS in front of a 1M-event backlog (115
+    against 107 MiB, still flat).
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
