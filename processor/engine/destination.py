@@ -2,13 +2,15 @@
 
 While halted nothing is delivered, nothing is dead-lettered and the poll loop pauses every
 partition. A probe call every ``probe_seconds`` finds out when the token works again, and the
-gate reopens by itself.
+gate reopens by itself. The gate counts how long it has been halted, so an event's retry
+deadline (``delivery.retry_max_seconds``) does not run while nothing could be delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from processor import metrics
@@ -23,10 +25,20 @@ OnChange = Callable[[bool], None]
 class DestinationGate:
     """Open/halted state shared by the delivery workers, the poll thread and /readyz."""
 
-    def __init__(self, probe: Probe, probe_seconds: float, on_change: OnChange) -> None:
+    def __init__(
+        self,
+        probe: Probe,
+        probe_seconds: float,
+        on_change: OnChange,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._probe = probe
         self._probe_seconds = probe_seconds
         self._on_change = on_change
+        self._clock = clock
+        self._halted_since: float | None = None
+        self._halted_before = 0.0  # seconds spent halted in earlier halts
         self._open = asyncio.Event()
         self._open.set()
         self._probe_task: asyncio.Task[None] | None = None
@@ -37,6 +49,11 @@ class DestinationGate:
         """True while deliveries are held back (safe to read from any thread)."""
         return self.halt_reason is not None
 
+    def halted_seconds(self) -> float:
+        """Seconds spent halted since the gate was made, the current halt included."""
+        current = 0.0 if self._halted_since is None else self._clock() - self._halted_since
+        return self._halted_before + current
+
     async def wait_open(self) -> None:
         """Return at once while open; otherwise wait until the token works again."""
         await self._open.wait()
@@ -46,6 +63,7 @@ class DestinationGate:
         if self.halted:
             return
         self.halt_reason = reason
+        self._halted_since = self._clock()
         self._open.clear()
         metrics.DESTINATION_UP.set(0)
         self._on_change(False)
@@ -79,6 +97,8 @@ class DestinationGate:
     def _reopen(self) -> None:
         logger.info("destination up again after: %s", self.halt_reason)
         self.halt_reason = None
+        self._halted_before = self.halted_seconds()
+        self._halted_since = None
         self._probe_task = None
         metrics.DESTINATION_UP.set(1)
         self._on_change(True)

@@ -71,6 +71,7 @@ class WorkItem:
     attempts: int = 0
     first_attempt_at: datetime | None = None
     first_attempt_monotonic: float | None = None
+    halted_seconds_at_first_attempt: float = 0.0  # the gate's halted_seconds() back then
     merged: list[WorkItem] = field(default_factory=list)
     failure: Failure | None = None
     dead_letter_acknowledged: bool = False
@@ -143,10 +144,12 @@ class EventHandler:
         if item.first_attempt_at is None:
             item.first_attempt_at = datetime.now(UTC)
             item.first_attempt_monotonic = time.monotonic()
+            item.halted_seconds_at_first_attempt = self._gate.halted_seconds()
 
     def _retry_or_give_up(self, item: WorkItem, error: TransientError) -> float | Failure:
         started = item.first_attempt_monotonic or time.monotonic()
-        if time.monotonic() - started >= self._retry_max_seconds:
+        halted = self._gate.halted_seconds() - item.halted_seconds_at_first_attempt
+        if time.monotonic() - started - halted >= self._retry_max_seconds:
             reason = f"gave up after {item.attempts} attempts: {error.reason}"
             return Failure("deliver", reason, error.status)
         metrics.RETRIES.labels(reason=_retry_reason(error)).inc()

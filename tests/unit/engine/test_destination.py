@@ -70,3 +70,21 @@ async def test_a_probe_bug_does_not_leave_the_destination_halted_for_good() -> N
     gate.halt("401")
     await reopened(gate)
     assert probe.calls == 2
+
+
+async def test_counts_the_seconds_spent_halted_across_halts() -> None:
+    now = [100.0]
+    gate = DestinationGate(
+        ScriptedProbe(), probe_seconds=0.01, on_change=lambda _up: None, clock=lambda: now[0]
+    )
+    assert gate.halted_seconds() == 0.0
+    gate.halt("401")
+    now[0] = 130.0
+    assert gate.halted_seconds() == 30.0  # the current halt counts while it lasts
+    await reopened(gate)
+    now[0] = 200.0
+    assert gate.halted_seconds() == 30.0  # open time does not
+    gate.halt("401")
+    now[0] = 205.0
+    await reopened(gate)
+    assert gate.halted_seconds() == 35.0

@@ -129,6 +129,19 @@ async def test_a_transient_failure_past_retry_max_is_dead_lettered(engine: Engin
     assert committable(engine.tracker) == {(TOPIC, 0): 1}
 
 
+async def test_time_halted_does_not_count_towards_retry_max(engine: Engine) -> None:
+    engine.delivery.errors.append(TransientError("create: HTTP 503", 503))
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+    item.first_attempt_at = datetime.now(UTC)
+    item.first_attempt_monotonic = time.monotonic() - 61  # retry_max_seconds is 60 ...
+    item.halted_seconds_at_first_attempt = engine.gate.halted_seconds() - 30  # ... 30 s halted
+
+    assert await engine.handler.handle(item) == pytest.approx(0.5, abs=0.5)  # a backoff delay
+
+    assert engine.producer.produced == []
+    assert committable(engine.tracker) == {}
+
+
 async def test_a_permanent_failure_is_dead_lettered_at_once(engine: Engine) -> None:
     engine.delivery.errors.append(PermanentError("create_ticket: HTTP 422", 422))
     item = work_item(engine.tracker, 3, identify_plan("a@example.com", "A"))
