@@ -8,6 +8,7 @@ replayed record keeps its key, value and original headers; the error headers are
 a replay, so it is left alone unless ``--include-replayed`` (the loop guard). Offsets are
 committed only after the producer flushed, so an interrupted replay repeats records rather
 than losing them. Records a stage filter skips are passed over for good, like replayed ones.
+A dead-letter topic that does not exist (nothing was ever dead-lettered) ends the replay at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from processor.config import KafkaConfig
 from processor.engine.dlq import (
@@ -29,6 +30,7 @@ from processor.engine.dlq import (
 
 # Joining the replay's group takes a few seconds; without partitions by then, give up.
 ASSIGNMENT_TIMEOUT_SECONDS = 60.0
+METADATA_TIMEOUT_SECONDS = 10.0
 PROGRESS_SECONDS = 1.0
 COMMIT_EVERY = 500
 
@@ -73,13 +75,31 @@ def replay_dead_letters(
 ) -> ReplaySummary:
     """Replay until the end of the dead-letter topic (or ``options.limit``)."""
     consumer = Consumer(_consumer_config(kafka))
-    replayer = _Replayer(Producer(producer_config(kafka)), kafka.topic, options, progress)
-    consumer.subscribe([kafka.dead_letter_topic])
     try:
+        if _is_missing(consumer, kafka.dead_letter_topic):
+            print(
+                f"dead-letter topic {kafka.dead_letter_topic} does not exist: nothing to replay",
+                file=progress,
+            )
+            return ReplaySummary(dry_run=options.dry_run)
+        replayer = _Replayer(Producer(producer_config(kafka)), kafka.topic, options, progress)
+        consumer.subscribe([kafka.dead_letter_topic])
         replayer.run(consumer, assignment_timeout_seconds)
     finally:
         consumer.close()
     return replayer.summary
+
+
+def _is_missing(consumer: Consumer, topic: str) -> bool:
+    """True when the cluster's metadata lacks the topic; False when unsure (no metadata).
+
+    All topics are listed: asking for one by name may create it on brokers that auto-create.
+    """
+    try:
+        metadata = consumer.list_topics(timeout=METADATA_TIMEOUT_SECONDS)
+    except KafkaException:
+        return False  # the subscription below waits for the cluster, then gives up
+    return topic not in metadata.topics
 
 
 class _Replayer:

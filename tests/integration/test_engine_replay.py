@@ -6,12 +6,16 @@ order: the dead-letter topic's order is known, and so is what each replay reads.
 
 from __future__ import annotations
 
+import io
 import json
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from processor.config import KafkaConfig
+from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.sandbox.broker import KafkaTarget
 from processor.sandbox.trengo import RunningSandbox
 from tests.kafka_support import (
@@ -158,3 +162,17 @@ def _assert_replayed(records: list[Record], letters: list[Record]) -> None:
         assert list(record.headers[:-1]) == original
         replayed_at = datetime.fromisoformat(header(record, "x-replayed-at") or "")
         assert abs((datetime.now(UTC) - replayed_at).total_seconds()) < 60
+
+
+def test_dlq_replay_of_a_topic_that_does_not_exist_ends_at_once(kafka: KafkaTarget) -> None:
+    config = KafkaConfig(
+        bootstrap_servers=kafka.bootstrap_servers,
+        dead_letter_topic=f"never-created-{uuid.uuid4().hex[:8]}",
+        settings=dict(kafka.consumer_settings),
+    )
+    progress = io.StringIO()
+
+    summary = replay_dead_letters(config, ReplayOptions(), progress, assignment_timeout_seconds=5)
+
+    assert summary.read == 0
+    assert f"{config.dead_letter_topic} does not exist: nothing to replay" in progress.getvalue()
