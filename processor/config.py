@@ -67,6 +67,9 @@ class TrengoConfig(_Section):
     timeout_seconds: float = Field(default=10.0, gt=0)
     contact_cache_size: int = Field(default=100_000, ge=0)
     contact_cache_ttl_seconds: float = Field(default=3600.0, ge=0)
+    # Identify on an email channel: create first, relying on Trengo returning the existing
+    # contact for a known email (trengo-api.md §6); off: search first, as for phones.
+    email_find_or_create: bool = True
     api_token_file: Path | None = None
 
     @field_validator("base_url")

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from processor.config import Settings
+from processor.config import Settings, TrengoConfig
 from processor.pipeline.decode import decode
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
@@ -27,7 +27,6 @@ from processor.pipeline.plan import (
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo import requests
-from processor.trengo.delivery import EMAIL_FIND_OR_CREATE
 from processor.trengo.labels import REFRESH_INTERVAL_SECONDS
 from processor.trengo.requests import ContactId, TrengoRequest
 
@@ -62,7 +61,7 @@ def render_event(value: bytes, settings: Settings) -> str:
         return _rejected(plan, settings)
     lines = [f"event: {message.type} · messageId {message.messageId or '-'}", f"plan: {plan!r}"]
     lines.append("requests:")
-    for number, step in enumerate(plan_steps(plan), start=1):
+    for number, step in enumerate(plan_steps(plan, settings.trengo), start=1):
         request = step.request
         lines.append(
             f"  {number}. {request.method} {_shown_url(settings.trengo.base_url, request)}"
@@ -73,13 +72,13 @@ def render_event(value: bytes, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def plan_steps(plan: Plan) -> list[Step]:
+def plan_steps(plan: Plan, trengo: TrengoConfig) -> list[Step]:
     """The requests a plan may cause, in order, each with its condition."""
     if isinstance(plan, TicketPlan):
         return _ticket_steps(plan)
     if isinstance(plan, GroupPlan):
         return _group_steps(plan)
-    return [*_identify_steps(plan), *_custom_field_steps(plan)]
+    return [*_identify_steps(plan, trengo.email_find_or_create), *_custom_field_steps(plan)]
 
 
 def _lookup_steps(contact: ContactRef, if_none: str = "") -> list[Step]:
@@ -172,7 +171,7 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
     ]
 
 
-def _identify_steps(plan: IdentifyPlan) -> list[Step]:
+def _identify_steps(plan: IdentifyPlan, email_find_or_create: bool) -> list[Step]:
     contact = plan.contact
     update = Step(
         "the name differs from the one Trengo has (or was last sent)",
@@ -183,7 +182,7 @@ def _identify_steps(plan: IdentifyPlan) -> list[Step]:
     create = requests.create_contact(plan.create)
     if contact is None:
         return [Step("always (enableDedup is off)", create)]
-    if contact.channel_identifier == "email" and EMAIL_FIND_OR_CREATE:
+    if contact.channel_identifier == "email" and email_find_or_create:
         return [
             Step("the contact id is not cached (Trengo returns an existing email contact)", create),
             update,

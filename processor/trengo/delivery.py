@@ -75,8 +75,6 @@ Action = Literal["created", "updated", "unchanged", "ticket", "attached"]
 
 # Searched by the destination probe while halted: any answer but 401/403 proves the token works.
 PROBE_TERM = "trengo-processor-probe"
-# Create-first for email identifies: Trengo answers an existing email with that contact.
-EMAIL_FIND_OR_CREATE = True
 _NOT_FOUND = 404
 
 
@@ -112,11 +110,10 @@ class PlanExecutor:
         client: TrengoClient,
         config: TrengoConfig,
         *,
-        email_find_or_create: bool = EMAIL_FIND_OR_CREATE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
-        self._email_find_or_create = email_find_or_create
+        self._email_find_or_create = config.email_find_or_create
         size, ttl = config.contact_cache_size, config.contact_cache_ttl_seconds
         self._contact_ids = ContactCache(size, ttl, clock=clock)
         self._sent_names = SentNames(size, ttl, clock=clock)

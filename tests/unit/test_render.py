@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from processor.config import Settings
+from processor.config import Settings, TrengoConfig
 from processor.pipeline.plan import (
     CreateContact,
     CreateTicket,
@@ -28,8 +28,9 @@ PHONE = ResolveContact("31612345678", "phone", "7")
 KNOWN = KnownContact(90002431001)
 
 
-def requests_of(plan: Plan) -> list[str]:
-    return [f"{step.request.method} {step.request.path}" for step in plan_steps(plan)]
+def requests_of(plan: Plan, trengo: TrengoConfig | None = None) -> list[str]:
+    steps = plan_steps(plan, trengo or TrengoConfig())
+    return [f"{step.request.method} {step.request.path}" for step in steps]
 
 
 def identify(contact: ResolveContact | KnownContact, *fields: SetCustomField) -> IdentifyPlan:
@@ -97,15 +98,29 @@ def test_each_plan_type_lists_its_requests_in_order(plan: Plan, expected: list[s
     assert requests_of(plan) == expected
 
 
+@pytest.mark.parametrize(
+    ("email_find_or_create", "expected"),
+    [
+        (True, ["POST /channels/7/contacts", "PUT /contacts/%7Bcontact_id%7D"]),
+        (False, ["GET /contacts", "POST /channels/7/contacts", "PUT /contacts/%7Bcontact_id%7D"]),
+    ],
+)
+def test_an_email_identify_creates_first_unless_configured_to_search(
+    email_find_or_create: bool, expected: list[str]
+) -> None:
+    trengo = TrengoConfig(email_find_or_create=email_find_or_create)
+    assert requests_of(identify(EMAIL), trengo) == expected
+
+
 def test_custom_fields_are_sent_only_when_changed() -> None:
-    steps = plan_steps(identify(KNOWN, SetCustomField(1001, "pro")))
+    steps = plan_steps(identify(KNOWN, SetCustomField(1001, "pro")), TrengoConfig())
     assert steps[1].request.json == {"custom_field_id": 1001, "value": "pro"}
     assert steps[1].when == "the value differs from the last one sent to this contact"
 
 
 def test_ticket_follow_ups_say_when_and_to_whom() -> None:
     plan = track(labels=("vip",), message=PostMessage("Hi", internal_note=False), event_key="m1")
-    labels, _, opened, message, label = plan_steps(plan)
+    labels, _, opened, message, label = plan_steps(plan, TrengoConfig())
     assert labels.when.startswith("first label lookup of this process")
     assert opened.when.endswith("a retry of this event after it opened opens no other")
     assert message.when == "after the ticket opened (the customer gets it)"
@@ -115,14 +130,14 @@ def test_ticket_follow_ups_say_when_and_to_whom() -> None:
 
 
 def test_a_ticket_without_follow_ups_is_unchanged() -> None:
-    (search, opened) = plan_steps(track(event_key="m1"))
+    (search, opened) = plan_steps(track(event_key="m1"), TrengoConfig())
     assert opened.when == "always (no contact found → dead letter)"
     assert search.request.params == {"page": "1", "term": "ann@example.com"}
 
 
 def test_a_group_never_creates_its_contact() -> None:
     plan = GroupPlan("acme-1", EMAIL, ResolveProfile("acme-1", 2001, "Acme"))
-    search, profiles, create, key, rename, attach = plan_steps(plan)
+    search, profiles, create, key, rename, attach = plan_steps(plan, TrengoConfig())
     assert search.when.endswith("none → dead letter (a group never creates a contact)")
     assert profiles.request.params == {"page": "1", "term": "acme-1"}
     assert "custom field 2001 is exactly 'acme-1'" in profiles.when

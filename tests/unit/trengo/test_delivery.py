@@ -124,7 +124,7 @@ def test_email_search_first_when_find_or_create_is_off() -> None:
     async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
         return [await executor.execute(identify()), await executor.execute(identify())]
 
-    assert run(trengo, scenario, email_find_or_create=False) == [
+    assert run(trengo, scenario, TrengoConfig(email_find_or_create=False)) == [
         DeliveryResult("updated", contact_id, calls=2),
         DeliveryResult("unchanged", contact_id, calls=0),
     ]
