@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox
+from processor.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import TopicFactory, consume_all, produce, wait_for_committed_offsets
 from tests.processor_support import ProcessorProcess, processor_config
 
@@ -97,43 +97,10 @@ def test_custom_fields_profiles_labels_and_messages_reach_trengo(
     sandbox: RunningSandbox,
     tmp_path: Path,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
-    produce(kafka.bootstrap_servers, topic, EVENTS)
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination=DESTINATION,
-    )
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, {0: len(EVENTS)}, timeout=60
-        )
-        assert processor.stop() == 0, processor.log()
+    reasons = run_every_feature(kafka, kafka_topic_factory, group_id, sandbox, tmp_path)
 
-    contacts = {contact["email"]: contact for contact in sandbox.contacts()}
-    ann, ben = contacts["ann@example.com"], contacts["ben@example.com"]
-    assert ann["custom_field_data"] == {str(PLAN_FIELD): "enterprise", str(COMPANY_FIELD): "Acme"}
-    assert ben["custom_field_data"] == {str(PLAN_FIELD): "3"}
-
-    [profile] = sandbox.profiles()
-    assert profile["name"] == "Acme Inc"
-    assert profile["custom_field_data"] == {str(PROFILE_KEY_FIELD): "acme-1"}
-    assert sorted(member["id"] for member in profile["contacts"]) == sorted([ann["id"], ben["id"]])
-
-    tickets = {ticket["subject"]: ticket for ticket in sandbox.tickets()}
-    assert set(tickets) == {"Order A-1 completed", "Help"}
-    order, help_ticket = tickets["Order A-1 completed"], tickets["Help"]
-    assert sorted(label["name"] for label in order["labels"]) == ["order", "vip"]
-    assert [(m["message"], m["internal_note"]) for m in order["messages"]] == [
-        ("Order A-1: 30 EUR", True)
-    ]
-    assert [(m["message"], m["internal_note"]) for m in help_ticket["messages"]] == [
-        ("Where is my parcel?", False)
-    ]
-
+    assert reasons == DEAD_LETTER_REASONS
+    assert_trengo_holds_each_thing_once(sandbox)
     assert _calls_by_route(sandbox) == {
         "POST /api/v2/channels/{channel_id}/contacts": 2,  # ann, ben (email find-or-create)
         "POST /api/v2/contacts/{contact_id}/custom_fields": 4,  # ann 2 + 1 change, ben 1
@@ -149,13 +116,78 @@ def test_custom_fields_profiles_labels_and_messages_reach_trengo(
         "POST /api/v2/tickets/{ticket_id}/labels": 2,
     }
 
-    reasons = sorted(
-        dict(letter.headers)["x-error-reason"].decode()
-        for letter in consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=2)
+
+def test_failed_calls_are_retried_without_a_second_ticket_profile_or_label(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    tmp_path: Path,
+) -> None:
+    # A third of the calls answer 5xx: every step, follow-ups included, is retried on its own.
+    with RunningSandbox(SandboxOptions(requests_per_minute=None, error_rate=0.3, seed=3)) as faulty:
+        reasons = run_every_feature(kafka, kafka_topic_factory, group_id, faulty, tmp_path)
+
+        assert reasons == DEAD_LETTER_REASONS
+        assert_trengo_holds_each_thing_once(faulty)
+        failed = [request for request in faulty.requests() if request.status >= 500]
+        assert len(failed) >= 5  # the faults did happen
+
+
+DEAD_LETTER_REASONS = [
+    "No contact found for term:zed@example.com group event for group acme-1 failed",
+    "label 'no such label' not found in Trengo",
+]
+
+
+def run_every_feature(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+) -> list[str]:
+    """Deliver EVENTS with every feature on; the dead letters' reasons, sorted."""
+    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    produce(kafka.bootstrap_servers, topic, EVENTS)
+    config = processor_config(
+        kafka,
+        sandbox,
+        topic=topic,
+        group_id=group_id,
+        dead_letter_topic=dead_letter_topic,
+        destination=DESTINATION,
     )
-    assert reasons == [
-        "No contact found for term:zed@example.com group event for group acme-1 failed",
-        "label 'no such label' not found in Trengo",
+    with ProcessorProcess(config, tmp_path) as processor:
+        wait_for_committed_offsets(
+            kafka.bootstrap_servers, group_id, topic, {0: len(EVENTS)}, timeout=60
+        )
+        assert processor.stop() == 0, processor.log()
+    letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=2)
+    return sorted(dict(letter.headers)["x-error-reason"].decode() for letter in letters)
+
+
+def assert_trengo_holds_each_thing_once(sandbox: RunningSandbox) -> None:
+    contacts = {contact["email"]: contact for contact in sandbox.contacts()}
+    assert set(contacts) == {"ann@example.com", "ben@example.com"}
+    ann, ben = contacts["ann@example.com"], contacts["ben@example.com"]
+    assert ann["custom_field_data"] == {str(PLAN_FIELD): "enterprise", str(COMPANY_FIELD): "Acme"}
+    assert ben["custom_field_data"] == {str(PLAN_FIELD): "3"}
+
+    [profile] = sandbox.profiles()
+    assert profile["name"] == "Acme Inc"
+    assert profile["custom_field_data"] == {str(PROFILE_KEY_FIELD): "acme-1"}
+    assert sorted(member["id"] for member in profile["contacts"]) == sorted([ann["id"], ben["id"]])
+
+    tickets = sandbox.tickets()
+    assert sorted(ticket["subject"] for ticket in tickets) == ["Help", "Order A-1 completed"]
+    by_subject = {ticket["subject"]: ticket for ticket in tickets}
+    order, help_ticket = by_subject["Order A-1 completed"], by_subject["Help"]
+    assert sorted(label["name"] for label in order["labels"]) == ["order", "vip"]
+    assert [(m["message"], m["internal_note"]) for m in order["messages"]] == [
+        ("Order A-1: 30 EUR", True)
+    ]
+    assert [(m["message"], m["internal_note"]) for m in help_ticket["messages"]] == [
+        ("Where is my parcel?", False)
     ]
 
 
