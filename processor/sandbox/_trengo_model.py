@@ -142,12 +142,21 @@ def labels_from_names(names: Iterable[str]) -> dict[int, Label]:
     return {label.id: label for label in labels}
 
 
+class LinkedProfile(Protocol):
+    """A profile as a contact sees it: ``contact.profile[]`` lists these."""
+
+    def summary_json(self) -> JSONObject:
+        """The short form in ``contact.profile[]``."""
+        ...
+
+
 @dataclass(slots=True)
 class Contact:
     """One contact on one channel (Trengo keeps a separate contact per channel type).
 
     ``custom_field_data`` maps a field id (as a string) to its value; the formatted variant maps
-    the field's title to it, as Trengo's ``formatted_custom_field_data`` does.
+    the field's title to it, as Trengo's ``formatted_custom_field_data`` does. ``profiles`` are
+    the profiles the contact is attached to, by id.
     """
 
     id: int
@@ -158,6 +167,7 @@ class Contact:
     group_ids: tuple[int, ...] = ()
     custom_field_data: dict[str, str] = field(default_factory=dict)
     formatted_custom_field_data: dict[str, str] = field(default_factory=dict)
+    profiles: dict[int, LinkedProfile] = field(default_factory=dict)
     search_key: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -214,7 +224,7 @@ class Contact:
             "custom_field_data": custom_field_data_json(self.custom_field_data),
             "formatted_custom_field_data": dict[str, JSONValue](self.formatted_custom_field_data),
             "is_private": False,
-            "profile": [],
+            "profile": [profile.summary_json() for profile in self.profiles.values()],
             "pivot": None,
             "created_at": self.created_at,
         }

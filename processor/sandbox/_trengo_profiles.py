@@ -52,7 +52,12 @@ class Profile:
         """Attach ``contact``; attaching it again changes nothing (assumed)."""
         if contact.id not in self.contacts:
             self.contacts[contact.id] = contact
+            contact.profiles[self.id] = self
             self.updated_at = attached_at
+
+    def summary_json(self) -> JSONObject:
+        """The short form listed in ``contact.profile[]`` (assumed shape)."""
+        return {"id": self.id, "name": self.name}
 
     def to_json(self) -> JSONObject:
         """The profile object answered by every profile route (assumed shape)."""

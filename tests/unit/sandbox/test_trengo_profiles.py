@@ -70,6 +70,23 @@ def test_attaching_a_contact_twice_lists_it_once_and_shows_its_current_name() ->
     assert profile.updated_at == LATER
 
 
+def test_an_attached_contact_lists_its_profiles_under_their_current_name() -> None:
+    data = TrengoData(DEFAULT_CHANNELS)
+    contact, _ = data.find_or_create_contact(EMAIL, "jo@example.com", "Jo", CREATED_AT)
+    book = ProfileBook()
+    acme, globex = book.create("Acme", CREATED_AT), book.create("Globex", CREATED_AT)
+    assert contact.to_json()["profile"] == []
+
+    acme.attach_contact(contact, LATER)
+    globex.attach_contact(contact, LATER)
+    book.rename(acme, "Acme Inc", LATER_STILL)
+
+    assert contact.to_json()["profile"] == [
+        {"id": acme.id, "name": "Acme Inc"},
+        {"id": globex.id, "name": "Globex"},
+    ]
+
+
 def test_profile_json_shows_fields_by_id_and_null_without_fields() -> None:
     book = ProfileBook()
     profile = book.create("Acme", CREATED_AT)
