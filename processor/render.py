@@ -129,7 +129,7 @@ def _follow_up_steps(plan: TicketPlan) -> list[Step]:
                 requests.post_message(UNKNOWN_TICKET_ID, plan.message),
             )
         )
-    for name in dict.fromkeys(plan.labels):
+    for name in plan.labels:  # the config keeps each name once
         label_id = f"{{label_id of '{name}'}}"
         steps.append(
             Step(

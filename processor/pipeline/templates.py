@@ -143,12 +143,12 @@ def _compile_optional(key: str, source: str | None) -> _Compiled | None:
 def _compile(key: str, source: str) -> _Compiled:
     handlebars_free = source.strip().replace("{{{", "{{").replace("}}}", "}}")
     try:
-        template = _ENVIRONMENT.from_string(handlebars_free)
+        parsed = _ENVIRONMENT.parse(handlebars_free)
+        template = _ENVIRONMENT.from_string(parsed)
         # A template's globals are a ChainMap over the environment's, which every render
         # copies key by key; as a plain dict a render costs less than half.
         template.globals = dict(template.globals)
-        names = meta.find_undeclared_variables(_ENVIRONMENT.parse(handlebars_free))
-        return _Compiled(template, "properties" in names)
+        return _Compiled(template, "properties" in meta.find_undeclared_variables(parsed))
     except TemplateSyntaxError as error:
         hint = ""
         if any(mark in source for mark in _HANDLEBARS_HELPER_MARKS):

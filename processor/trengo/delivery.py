@@ -138,17 +138,15 @@ class PlanExecutor:
         await self._client.send(requests.search_contacts(PROBE_TERM))
 
     async def _identify(self, plan: IdentifyPlan, calls: CountedCalls) -> DeliveryResult:
-        contact = plan.contact
-        if contact is None:  # dedup off: always create, as RudderStack does
-            return await self._set_fields(plan, await self._create(plan, calls), calls)
-        if isinstance(contact, KnownContact):
-            updated = await self._update(contact.contact_id, plan.update, calls)
-            return await self._set_fields(plan, updated, calls)
-
         async def update(contact_id: ContactId) -> DeliveryResult:
             updated = await self._update(contact_id, plan.update, calls)
             return await self._set_fields(plan, updated, calls)
 
+        contact = plan.contact
+        if contact is None:  # dedup off: always create, as RudderStack does
+            return await self._set_fields(plan, await self._create(plan, calls), calls)
+        if isinstance(contact, KnownContact):
+            return await update(contact.contact_id)
         key = _key(contact)
         async with self._resolving.hold(key):
             done = await self._with_cached_id(key, update)
