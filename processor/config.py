@@ -39,6 +39,15 @@ ENV_PREFIX = "TRENGO_PROCESSOR_"
 TOKEN_ENV = "TRENGO_API_TOKEN"
 
 KafkaSettingValue = str | int | float | bool
+# librdkafka settings the engine's guarantees rest on (DESIGN.md §3): kafka.settings may not
+# override them. Each maps to why, for the one-line config error.
+PROTECTED_KAFKA_SETTINGS = {
+    "enable.auto.commit": "offsets are committed only after an event is done",
+    "enable.auto.offset.store": "offsets are stored only after an event is done",
+    "acks": "a dead letter counts only once every in-sync replica has it (acks=all)",
+    "enable.idempotence": "dead-letter retries must not write duplicates or reorder",
+    "isolation.level": "records of aborted transactions must never be delivered",
+}
 
 
 class ConfigError(Exception):
@@ -59,6 +68,17 @@ class KafkaConfig(_Section):
     session_timeout_ms: int = Field(default=45_000, ge=500)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     settings: dict[str, KafkaSettingValue] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _no_guarantee_overrides(
+        cls, settings: dict[str, KafkaSettingValue]
+    ) -> dict[str, KafkaSettingValue]:
+        for key in settings:
+            why = PROTECTED_KAFKA_SETTINGS.get(key.strip().lower())
+            if why is not None:
+                raise ValueError(f"{key!r} may not be overridden: {why}")
+        return settings
 
 
 class TrengoConfig(_Section):

@@ -69,14 +69,14 @@ def test_the_producer_shares_security_settings_but_not_consumer_ones() -> None:
             "sasl.mechanism": "PLAIN",
             "session.timeout.ms": 6000,
             "fetch.wait.max.ms": 50,
-            "enable.auto.commit": False,
+            "enable.partition.eof": True,
         },
     )
     config = producer_config(kafka)
     assert config["bootstrap.servers"] == "broker:9093"
     assert (config["enable.idempotence"], config["acks"]) == (True, "all")
     assert (config["security.protocol"], config["sasl.mechanism"]) == ("SASL_SSL", "PLAIN")
-    assert not {"session.timeout.ms", "fetch.wait.max.ms", "enable.auto.commit"} & set(config)
+    assert not {"session.timeout.ms", "fetch.wait.max.ms", "enable.partition.eof"} & set(config)
 
 
 async def test_a_letter_is_acknowledged_only_by_a_successful_delivery_report() -> None:
