@@ -176,6 +176,7 @@ class Processor:
             settings.api_token,
             timeout_seconds=settings.trengo.timeout_seconds,
             requests_per_minute=settings.trengo.requests_per_minute,
+            max_wait_seconds=settings.delivery.retry_cap_seconds,
             transport=self._transport,
         )
         executor = PlanExecutor(client, settings.trengo)

@@ -69,6 +69,7 @@ class TrengoClient:
         requests_per_minute: int,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 256,
+        max_wait_seconds: float = 300.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         wall_clock: Clock = time.time,
@@ -79,7 +80,11 @@ class TrengoClient:
         self._wall_clock = wall_clock
         self._calls_made = 0
         self.rate_limiter = RateLimiter(
-            requests_per_minute, clock=clock, sleep=sleep, wall_clock=wall_clock
+            requests_per_minute,
+            max_pause_seconds=max_wait_seconds,
+            clock=clock,
+            sleep=sleep,
+            wall_clock=wall_clock,
         )
         self._http = httpx.AsyncClient(
             transport=transport or _aiohttp_transport(max_connections),
