@@ -7,6 +7,9 @@ Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo cli
   the key stays blocked; after ``retry_max_seconds`` the event is dead-lettered.
 * permanent (other 4xx, rejections by the pipeline): dead-lettered at once.
 * destination down (401, 403): the gate halts everything; the event waits, nothing is lost.
+* internal error (any other exception, while delivering or dead-lettering): retried with
+  backoff like a transient failure; after ``retry_max_seconds`` dead-lettered with the reason
+  ``internal error: <Type>: <text>``.
 
 A dead-lettered event is done only once the broker acknowledged the dead-letter record.
 """
@@ -105,6 +108,12 @@ class EventHandler:
         """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
         if not await self._may_start(item):
             return None  # partition revoked (maybe while halted): the new owner processes it
+        try:
+            return await self._deliver_or_dead_letter(item)
+        except Exception as error:  # a bug or an unforeseen failure: retried like a transient one
+            return self._internal_error(item, error)
+
+    async def _deliver_or_dead_letter(self, item: WorkItem) -> float | None:
         if item.failure is None:
             self._count_attempt(item)
             outcome = await self._attempt(item)
@@ -147,17 +156,38 @@ class EventHandler:
             item.halted_seconds_at_first_attempt = self._gate.halted_seconds()
 
     def _retry_or_give_up(self, item: WorkItem, error: TransientError) -> float | Failure:
-        started = item.first_attempt_monotonic or time.monotonic()
-        halted = self._gate.halted_seconds() - item.halted_seconds_at_first_attempt
-        if time.monotonic() - started - halted >= self._retry_max_seconds:
+        if self._out_of_time(item):
             reason = f"gave up after {item.attempts} attempts: {error.reason}"
             return Failure("deliver", reason, error.status)
-        metrics.RETRIES.labels(reason=_retry_reason(error)).inc()
-        delay = self._backoff.delay(item.attempts, error.retry_after)
+        return self._retry_delay(item, error.reason, _retry_reason(error), error.retry_after)
+
+    def _internal_error(self, item: WorkItem, error: Exception) -> float:
+        """An unexpected exception: retried until ``retry_max_seconds``, then dead-lettered."""
+        reason = f"internal error: {type(error).__name__}: {error}"
+        logger.error(
+            "%s", reason, exc_info=error, extra={**item.log_fields, "attempts": item.attempts}
+        )
+        if not self._out_of_time(item):
+            return self._retry_delay(item, reason, "internal")
+        dead_lettering = item.failure is not None
+        item.failure = Failure("deliver", reason, None)
+        # Failing to dead-letter is not hurried along: the next try waits a backoff.
+        return self._backoff.delay(item.attempts) if dead_lettering else 0.0
+
+    def _out_of_time(self, item: WorkItem) -> bool:
+        started = item.first_attempt_monotonic or time.monotonic()
+        halted = self._gate.halted_seconds() - item.halted_seconds_at_first_attempt
+        return time.monotonic() - started - halted >= self._retry_max_seconds
+
+    def _retry_delay(
+        self, item: WorkItem, reason: str, label: str, retry_after: float | None = None
+    ) -> float:
+        metrics.RETRIES.labels(reason=label).inc()
+        delay = self._backoff.delay(max(item.attempts, 1), retry_after)
         logger.warning(
             "retrying in %.1f s: %s",
             delay,
-            error.reason,
+            reason,
             extra={**item.log_fields, "outcome": "retry", "attempts": item.attempts},
         )
         return delay

@@ -119,11 +119,13 @@ class TrengoClient:
 
         Raises ``TransientError``, ``PermanentError`` or ``DestinationDown``.
         """
+        # Built before the limiter charges: a request that cannot be built is never sent.
+        http_request = self._build(request)
         await self.rate_limiter.acquire()
         sent_at = self._clock()
         self._calls_made += 1
         try:
-            response = await self._exchange(request)
+            response = await self._http.send(http_request)
         except _NO_ANSWER_ERRORS as error:
             self._measure(request.operation, "error", sent_at)
             raise transport_failure(request.operation, error, redact=self._token) from None
@@ -218,16 +220,15 @@ class TrengoClient:
     ) -> None:
         await self.aclose()
 
-    async def _exchange(self, request: TrengoRequest) -> httpx.Response:
-        """Send one request and read the whole answer."""
-        http_request = httpx.Request(
+    def _build(self, request: TrengoRequest) -> httpx.Request:
+        """The whole HTTP request, body encoded."""
+        return httpx.Request(
             request.method,
             _parsed_url(requests.url(self._base_url, request)),
             headers=self._headers,
             json=request.json,
             extensions=self._extensions,
         )
-        return await self._http.send(http_request)
 
     async def _page(self, request: TrengoRequest) -> Page:
         """Send a list request; its ``data`` objects and whether a next page exists."""

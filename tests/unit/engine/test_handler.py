@@ -17,7 +17,7 @@ import pytest
 from processor import metrics
 from processor.engine.backoff import Backoff
 from processor.engine.destination import DestinationGate
-from processor.engine.dlq import DeadLetterWriter
+from processor.engine.dlq import DeadLetter, DeadLetterWriter
 from processor.engine.handler import EventHandler
 from processor.engine.offsets import OffsetTracker
 from processor.pipeline.plan import Plan, Rejection
@@ -140,6 +140,64 @@ async def test_time_halted_does_not_count_towards_retry_max(engine: Engine) -> N
 
     assert engine.producer.produced == []
     assert committable(engine.tracker) == {}
+
+
+async def test_an_unexpected_exception_is_retried_with_backoff_not_every_five_seconds(
+    engine: Engine,
+) -> None:
+    engine.delivery.errors.append(RuntimeError("boom"))
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+    before = counted("trengo_processor_retries_total", reason="internal")
+
+    delay = await engine.handler.handle(item)
+
+    assert delay is not None and 0 <= delay <= 0.5  # backoff base 0.5 s, first attempt
+    assert counted("trengo_processor_retries_total", reason="internal") == before + 1
+    assert engine.producer.produced == [] and committable(engine.tracker) == {}
+    assert await engine.handler.handle(item) is None  # the next attempt delivers
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_an_unexpected_exception_past_retry_max_is_dead_lettered_with_its_type(
+    engine: Engine,
+) -> None:
+    engine.delivery.errors.append(KeyError("contact"))
+    item = work_item(engine.tracker, 4, identify_plan("a@example.com", "A"))
+    item.first_attempt_at = datetime.now(UTC)
+    item.first_attempt_monotonic = time.monotonic() - 61  # retry_max_seconds is 60
+
+    assert await engine.handler.handle(item) == 0.0  # dead-letter at once, on the next turn
+    assert await engine.handler.handle(item) is None
+
+    headers = headers_of(engine)
+    assert headers["x-error-stage"] == "deliver"
+    assert headers["x-error-reason"] == "internal error: KeyError: 'contact'"
+    assert "x-error-status" not in headers
+    assert engine.delivery.delivered == []  # Trengo was not called again
+    assert committable(engine.tracker) == {(TOPIC, 0): 5}
+
+
+async def test_an_exception_while_dead_lettering_is_retried_then_written_with_the_reason(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = work_item(engine.tracker, 0, Rejection("Event value is empty", "decode"))
+    writer = engine.handler._dead_letters
+    real_send = writer.send
+    failures = [ValueError("bad header")]
+
+    def send_failing_once(letter: DeadLetter) -> asyncio.Future[None]:
+        if failures:
+            raise failures.pop()
+        return real_send(letter)
+
+    monkeypatch.setattr(writer, "send", send_failing_once)
+
+    delay = await engine.handler.handle(item)
+    assert delay is not None and delay <= 0.5
+    assert committable(engine.tracker) == {}
+    assert await engine.handler.handle(item) is None
+    assert headers_of(engine)["x-error-reason"] == "Event value is empty"
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
 
 
 async def test_a_permanent_failure_is_dead_lettered_at_once(engine: Engine) -> None:
