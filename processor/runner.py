@@ -43,6 +43,7 @@ from processor.pipeline.plan import Rejection
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
+from processor.trengo.token import TokenRotation, token_reader
 from processor.trengo.delivery import PlanExecutor
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,7 @@ class Processor:
             probe=executor.probe,
             probe_seconds=settings.delivery.halt_probe_seconds,
             on_change=self.health.set_destination_up,
+            reload_token=TokenRotation(client, token_reader(settings)).reload,
         )
         delivery = settings.delivery
         handler = EventHandler(

@@ -6,7 +6,10 @@ Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo cli
 * transient (408, 429, 5xx, timeouts): tried again with full-jitter backoff (Retry-After wins),
   the key stays blocked; after ``retry_max_seconds`` the event is dead-lettered.
 * permanent (other 4xx, rejections by the pipeline): dead-lettered at once.
-* destination down (401, 403): the gate halts everything; the event waits, nothing is lost.
+* destination down (401, or a 403 whose probe with the same token is refused too): unless
+  the token source holds a new token, the gate halts everything; the event waits, nothing is
+  lost.
+* forbidden action (403 while the token's probe gets through): dead-lettered, status 403.
 * internal error (any other exception, while delivering or dead-lettering): retried with
   backoff like a transient failure; after ``retry_max_seconds`` dead-lettered with the reason
   ``internal error: <Type>: <text>``.
@@ -33,7 +36,12 @@ from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, 
 from processor.engine.offsets import OffsetTicket, OffsetTracker
 from processor.logging import log_outcome
 from processor.pipeline.plan import Plan, Rejection
-from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+from processor.trengo.errors import (
+    DestinationDown,
+    Forbidden,
+    PermanentError,
+    TransientError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +138,12 @@ class EventHandler:
             return Failure(item.work.stage, item.work.reason, None)
         try:
             await self._deliver(item.work)
+        except Forbidden as forbidden:
+            return await self._forbidden(item, forbidden)
         except DestinationDown as down:
             item.attempts -= 1  # not the event's fault
-            self._gate.halt(down.reason)
+            if not self._gate.reload_token():  # a rotated token is tried at once
+                self._gate.halt(down.reason)
             return 0.0
         except TransientError as error:
             return self._retry_or_give_up(item, error)
@@ -140,6 +151,18 @@ class EventHandler:
             return Failure("deliver", error.reason, error.status)
         self._finish(item, "delivered")
         return None
+
+    async def _forbidden(self, item: WorkItem, forbidden: Forbidden) -> float | Failure:
+        """A 403 halts only when the token's probe is refused too; else only this is forbidden."""
+        try:
+            token_works = await self._gate.token_works()
+        except TransientError as error:
+            return self._retry_or_give_up(item, error)
+        if token_works:
+            return Failure("deliver", forbidden.reason, forbidden.status)
+        item.attempts -= 1  # not the event's fault
+        self._gate.halt(forbidden.reason)
+        return 0.0
 
     async def _may_start(self, item: WorkItem) -> bool:
         """Wait while the destination is halted; False once the partition is not ours."""

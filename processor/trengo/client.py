@@ -91,14 +91,7 @@ class TrengoClient:
             cookies=_NoCookies(),
             follow_redirects=False,
         )
-        self._headers = httpx.Headers(
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-            }
-        )
+        self._headers = _headers(token)
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
     def __repr__(self) -> str:
@@ -108,6 +101,16 @@ class TrengoClient:
     def base_url(self) -> str:
         """The API root every request path is appended to."""
         return self._base_url
+
+    @property
+    def token(self) -> str:
+        """The API token calls are sent with."""
+        return self._token
+
+    def use_token(self, token: str) -> None:
+        """Send the next calls with ``token`` (a rotated Secret)."""
+        self._token = token
+        self._headers = _headers(token)
 
     @property
     def calls_made(self) -> int:
@@ -277,6 +280,17 @@ def id_of(trengo_object: JsonObject) -> TrengoId | None:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         return None
     return value
+
+
+def _headers(token: str) -> httpx.Headers:
+    return httpx.Headers(
+        {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+    )
 
 
 def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:

@@ -4,7 +4,10 @@
   ``retry_after`` when Trengo gave one.
 * ``PermanentError``: any other 4xx, and contacts that cannot be resolved (none, or several).
   Dead-letter at once.
-* ``DestinationDown``: 401 and 403. The token does not work: halt, dead-letter nothing.
+* ``DestinationDown``: 401. The token does not work: halt, dead-letter nothing.
+* ``Forbidden`` (a ``DestinationDown``): 403. Either the token is refused (halt) or only this
+  action is forbidden (a private channel, a role without the permission: dead-letter the
+  event); the engine asks a probe with the same token which (DESIGN.md §3).
 
 ``classify`` is the one function that maps an HTTP answer to a class. Reasons are short human
 text ("create_ticket: HTTP 422 Unprocessable Entity: The contact id field is required.") and
@@ -57,7 +60,11 @@ class PermanentError(TrengoError):
 
 
 class DestinationDown(TrengoError):  # noqa: N818 - the name DESIGN.md and the engine use
-    """Trengo refuses the API token (401/403): halt the destination."""
+    """Trengo refuses the API token (401): halt the destination."""
+
+
+class Forbidden(DestinationDown):  # noqa: N818 - Laravel's word for a 403
+    """403: the token is refused, or only this action is forbidden; a probe tells which."""
 
 
 def classify(
@@ -77,8 +84,10 @@ def classify(
     if 200 <= status < 300:
         return None
     reason = _reason(status, body_text, operation, redact)
-    if status in (401, 403):
+    if status == 401:
         return DestinationDown(reason, status)
+    if status == 403:
+        return Forbidden(reason, status)
     if status in (408, 429) or status >= 500:
         return TransientError(reason, status, retry_after_seconds(headers, wall_clock()))
     return PermanentError(reason, status)

@@ -7,6 +7,7 @@ import pytest
 
 from processor.trengo.errors import (
     DestinationDown,
+    Forbidden,
     PermanentError,
     TransientError,
     TrengoError,
@@ -27,7 +28,7 @@ NOW = 1_700_000_000.0
         (301, PermanentError),
         (400, PermanentError),
         (401, DestinationDown),
-        (403, DestinationDown),
+        (403, Forbidden),
         (404, PermanentError),
         (405, PermanentError),
         (408, TransientError),
