@@ -229,6 +229,9 @@ class PipelineConfig(_Section):
 class DeliveryConfig(_Section):
     max_in_flight: int = Field(default=256, ge=1)
     max_buffered_events: int = Field(default=10_000, ge=1)
+    # Record bytes held in memory: a quarter of a 512 MiB pod, the rest is the process itself,
+    # librdkafka's prefetch (8 MiB) and the decoded events.
+    max_buffered_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     retry_max_seconds: float = Field(default=10_800, ge=0)
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)

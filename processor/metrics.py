@@ -59,6 +59,11 @@ INFLIGHT_EVENTS = Gauge(
     "Events polled from Kafka and not yet done (queued or being delivered).",
     registry=REGISTRY,
 )
+INFLIGHT_BYTES = Gauge(
+    f"{PREFIX}_inflight_bytes",
+    "Record bytes (key, value, headers) of the events counted in inflight_events.",
+    registry=REGISTRY,
+)
 CONSUMER_LAG = Gauge(
     f"{PREFIX}_consumer_lag",
     "Messages between the committed offset and the high watermark, per assigned partition.",

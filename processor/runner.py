@@ -43,8 +43,8 @@ from processor.pipeline.plan import Rejection
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
-from processor.trengo.token import TokenRotation, token_reader
 from processor.trengo.delivery import PlanExecutor
+from processor.trengo.token import TokenRotation, token_reader
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +215,7 @@ class Processor:
             health=self.health,
             settings=PollSettings(
                 high_water=delivery.max_buffered_events,
+                high_water_bytes=delivery.max_buffered_bytes,
                 commit_interval_seconds=settings.kafka.commit_interval_ms / 1000,
                 revoke_timeout_seconds=settings.kafka.revoke_timeout_ms / 1000,
             ),

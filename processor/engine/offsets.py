@@ -41,6 +41,8 @@ class OffsetTicket:
 class _PartitionOffsets:
     epoch: int
     in_order: deque[int] = field(default_factory=deque)
+    sizes: deque[int] = field(default_factory=deque)  # record bytes, parallel to in_order
+    buffered_bytes: int = 0
     done: set[int] = field(default_factory=set)
     commit_position: int | None = None  # next offset to consume after the done prefix
     committed_position: int | None = None
@@ -76,13 +78,17 @@ class OffsetTracker:
             for tp in partitions:
                 self._partitions.pop(tp, None)
 
-    def register(self, topic: str, partition: int, offset: int) -> OffsetTicket | None:
-        """Record a polled offset; None when the partition is not (or no longer) assigned."""
+    def register(
+        self, topic: str, partition: int, offset: int, size: int = 0
+    ) -> OffsetTicket | None:
+        """Record a polled offset of ``size`` bytes; None when the partition is not assigned."""
         with self._lock:
             state = self._partitions.get((topic, partition))
             if state is None:
                 return None
             state.in_order.append(offset)
+            state.sizes.append(size)
+            state.buffered_bytes += size
             return OffsetTicket(topic, partition, offset, state.epoch)
 
     def mark_done(self, ticket: OffsetTicket) -> bool:
@@ -94,6 +100,7 @@ class OffsetTracker:
             state.done.add(ticket.offset)
             while state.in_order and state.in_order[0] in state.done:
                 finished = state.in_order.popleft()
+                state.buffered_bytes -= state.sizes.popleft()
                 state.done.discard(finished)
                 state.commit_position = finished + 1
             return True
@@ -142,6 +149,11 @@ class OffsetTracker:
         """``pending_count`` per tracked partition."""
         with self._lock:
             return {tp: len(state.in_order) for tp, state in self._partitions.items()}
+
+    def pending_bytes(self) -> dict[TopicPartition, int]:
+        """Record bytes (key, value, headers) of the pending offsets, per tracked partition."""
+        with self._lock:
+            return {tp: state.buffered_bytes for tp, state in self._partitions.items()}
 
     def assigned(self) -> list[TopicPartition]:
         """Partitions currently tracked."""

@@ -63,7 +63,7 @@ class DestinationDown(TrengoError):  # noqa: N818 - the name DESIGN.md and the e
     """Trengo refuses the API token (401): halt the destination."""
 
 
-class Forbidden(DestinationDown):  # noqa: N818 - Laravel's word for a 403
+class Forbidden(DestinationDown):
     """403: the token is refused, or only this action is forbidden; a probe tells which."""
 
 

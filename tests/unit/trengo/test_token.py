@@ -41,9 +41,7 @@ def test_a_token_file_is_re_read_and_stripped(tmp_path: Path) -> None:
     assert read() is None
 
 
-def test_the_environment_token_is_re_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_environment_token_is_re_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRENGO_API_TOKEN", "env-token")
     read = token_reader(load_settings(config(tmp_path)))
     assert read is not None
