@@ -243,6 +243,9 @@ class ServerConfig(_Section):
     host: str = "0.0.0.0"  # a pod must be scrapeable from outside
     port: int = Field(default=9400, ge=0, le=65535)
     liveness_seconds: float = Field(default=30.0, gt=0)
+    # A partition with pending events none of which was attempted or finished for this long is
+    # stalled: /healthz fails. Must stay far above any backoff (checked against retry_cap).
+    stall_seconds: float = Field(default=1800.0, gt=0)
 
 
 class LogConfig(_Section):
@@ -275,6 +278,19 @@ class Settings(BaseSettings):
         if self.destination.apiToken is None:
             raise ValueError(
                 f"destination.apiToken: missing (set it, {TOKEN_ENV}, or trengo.api_token_file)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stall_beyond_backoff(self) -> Settings:
+        # Between two attempts of one event: a rate-limit pause and a backoff (each capped at
+        # retry_cap_seconds) and the request's timeout. Anything shorter would be a false alarm.
+        longest_quiet = 2 * self.delivery.retry_cap_seconds + self.trengo.timeout_seconds
+        if self.server.stall_seconds <= longest_quiet:
+            raise ValueError(
+                f"server.stall_seconds: must be above {longest_quiet:g} (twice "
+                "delivery.retry_cap_seconds plus trengo.timeout_seconds), or a backoff would "
+                "count as a stall"
             )
         return self
 

@@ -103,5 +103,12 @@ PARTITIONS_PAUSED = Gauge(
     "Assigned partitions currently paused for backpressure or a halted destination.",
     registry=REGISTRY,
 )
+PARTITION_STALLED = Gauge(
+    f"{PREFIX}_partition_stalled",
+    "1 while an assigned partition holds pending events and none was attempted or finished "
+    "for server.stall_seconds (the pod's /healthz fails), else 0.",
+    ["partition"],
+    registry=REGISTRY,
+)
 
 DESTINATION_UP.set(1)

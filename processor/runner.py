@@ -35,6 +35,7 @@ from processor.engine.intake import Intake, Prepared
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
@@ -156,7 +157,10 @@ class Processor:
             self.health_server.port,
             extra={"port": self.health_server.port},
         )
-        producer_task = asyncio.create_task(parts.writer.serve(), name="dead-letter-producer")
+        background = [
+            asyncio.create_task(parts.writer.serve(), name="dead-letter-producer"),
+            asyncio.create_task(parts.stall_watch.run(), name="stall-watch"),
+        ]
         parts.scheduler.start()
         parts.poll.start()
         logger.info(
@@ -168,7 +172,7 @@ class Processor:
         try:
             await stop.wait()
         finally:
-            await self._shut_down(parts, producer_task)
+            await self._shut_down(parts, background)
 
     def _build(self, loop: asyncio.AbstractEventLoop) -> _Parts:
         settings = self.settings
@@ -220,9 +224,12 @@ class Processor:
                 revoke_timeout_seconds=settings.kafka.revoke_timeout_ms / 1000,
             ),
         )
-        return _Parts(client, writer, gate, scheduler, poll)
+        stall_watch = StallWatch(
+            self.tracker, settings.server.stall_seconds, lambda: gate.halted, self.health
+        )
+        return _Parts(client, writer, gate, scheduler, poll, stall_watch)
 
-    async def _shut_down(self, parts: _Parts, producer_task: asyncio.Task[None]) -> None:
+    async def _shut_down(self, parts: _Parts, background: list[asyncio.Task[None]]) -> None:
         logger.info("shutting down")
         parts.scheduler.stop_starting()
         parts.poll.stopping.set()
@@ -235,8 +242,9 @@ class Processor:
         await parts.scheduler.stop()
         parts.poll.closing.set()
         await asyncio.to_thread(parts.poll.join, CLOSE_GRACE_SECONDS)
-        producer_task.cancel()
-        await asyncio.gather(producer_task, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         unacknowledged = await asyncio.to_thread(parts.writer.flush, FLUSH_SECONDS)
         if unacknowledged:
             logger.warning("%d dead letters not acknowledged (not committed)", unacknowledged)
@@ -254,6 +262,7 @@ class _Parts:
     gate: DestinationGate
     scheduler: KeyedScheduler[WorkItem]
     poll: PollLoop
+    stall_watch: StallWatch
 
 
 async def _drain(

@@ -116,6 +116,7 @@ class EventHandler:
         """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
         if not await self._may_start(item):
             return None  # partition revoked (maybe while halted): the new owner processes it
+        self._tracker.note_attempt(item.ticket)  # progress, for the stall watch
         try:
             return await self._deliver_or_dead_letter(item)
         except Exception as error:  # a bug or an unforeseen failure: retried like a transient one

@@ -233,6 +233,17 @@ def test_token_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
             "kafka.settings: 'isolation.level' may not be overridden",
             id="isolation-override",
         ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\nserver: {stall_seconds: 600}\n',
+            "server.stall_seconds: must be above 610 (twice delivery.retry_cap_seconds plus "
+            "trengo.timeout_seconds), or a backoff would count as a stall",
+            id="stall-within-a-backoff",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\ndelivery: {retry_cap_seconds: 3600}\n',
+            "server.stall_seconds: must be above 7210",
+            id="retry-cap-above-the-stall-bound",
+        ),
         pytest.param("- just\n- a list\n", "the top level must be a mapping", id="not-a-mapping"),
         pytest.param("destination: [\n", "bad YAML", id="bad-yaml"),
     ],
