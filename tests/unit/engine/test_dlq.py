@@ -155,7 +155,7 @@ async def test_a_letter_too_large_for_the_broker_is_written_truncated(at_produce
 async def test_a_letter_too_large_even_without_a_value_fails() -> None:
     producer = SizeLimitedProducer(10, at_produce=True)
     refused = DeadLetterWriter(producer, "events.dlq").send(letter(value=b"{}"))
-    with pytest.raises(DeadLetterError, match="too large|Broker: Message size too large"):
+    with pytest.raises(DeadLetterError, match=r"(?i)too large"):
         await refused
 
 
