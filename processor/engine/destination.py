@@ -54,6 +54,8 @@ class DestinationGate:
         self._open = asyncio.Event()
         self._open.set()
         self._probe_task: asyncio.Task[None] | None = None
+        self._token_check: asyncio.Task[bool] | None = None
+        self._token_checked_at = float("-inf")
         self.halt_reason: str | None = None
 
     @property
@@ -71,10 +73,28 @@ class DestinationGate:
         await self._open.wait()
 
     async def token_works(self) -> bool:
-        """One probe with the token in use: False when Trengo refuses it (401/403).
+        """A probe with the token in use: False when Trengo refuses it (401/403).
 
         Raises ``TransientError`` when the probe got no usable answer (timeout, 429, 5xx).
+        Concurrent callers share one probe, and a token that worked is believed for
+        ``probe_seconds``: a forbidden channel must not cost a probe per event.
         """
+        if not self._token_check_reusable():
+            self._token_check = asyncio.create_task(self._check_token(), name="token-check")
+            self._token_checked_at = self._clock()
+        assert self._token_check is not None
+        return await asyncio.shield(self._token_check)
+
+    def _token_check_reusable(self) -> bool:
+        check = self._token_check
+        if check is None:
+            return False
+        if not check.done():
+            return True
+        fresh = self._clock() - self._token_checked_at < self._probe_seconds
+        return fresh and not check.cancelled() and check.exception() is None and check.result()
+
+    async def _check_token(self) -> bool:
         try:
             await self._probe()
         except DestinationDown:
