@@ -43,8 +43,10 @@ KafkaSettingValue = str | int | float | bool
 # override them. Each maps to why, for the one-line config error.
 PROTECTED_KAFKA_SETTINGS = {
     "enable.auto.commit": "offsets are committed only after an event is done",
+    "auto.commit.enable": "offsets are committed only after an event is done",  # librdkafka alias
     "enable.auto.offset.store": "offsets are stored only after an event is done",
     "acks": "a dead letter counts only once every in-sync replica has it (acks=all)",
+    "request.required.acks": "a dead letter counts only once every in-sync replica has it",
     "enable.idempotence": "dead-letter retries must not write duplicates or reorder",
     "isolation.level": "records of aborted transactions must never be delivered",
 }

@@ -234,6 +234,12 @@ def test_token_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
             id="isolation-override",
         ),
         pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {request.required.acks: 1}}\n",
+            "kafka.settings: 'request.required.acks' may not be overridden",
+            id="acks-alias-override",
+        ),
+        pytest.param(
             'destination: {apiToken: t, channelId: "1"}\nserver: {stall_seconds: 600}\n',
             "server.stall_seconds: must be above 610 (twice delivery.retry_cap_seconds plus "
             "trengo.timeout_seconds), or a backoff would count as a stall",
