@@ -70,7 +70,7 @@ class RecordPreparer:
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
-        progress = _Progress(fallback_key, self._log_fields(record, {}))
+        progress = _Progress(fallback_key, self._log_fields(record, {}), key=fallback_key)
         try:
             return self._prepare(record, progress)
         except Exception as error:  # one record's failure is only that record's
@@ -116,14 +116,11 @@ class RecordPreparer:
 class _Progress:
     """How far one record got: what its outcome says if a step raises."""
 
-    fallback_key: str
+    fallback_key: str  # the record's key, else its partition/offset
     fields: dict[str, object]
-    key: str = ""
+    key: str
     type_label: str = "unknown"
     stage: Literal["decode", "validate", "map"] = "decode"
-
-    def __post_init__(self) -> None:
-        self.key = self.key or self.fallback_key
 
     def prepared(self, work: Plan | Rejection) -> Prepared:
         return Prepared(self.key, self.type_label, work, self.fields)
