@@ -252,7 +252,7 @@ async def _attach_profile_contact(request: web.Request) -> web.Response:
     if contact is None:
         return model_not_found("Contact", contact_id)
     if channel_type != contact.channel.type:
-        validator.fail("type", "selected type is invalid.")
+        validator.invalid("type")
         return validator.failure()
     profile.attach_contact(contact)
     return json_answer(profile.to_json())

@@ -143,7 +143,7 @@ class ProfileDirectory:
             lambda page: calls.search_profiles(term, page), "search_profiles"
         )
         title = None
-        if any(_values_by_title_only(result) for result in results):
+        if any(_needs_title(result, profile.key_field_id) for result in results):
             title = await self._catalog.custom_field_title(profile.key_field_id, calls)
         matches = [
             (match, profile_id)
@@ -206,10 +206,12 @@ def _key_of(profile: JsonObject, field_id: int, title: str | None) -> str | None
     return _text(values.get(title)) if title is not None else None
 
 
-def _values_by_title_only(profile: JsonObject) -> bool:
-    """True when the profile gives field values only as the title-keyed ``custom_field_data``."""
+def _needs_title(profile: JsonObject, field_id: int) -> bool:
+    """True when only the title-keyed ``custom_field_data`` can tell the profile's key."""
+    values = profile.get("custom_field_data")
     return (
-        isinstance(profile.get("custom_field_data"), dict)
+        isinstance(values, dict)
+        and str(field_id) not in values
         and not _list_of_objects(profile.get("custom_field_values"))
         and not _list_of_objects(profile.get("custom_fields"))
     )
