@@ -64,6 +64,7 @@ CUSTOM_FIELD_MAP = (
 CREATE_CONTACT = "POST /channels/{channel_id}/contacts"
 SET_CONTACT_FIELD = "POST /contacts/{contact_id}/custom_fields"
 SEARCH_PROFILES = "GET /profiles"
+LIST_CHANNELS = "GET /channels"
 CREATE_PROFILE = "POST /profiles"
 SET_PROFILE_FIELD = "POST /profiles/{profile_id}/custom_fields"
 ATTACH_CONTACT = "POST /profiles/{profile_id}/contacts"
@@ -323,7 +324,10 @@ def expected_counts(spec: FeatureWorkloadSpec, features: Iterable[Feature]) -> C
     if "custom_fields" in enabled:
         calls[SET_CONTACT_FIELD] = len(CUSTOM_FIELD_MAP) * users + spec.plan_changes
     if "profiles" in enabled:
-        calls.update(dict.fromkeys((SEARCH_PROFILES, CREATE_PROFILE, SET_PROFILE_FIELD), companies))
+        calls.update(dict.fromkeys((CREATE_PROFILE, SET_PROFILE_FIELD), companies))
+        # A new company is searched by key, then by name (the sandbox's term matches names only).
+        calls[SEARCH_PROFILES] = 2 * companies
+        calls[LIST_CHANNELS] = 1  # the channel's type for the attach calls, once per process
         calls[ATTACH_CONTACT] = users
         records |= {"profiles": companies, "profile members": users}
     if "message" in enabled:
