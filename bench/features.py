@@ -576,8 +576,9 @@ def _notes_text(spec: FeatureWorkloadSpec) -> str:
             f"{len(CUSTOM_FIELD_MAP)} per user on the first identify, 1 for each of the "
             f"{spec.plan_changes:,} second identifies that change `plan` "
             f"({extra(['custom_fields'])}).",
-            f"* enableProfiles: search, create and key once per company ({companies:,} x 3), "
-            "then one attach per member; the user's contact comes from the cache and the name "
+            "* enableProfiles: search by key, by name, create and key once per company "
+            f"({companies:,} x 4), one channel listing per process (the attach's `type`), then "
+            "one attach per member; the user's contact comes from the cache and the name "
             f"never changes, so nothing else ({extra(['profiles'])}, and the groups are "
             "delivered instead of dead-lettered).",
             f"* ticket message: +1 call per ticket ({extra(['message'])}).",
