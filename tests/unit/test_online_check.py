@@ -1,11 +1,11 @@
-"""``check-config --online`` against the sandox over real HTTP: one line per check, GET only."""
+"""``check-config --online`` against the sandbox over real HTTP: one line per check, GET only."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -70,6 +70,22 @@ def check(
     lines = captured.out.splitlines()
     assert lines[0].startswith("config OK")
     return code, lines[1:]
+
+
+async def check_with(
+    answer: Callable[[httpx.Request], httpx.Response], destination: dict[str, object]
+) -> tuple[list[str], int]:
+    """The check's lines against a mock Trengo, and how many calls it made."""
+    settings = Settings(destination={"apiToken": "t", **destination})
+    async with TrengoClient(
+        "https://trengo.test/api/v2",
+        "t",
+        timeout_seconds=1,
+        requests_per_minute=6000,
+        transport=httpx.MockTransport(answer),
+    ) as client:
+        lines = await check_account(settings, client)
+        return [line.render() for line in lines], client.calls_made
 
 
 def run_check(
@@ -203,22 +219,8 @@ def test_a_failing_listing_fails_its_own_checks_only() -> None:
             return httpx.Response(500, json={"message": "Server Error"})
         return httpx.Response(200, json={"data": listed, "links": {"next": None}})
 
-    settings = Settings(destination={"apiToken": "t", **GOOD})
-
-    async def scenario() -> list[str]:
-        transport = httpx.MockTransport(answer)
-        async with TrengoClient(
-            "https://trengo.test/api/v2",
-            "t",
-            timeout_seconds=1,
-            requests_per_minute=6000,
-            transport=transport,
-        ) as client:
-            lines = await check_account(settings, client)
-            assert client.calls_made == 3
-        return [line.render() for line in lines]
-
-    lines = asyncio.run(scenario())
+    lines, calls_made = asyncio.run(check_with(answer, GOOD))
+    assert calls_made == 3
     assert lines[3:6] == ALL_GOOD[3:6]
     assert lines[1] == (
         "✗ rate limit: Trengo sent no x-ratelimit-limit header (the limiter paces by "
@@ -248,3 +250,28 @@ def test_an_account_that_does_not_answer_is_a_failed_line_not_a_traceback(
     assert code == 2
     assert lines[0].startswith("✗ account: no usable answer: list_channels: ")
     assert lines[1:] == ["✗ other checks skipped: the first call failed"]
+
+
+@pytest.mark.parametrize(
+    ("channels_answer", "expected"),
+    [
+        pytest.param(
+            {"channels": []},
+            "✗ account: no usable answer: list_channels: unexpected response (no 'data' list)",
+            id="no-data-list",
+        ),
+        pytest.param(
+            {"data": ["junk", {"id": 650577}, {"type": "EMAIL"}], "links": {}},
+            "✗ channelId 650577: a None channel, but channelIdentifier email needs EMAIL",
+            id="channel-without-type",
+        ),
+    ],
+)
+def test_a_listing_of_the_wrong_shape_is_a_failed_line(
+    channels_answer: dict[str, object], expected: str
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=channels_answer)
+
+    lines, _ = asyncio.run(check_with(answer, {"channelId": EMAIL_CHANNEL}))
+    assert expected in lines

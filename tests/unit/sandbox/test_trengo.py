@@ -206,6 +206,19 @@ def test_no_flags_give_the_default_options() -> None:
             },
         ),
         (("--label", "refund", "--label", "b2b"), {"labels": (*DEFAULT_LABELS, "refund", "b2b")}),
+        (
+            ("--forbidden-channel", "650578", "--forbidden-channel", "7"),
+            {"forbidden_channels": (650578, 7)},
+        ),
+        (
+            ("--custom-field", "9:ticket:Order"),
+            {
+                "custom_fields": (
+                    *DEFAULT_CUSTOM_FIELDS,
+                    SandboxCustomField(id=9, type="TICKET", title="Order"),
+                )
+            },
+        ),
     ],
 )
 def test_flags_set_options(flags: tuple[str, ...], expected: dict[str, object]) -> None:
@@ -221,6 +234,7 @@ def test_flags_set_options(flags: tuple[str, ...], expected: dict[str, object]) 
         ("--custom-field", "x:contact:A"),
         ("--custom-field", "7:deal:A"),
         ("--custom-field", "7:contact"),
+        ("--forbidden-channel", "email"),
     ],
 )
 def test_malformed_channel_or_custom_field_flag_is_a_usage_error(flags: tuple[str, ...]) -> None:

@@ -333,3 +333,22 @@ def _ok_empty_page() -> httpx.Response:
 
 def _server_error() -> httpx.Response:
     return httpx.Response(503, json={"message": "Service Unavailable"})
+
+
+def test_groups_of_different_companies_at_once_list_the_channels_once() -> None:
+    trengo = FakeTrengo()
+    members = [known(trengo, name) for name in ("Ann", "Bob", "Cy")]
+
+    async def slow() -> None:
+        await asyncio.sleep(0.01)
+
+    trengo.on_request = slow
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        plans = [group(m, key=f"co-{n}", name=f"Co {n}") for n, m in enumerate(members)]
+        return list(await asyncio.gather(*(executor.execute(plan) for plan in plans)))
+
+    results = run(trengo, scenario)
+    assert [result.action for result in results] == ["attached"] * 3
+    assert trengo.routes().count("GET /channels") == 1
+    assert trengo.routes().count("POST /profiles/{id}/contacts") == 3
