@@ -152,10 +152,16 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
             "several → dead letter",
             requests.search_profiles(profile.key),
         ),
-        Step(
-            "the search by key confirmed none (its term may not match field values): by name, "
-            "confirmed the same way",
-            requests.search_profiles(profile.name),
+        *(
+            [
+                Step(
+                    "the search by key confirmed none (its term may not match field values): "
+                    "by name, confirmed the same way",
+                    requests.search_profiles(profile.name),
+                )
+            ]
+            if profile.name != profile.key
+            else []
         ),
         Step(
             "the search found no such profile, and no earlier attempt created it",

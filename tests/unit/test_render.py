@@ -150,6 +150,12 @@ def test_a_group_never_creates_its_contact() -> None:
     assert "channel 7's type" in attach.when
 
 
+def test_a_group_named_by_its_key_searches_once() -> None:
+    plan = GroupPlan("acme-1", KNOWN, ResolveProfile("acme-1", 2001, "acme-1", "7"))
+    searches = [step for step in plan_steps(plan, TrengoConfig()) if step.request.method == "GET"]
+    assert [step.request.params["term"] for step in searches] == ["acme-1"]
+
+
 def test_render_shows_unknown_ids_readably() -> None:
     settings = Settings(
         destination={
