@@ -132,7 +132,12 @@ def test_render_shows_a_known_contact_identify_as_one_update(
     [
         (
             {"type": "track", "event": "Stress test4", "userId": "u"},
-            "rejected at map: Stress test4",
+            "skipped at filter (unmapped_event): event is not present in Event-Map template keys",
+        ),
+        ({"type": "page", "userId": "u"}, "skipped at filter (message_type)"),
+        (
+            {"type": "track", "event": "Order Completed", "integrations": {"Trengo": False}},
+            "skipped at filter (integrations)",
         ),
         ({"event": "x"}, "rejected at validate: Event type is required"),
     ],
