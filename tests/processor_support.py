@@ -49,6 +49,11 @@ TEMPLATES = [
 ]
 
 
+# Unmapped tracks are skipped by default (as RudderStack never sends them); tests that need
+# dead letters from the map stage ask for them.
+DEAD_LETTER_UNMAPPED = {"unmapped_events": "dead_letter"}
+
+
 def processor_config(
     kafka: KafkaTarget,
     sandbox: RunningSandbox,
