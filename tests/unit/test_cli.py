@@ -142,3 +142,15 @@ def test_render_of_a_missing_event_file_is_a_usage_error(
 ) -> None:
     assert main(["render", "--config", str(config), str(tmp_path / "none.json")]) == 2
     assert "cannot read event file" in capsys.readouterr().err
+
+
+def test_check_config_refuses_plain_http_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "http.yaml"
+    path.write_text(CONFIG.replace("https://app.trengo.com", "http://app.trengo.com"), "utf-8")
+    assert main(["check-config", "--config", str(path)]) == 2
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith("config error: trengo.base_url: http:// would send")
+    assert "trengo.allow_insecure_http" in error_lines[0]

@@ -401,3 +401,15 @@ def test_production_transport_is_aiohttp_with_enough_connections() -> None:
     assert type(transport).__name__ == "AiohttpTransport"
     assert transport.limits.max_connections == 300
     assert base_url == "https://x.test/api/v2"
+
+
+def test_a_redirect_is_not_followed_with_the_token() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(301, headers={"Location": "http://elsewhere.test/api/v2/contacts"})
+
+    with pytest.raises(PermanentError, match="HTTP 301"):
+        run_simulated(send_search(handler))
+    assert [request.url.host for request in seen] == ["trengo.test"]
