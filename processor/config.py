@@ -273,6 +273,10 @@ class DeliveryConfig(_Section):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     halt_probe_seconds: float = Field(default=30.0, gt=0)
+    # Past this share of dead letters among the last dead_letter_window deliveries the
+    # destination halts until a restart: a bad deploy, not bad data. 1.0 switches it off.
+    max_dead_letter_ratio: float = Field(default=0.5, gt=0, le=1)
+    dead_letter_window: int = Field(default=200, ge=1)
     shutdown_timeout_seconds: float = Field(default=25.0, ge=0)
 
 

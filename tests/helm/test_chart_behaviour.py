@@ -253,3 +253,18 @@ def test_optional_parts_are_off_by_default(rendered_default: Rendered) -> None:
         "ServiceAccount",
     ]
     assert "env" not in rendered_default.container()
+
+
+def test_metrics_port_admits_only_the_monitoring_namespace_by_default(
+    rendered_default: Rendered,
+) -> None:
+    (rule,) = rendered_default.only("NetworkPolicy")["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+
+
+def test_metrics_sources_can_be_widened_to_any() -> None:
+    rendered = render("--set-json", "networkPolicy.metricsFrom=[]")
+    (rule,) = rendered.only("NetworkPolicy")["spec"]["ingress"]
+    assert "from" not in rule
