@@ -14,8 +14,8 @@ import ipaddress
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import Sequence
 
 from confluent_kafka import Producer
-
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from processor.config import (

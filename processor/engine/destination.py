@@ -2,8 +2,12 @@
 
 While halted nothing is delivered, nothing is dead-lettered and the poll loop pauses every
 partition. A probe call every ``probe_seconds`` finds out when the token works again, and the
-gate reopens by itself. The gate counts how long it has been halted, so an event's retry
-deadline (``delivery.retry_max_seconds``) does not run while nothing could be delivered.
+gate reopens by itself. A halt for too many dead letters (``halt_until_restart``) is different:
+Trengo accepts the token but refuses the work, so only a fixed config and a restart help, and
+the gate stays closed without probing.
+
+The gate counts how long it has been halted, so an event's retry deadline
+(``delivery.retry_max_seconds``) does not run while nothing could be delivered.
 """
 
 from __future__ import annotations
@@ -60,15 +64,27 @@ class DestinationGate:
 
     def halt(self, reason: str) -> None:
         """Close the gate (idempotent) and start probing."""
+        if self._close(reason):
+            logger.error("destination halted: %s; probing every %s s", reason, self._probe_seconds)
+            self._probe_task = asyncio.create_task(
+                self._probe_until_open(), name="destination-probe"
+            )
+
+    def halt_until_restart(self, reason: str) -> None:
+        """Close the gate for good (idempotent): nothing but a restart reopens it."""
+        if self._close(reason):
+            logger.error("destination halted until restart: %s", reason)
+
+    def _close(self, reason: str) -> bool:
+        """Close the gate; False when it already was."""
         if self.halted:
-            return
+            return False
         self.halt_reason = reason
         self._halted_since = self._clock()
         self._open.clear()
         metrics.DESTINATION_UP.set(0)
         self._on_change(False)
-        logger.error("destination halted: %s; probing every %s s", reason, self._probe_seconds)
-        self._probe_task = asyncio.create_task(self._probe_until_open(), name="destination-probe")
+        return True
 
     async def close(self) -> None:
         """Stop probing (shutdown)."""

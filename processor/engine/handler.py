@@ -7,6 +7,8 @@ Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo cli
   the key stays blocked; after ``retry_max_seconds`` the event is dead-lettered.
 * permanent (other 4xx, rejections by the pipeline): dead-lettered at once.
 * destination down (401, 403): the gate halts everything; the event waits, nothing is lost.
+* too many dead letters among the latest deliveries (``delivery.max_dead_letter_ratio``): the
+  gate halts until a restart, since only a fixed config helps.
 
 A dead-lettered event is done only once the broker acknowledged the dead-letter record.
 """
@@ -25,6 +27,7 @@ from prometheus_client import Counter
 
 from processor import metrics
 from processor.engine.backoff import Backoff
+from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, Stage
 from processor.engine.offsets import OffsetTicket, OffsetTracker
@@ -93,6 +96,7 @@ class EventHandler:
         gate: DestinationGate,
         backoff: Backoff,
         retry_max_seconds: float,
+        dead_letter_ratio: DeadLetterRatio,
     ) -> None:
         self._deliver = deliver
         self._dead_letters = dead_letters
@@ -100,6 +104,7 @@ class EventHandler:
         self._gate = gate
         self._backoff = backoff
         self._retry_max_seconds = retry_max_seconds
+        self._dead_letter_ratio = dead_letter_ratio
 
     async def handle(self, item: WorkItem) -> float | None:
         """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
@@ -108,6 +113,7 @@ class EventHandler:
         if item.failure is None:
             self._count_attempt(item)
             outcome = await self._attempt(item)
+            self._count_delivery(item, outcome)
             if not isinstance(outcome, Failure):
                 return outcome
             # Once decided, a failure is only ever dead-lettered: a refused dead-letter
@@ -131,6 +137,16 @@ class EventHandler:
             return Failure("deliver", error.reason, error.status)
         self._finish(item, "delivered")
         return None
+
+    def _count_delivery(self, item: WorkItem, outcome: float | Failure | None) -> None:
+        """Feed a finished delivery to the dead-letter ratio; halt when it is past the max."""
+        if isinstance(item.work, Rejection) or isinstance(outcome, float):
+            return  # the data's fault, or not finished yet
+        self._dead_letter_ratio.record(
+            dead_lettered=outcome is not None, reason=outcome.reason if outcome else None
+        )
+        if self._dead_letter_ratio.exceeded():
+            self._gate.halt_until_restart(self._dead_letter_ratio.describe())
 
     async def _may_start(self, item: WorkItem) -> bool:
         """Wait while the destination is halted; False once the partition is not ours."""

@@ -88,3 +88,19 @@ async def test_counts_the_seconds_spent_halted_across_halts() -> None:
     now[0] = 205.0
     await reopened(gate)
     assert gate.halted_seconds() == 35.0
+
+
+async def test_a_halt_until_restart_never_probes() -> None:
+    probes: list[None] = []
+    changes: list[bool] = []
+
+    async def probe() -> None:
+        probes.append(None)
+
+    gate = DestinationGate(probe, probe_seconds=0.01, on_change=changes.append)
+    gate.halt_until_restart("too many dead letters")
+    gate.halt("401")  # a later halt does not replace the reason nor start probing
+    await asyncio.sleep(0.1)
+    assert gate.halted and gate.halt_reason == "too many dead letters"
+    assert probes == [] and changes == [False]
+    await gate.close()
