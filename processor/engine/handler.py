@@ -145,7 +145,8 @@ class EventHandler:
         self._dead_letter_ratio.record(
             dead_lettered=outcome is not None, reason=outcome.reason if outcome else None
         )
-        if self._dead_letter_ratio.exceeded():
+        if self._dead_letter_ratio.exceeded() and not self._gate.halted:
+            metrics.DEAD_LETTER_HALT.set(1)
             self._gate.halt_until_restart(self._dead_letter_ratio.describe())
 
     async def _may_start(self, item: WorkItem) -> bool:

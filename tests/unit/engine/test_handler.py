@@ -266,6 +266,7 @@ async def test_too_many_dead_letters_halt_until_restart(engine: Engine) -> None:
     assert "max_dead_letter_ratio 0.5" in reason
     assert "bad channel 3" in reason and "bad channel 0" not in reason  # the latest reasons
     assert counted("trengo_processor_dead_letter_ratio") == 1.0
+    assert counted("trengo_processor_dead_letter_halt") == 1.0
     assert len(engine.producer.produced) == RATIO_WINDOW  # the judged events, no more
     # Trengo still accepts the token: no probe may reopen the gate.
     await asyncio.sleep(0.1)
@@ -276,6 +277,7 @@ async def test_too_many_dead_letters_halt_until_restart(engine: Engine) -> None:
     await asyncio.sleep(0.05)
     assert not waiting.done() and engine.delivery.delivered == []
     waiting.cancel()
+    metrics.DEAD_LETTER_HALT.set(0)  # process-wide: leave it as the next test expects
 
 
 async def test_pipeline_rejections_never_count(engine: Engine) -> None:
