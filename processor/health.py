@@ -18,7 +18,8 @@ connect and say nothing, or send half a request: every connection that has no co
 to answer is closed after ``IDLE_SECONDS`` (aiohttp's keep-alive timer runs from the moment a
 connection opens, so it bounds the header read as well as the keep-alive wait), and at most
 ``MAX_CONNECTIONS`` are open at once: a new one closes the oldest, so a probe always gets in and
-the process keeps file descriptors for Kafka and Trengo. Malformed requests are the client's
+the process keeps file descriptors for Kafka and Trengo (a small listen backlog bounds how many
+a burst holds before the cap applies). Malformed requests are the client's
 mistake: logged at DEBUG, never an ERROR traceback.
 """
 
@@ -48,6 +49,9 @@ Route = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 IDLE_SECONDS = 5.0
 # Kubelet probes and a few scrapers need a handful; the cap keeps the fd budget for Kafka/Trengo.
 MAX_CONNECTIONS = 64
+# Connections accepted per loop turn, before any is counted against the cap (asyncio accepts up
+# to the listen backlog at once): small, so a burst cannot hold many descriptors even briefly.
+ACCEPT_BACKLOG = 32
 # Probes and scrapes are GETs; a request body is never read, so a large one is refused early.
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -209,7 +213,9 @@ class HealthServer:
         runner = web.ServerRunner(server)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._requested_port).start()
+            await web.TCPSite(
+                runner, self._host, self._requested_port, backlog=ACCEPT_BACKLOG
+            ).start()
         except OSError:
             await runner.cleanup()
             raise
