@@ -22,6 +22,7 @@ from processor.runner import Processor, tune_garbage_collector
 from processor.sandbox.trengo import add_sandbox_arguments, options_from_args, serve
 
 EXIT_USAGE = 2
+EXIT_REPLAY_FAILED = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,7 +152,7 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     )
     summary = replay_dead_letters(settings.kafka, options, progress=sys.stderr)
     print(summary.describe())
-    return 0
+    return EXIT_REPLAY_FAILED if summary.failed else 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ REQUIRED_ALERTS = {
     "TrengoProcessorDeadLetterHalt",
     "TrengoProcessorRateLimited",
     "TrengoProcessorPodNotReady",
+    "TrengoProcessorPartitionStalled",
 }
 
 

@@ -167,8 +167,9 @@ class FakeTrengo:
         ]
 
     def _ticket(self, body: dict[str, Any]) -> httpx.Response:
-        if int(body["contact_id"]) not in self.contacts:
-            return _json(404, {"message": "No query results for model [Contact]."})
+        if int(body["contact_id"]) not in self.contacts:  # Laravel's `exists` rule, as Trengo
+            invalid = "The selected contact id is invalid."
+            return _json(422, {"message": invalid, "errors": {"contact_id": [invalid]}})
         ticket_id = 7_000_000_001 + len(self.calls)
         self.tickets[ticket_id] = {"id": ticket_id, **body, "messages": [], "labels": []}
         return _json(201, self.tickets[ticket_id])

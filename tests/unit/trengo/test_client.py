@@ -403,6 +403,31 @@ def test_production_transport_is_aiohttp_with_enough_connections() -> None:
     assert base_url == "https://x.test/api/v2"
 
 
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("Jane \ud800", id="lone-surrogate"), pytest.param(float("nan"), id="nan")],
+)
+def test_a_request_that_cannot_be_built_is_not_sent_and_costs_no_budget(name: object) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={})
+
+    async def main() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        async with make_client(handler, requests_per_minute=60) as client:
+            with pytest.raises((UnicodeEncodeError, ValueError)):
+                await client.send(update_contact(5, UpdateContact(name)))  # type: ignore[arg-type]
+            start = loop.time()
+            await client.send(update_contact(5, UpdateContact("Jane")))
+            return client.calls_made, loop.time() - start
+
+    calls, waited = run_simulated(main())
+    assert (calls, len(sent)) == (1, 1)
+    assert waited == 0  # the token the unsent request would have spent is still there
+
+
 def test_a_redirect_is_not_followed_with_the_token() -> None:
     seen: list[httpx.Request] = []
 

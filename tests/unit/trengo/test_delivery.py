@@ -285,7 +285,7 @@ def test_ticket_with_several_exact_matches_is_ambiguous() -> None:
 # A cached id that Trengo no longer knows
 
 
-def test_a_404_for_a_cached_id_resolves_the_ticket_contact_afresh() -> None:
+def test_a_422_naming_a_cached_contact_id_resolves_the_ticket_contact_afresh() -> None:
     trengo = FakeTrengo()
     stale = trengo.add(email=EMAIL)
 
@@ -329,6 +329,45 @@ def test_a_404_for_a_freshly_resolved_id_is_permanent() -> None:
     with pytest.raises(PermanentError) as raised:
         run(trengo, scenario)
     assert raised.value.status == 404
+    assert trengo.paths() == ["GET /contacts", "POST /tickets"]  # no second resolution
+
+
+def test_a_422_that_does_not_name_the_contact_keeps_the_cached_id() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL)
+    subject_too_long = "The subject may not be greater than 255 characters."
+
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(ticket())  # caches the contact
+        trengo.calls.clear()
+        trengo.fail_next.append(error(422, {"message": subject_too_long}))
+        with pytest.raises(PermanentError) as raised:
+            await executor.execute(ticket())
+        assert raised.value.status == 422
+        await executor.execute(ticket())
+
+    run(trengo, scenario)
+    assert trengo.paths() == ["POST /tickets", "POST /tickets"]  # no search: the id is good
+    assert [call.body["contact_id"] for call in trengo.calls] == [contact_id, contact_id]
+
+
+def test_a_422_naming_the_contact_of_a_freshly_resolved_id_is_permanent() -> None:
+    trengo = FakeTrengo()
+    trengo.add(email=EMAIL)
+    invalid = "The selected contact id is invalid."
+    trengo.fail_next.extend(
+        [
+            error(200, {"data": [*trengo.contacts.values()], "links": {}}),
+            error(422, {"message": invalid, "errors": {"contact_id": [invalid]}}),
+        ]
+    )
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket())
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.status == 422
     assert trengo.paths() == ["GET /contacts", "POST /tickets"]  # no second resolution
 
 
