@@ -233,7 +233,10 @@ def _plan_group(
             f"group event {group_id}, aborting event"
         )
     profile = ResolveProfile(
-        key=group_id, key_field_id=key_field_id, name=_profile_name(message, group_id)
+        key=group_id,
+        key_field_id=key_field_id,
+        name=_profile_name(message, group_id),
+        channel_id=destination.channelId,
     )
     return GroupPlan(group_id=group_id, contact=contact, profile=profile)
 

@@ -179,12 +179,20 @@ class TrengoClient:
         """One page of the account's ticket labels."""
         return await self._page(requests.list_labels(page))
 
+    async def list_channels(self, page: int) -> Page:
+        """One page of the account's channels."""
+        return await self._page(requests.list_channels(page))
+
+    async def list_custom_fields(self, page: int) -> Page:
+        """One page of the account's custom fields."""
+        return await self._page(requests.list_custom_fields(page))
+
     async def attach_label(self, ticket_id: TrengoId, label_id: TrengoId) -> None:
         """Attach a label to the ticket (attaching it twice changes nothing)."""
         await self.send(requests.attach_label(ticket_id, label_id))
 
     async def search_profiles(self, term: str, page: int) -> Page:
-        """One page of the profiles whose name or custom field values contain ``term``."""
+        """One page of the profiles Trengo's search finds for ``term`` (confirm them yourself)."""
         return await self._page(requests.search_profiles(term, page))
 
     async def create_profile(self, name: str) -> JsonObject:
@@ -204,9 +212,11 @@ class TrengoClient:
         """Set one custom field of the profile."""
         await self.send(requests.set_profile_custom_field(profile_id, field_id, value))
 
-    async def attach_contact_to_profile(self, profile_id: TrengoId, contact_id: ContactId) -> None:
-        """Attach the contact to the profile (attaching it twice changes nothing)."""
-        await self.send(requests.attach_contact_to_profile(profile_id, contact_id))
+    async def attach_contact_to_profile(
+        self, profile_id: TrengoId, contact_id: ContactId, channel_type: str
+    ) -> None:
+        """Attach the contact (of a ``channel_type`` channel) to the profile."""
+        await self.send(requests.attach_contact_to_profile(profile_id, contact_id, channel_type))
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -56,6 +56,7 @@ from processor.pipeline.plan import (
 )
 from processor.trengo import requests
 from processor.trengo.calls import CountedCalls
+from processor.trengo.catalog import AccountCatalog
 from processor.trengo.client import TrengoClient, id_of
 from processor.trengo.contacts import (
     ContactCache,
@@ -124,7 +125,7 @@ class PlanExecutor:
         self._contact_ids = ContactCache(size, ttl, clock=clock)
         self._sent_names = SentNames(size, ttl, clock=clock)
         self._sent_fields = SentFields(size, ttl, clock=clock)
-        self._profiles = ProfileDirectory(size, ttl, clock=clock)
+        self._profiles = ProfileDirectory(size, ttl, AccountCatalog(), clock=clock)
         self._follow_ups = TicketFollowUps(LabelDirectory(clock=clock), clock=clock)
         self._resolving: KeyedLocks[ContactKey] = KeyedLocks()
 

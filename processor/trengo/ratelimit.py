@@ -162,6 +162,7 @@ class RateLimiter:
         self._window_seconds = window_seconds
         self._max_pause_seconds = max_pause_seconds
         self._limit = requests_per_minute
+        self._reported_limit: int | None = None
         capacity = burst if burst is not None else max(1, requests_per_minute // 60)
         self._bucket = _TokenBucket(requests_per_minute / 60.0, capacity, clock())
         self._sends = _SendLog()
@@ -176,6 +177,11 @@ class RateLimiter:
     def remaining(self) -> int | None:
         """The lowest ``remaining`` Trengo reported in the current window, if known."""
         return self._window.lowest.remaining if self._window is not None else None
+
+    @property
+    def reported_limit(self) -> int | None:
+        """The latest ``x-ratelimit-limit`` Trengo sent; None until it sends one."""
+        return self._reported_limit
 
     @property
     def paused_until(self) -> float:
@@ -213,7 +219,7 @@ class RateLimiter:
         lookup = headers if isinstance(headers, httpx.Headers) else httpx.Headers(dict(headers))
         limit = _integer(lookup.get("x-ratelimit-limit"))
         if limit is not None and limit > 0:
-            self._limit = limit
+            self._limit = self._reported_limit = limit
         if status == 429:
             self._pause(lookup, now, now if sent_at is None else sent_at)
             return

@@ -1113,11 +1113,15 @@ def group(
     return document
 
 
-def attach(contact: ContactRef, name: str = "Acme", group_id: str = GROUP_ID) -> GroupPlan:
+def attach(
+    contact: ContactRef, name: str = "Acme", group_id: str = GROUP_ID, channel: str = EMAIL_CHANNEL
+) -> GroupPlan:
     return GroupPlan(
         group_id=group_id,
         contact=contact,
-        profile=ResolveProfile(key=group_id, key_field_id=PROFILE_KEY_FIELD, name=name),
+        profile=ResolveProfile(
+            key=group_id, key_field_id=PROFILE_KEY_FIELD, name=name, channel_id=channel
+        ),
     )
 
 

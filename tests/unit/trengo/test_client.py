@@ -298,7 +298,7 @@ def test_follow_up_calls_send_their_json_bodies() -> None:
             created = await client.create_profile("Acme")
             await client.rename_profile(9001, "Acme Inc")
             await client.set_profile_custom_field(9001, 2001, "acme-1")
-            await client.attach_contact_to_profile(9001, 5)
+            await client.attach_contact_to_profile(9001, 5, "EMAIL")
             return created, client.calls_made
 
     assert run_simulated(main()) == ({"id": 9001, "name": "Acme"}, 7)
@@ -313,7 +313,7 @@ def test_follow_up_calls_send_their_json_bodies() -> None:
             "/api/v2/profiles/9001/custom_fields",
             {"custom_field_id": 2001, "value": "acme-1"},
         ),
-        ("POST", "/api/v2/profiles/9001/contacts", {"contact_id": 5}),
+        ("POST", "/api/v2/profiles/9001/contacts", {"contact_id": 5, "type": "EMAIL"}),
     ]
 
 
