@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 from confluent_kafka import Consumer, Producer
 
+from processor import metrics
 from processor.config import Settings
 from processor.engine.backoff import Backoff
 from processor.engine.coalesce import take_coalesced
@@ -40,8 +41,9 @@ from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
+from processor.pipeline.filters import SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
-from processor.pipeline.plan import Plan, Rejection
+from processor.pipeline.plan import Plan, Rejection, Skip
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
@@ -61,7 +63,7 @@ _MAX_ERROR_TEXT = 300
 
 @dataclass(frozen=True, slots=True)
 class RecordPreparer:
-    """decode → validate → map for one record, plus its ordering key and type label.
+    """decode → filter → validate → map for one record, plus its ordering key and type label.
 
     Never raises: an unexpected exception in any step (a bug, or input no check foresaw)
     becomes that record's rejection at the stage it happened in, with the reason
@@ -70,6 +72,7 @@ class RecordPreparer:
 
     settings: Settings
     templates: SubjectTemplates
+    event_filter: EventFilter
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
@@ -89,12 +92,11 @@ class RecordPreparer:
         progress.type_label = _type_label(document.get("type"))
         progress.fields = self._log_fields(record, document)
         progress.key = _document_key(record, document) or progress.key
-        progress.stage = "validate"
-        message = validate(
-            document,
-            self.settings.pipeline.ignore_types,
-            accept_groups=self.settings.destination.enableProfiles,
-        )
+        progress.stage = "validate"  # the filter never dead-letters: its bugs count as validate's
+        skip = self.event_filter(document)
+        if skip is not None:
+            return progress.prepared(skip)
+        message = validate(document, accept_groups=self.settings.destination.enableProfiles)
         if isinstance(message, Rejection):
             return progress.prepared(message)
         progress.stage = "map"
@@ -125,7 +127,7 @@ class _Progress:
     type_label: str = "unknown"
     stage: Literal["decode", "validate", "map"] = "decode"
 
-    def prepared(self, work: Plan | Rejection) -> Prepared:
+    def prepared(self, work: Plan | Rejection | Skip) -> Prepared:
         return Prepared(self.key, self.type_label, work, self.fields)
 
 
@@ -247,7 +249,11 @@ class Processor:
             ),
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
-        preparer = RecordPreparer(settings, SubjectTemplates(settings.destination))
+        for reason in SKIP_REASONS:  # every reason exported from the start, at 0
+            metrics.SKIPPED.labels(reason=reason)
+        preparer = RecordPreparer(
+            settings, SubjectTemplates(settings.destination), EventFilter.from_settings(settings)
+        )
         intake = Intake(preparer, scheduler, self.tracker)
         poll = PollLoop(
             consumer=Consumer(consumer_config(settings.kafka)),
