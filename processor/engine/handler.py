@@ -163,8 +163,9 @@ class EventHandler:
         """Feed a finished delivery to the dead-letter ratio; halt when it is past the max."""
         if isinstance(item.work, Rejection) or isinstance(outcome, float):
             return  # the data's fault, or not finished yet
+        refused = outcome is not None and _refused_by_trengo(outcome)
         self._dead_letter_ratio.record(
-            dead_lettered=outcome is not None, reason=outcome.reason if outcome else None
+            dead_lettered=refused, reason=outcome.reason if outcome else None
         )
         if self._dead_letter_ratio.exceeded() and not self._gate.halted:
             metrics.DEAD_LETTER_HALT.set(1)
@@ -296,6 +297,16 @@ def _letter(event: WorkItem, head: WorkItem, failure: Failure) -> DeadLetter:
         attempts=max(head.attempts, 1),
         first_attempt_at=head.first_attempt_at or datetime.now(UTC),
     )
+
+
+def _refused_by_trengo(failure: Failure) -> bool:
+    """Trengo answered 4xx: the signature of a wrong channel, field id or template.
+
+    A dead letter decided from a good answer (no contact found for a track, an ambiguous
+    contact) or after retries ran out says nothing about the deploy: most sites track users
+    Trengo never heard of.
+    """
+    return failure.status is not None and 400 <= failure.status < 500
 
 
 def _retry_reason(error: TransientError) -> str:

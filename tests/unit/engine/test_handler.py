@@ -412,6 +412,16 @@ async def test_pipeline_rejections_never_count(engine: Engine) -> None:
     assert len(engine.producer.produced) == 3 * RATIO_WINDOW
 
 
+async def test_dead_letters_trengo_did_not_refuse_never_count(engine: Engine) -> None:
+    no_contact = PermanentError("No contact found for term:a@x.io track event failed")
+    engine.delivery.errors.extend([no_contact] * (2 * RATIO_WINDOW))
+    for offset in range(2 * RATIO_WINDOW):
+        await engine.handler.handle(work_item(engine.tracker, offset, identify_plan("a@x.io", "A")))
+    assert not engine.gate.halted
+    assert len(engine.producer.produced) == 2 * RATIO_WINDOW
+    assert counted("trengo_processor_dead_letter_ratio") == 0.0
+
+
 async def test_half_dead_letters_is_not_past_the_ratio(engine: Engine) -> None:
     engine.delivery.errors.extend([unprocessable(1), unprocessable(2)])
     for offset in range(RATIO_WINDOW):
