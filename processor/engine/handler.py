@@ -30,7 +30,8 @@ from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, 
 from processor.engine.offsets import OffsetTicket, OffsetTracker
 from processor.logging import log_outcome
 from processor.pipeline.plan import Plan, Rejection
-from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+from processor.trengo.client import SEND_ALLOWED
+from processor.trengo.errors import CallWithdrawn, DestinationDown, PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +120,12 @@ class EventHandler:
         """None: delivered; seconds: try again after them; Failure: dead-letter the event."""
         if isinstance(item.work, Rejection):
             return Failure(item.work.stage, item.work.reason, None)
+        allowed = SEND_ALLOWED.set(functools.partial(self._tracker.is_current, item.ticket))
         try:
             await self._deliver(item.work)
+        except CallWithdrawn as withdrawn:
+            logger.info("%s", withdrawn, extra={**item.log_fields, "outcome": "withdrawn"})
+            return None  # not done: the partition's next owner delivers it
         except DestinationDown as down:
             item.attempts -= 1  # not the event's fault
             self._gate.halt(down.reason)
@@ -129,12 +134,15 @@ class EventHandler:
             return self._retry_or_give_up(item, error)
         except PermanentError as error:
             return Failure("deliver", error.reason, error.status)
+        finally:
+            SEND_ALLOWED.reset(allowed)
         self._finish(item, "delivered")
         return None
 
     async def _may_start(self, item: WorkItem) -> bool:
-        """Wait while the destination is halted; False once the partition is not ours."""
-        if not self._tracker.is_current(item.ticket):
+        """Wait while the destination is halted; False once the partition is not ours (or,
+        while it is being revoked, when the item lies beyond the gaps being closed)."""
+        if not self._tracker.start(item.all_items()[0].ticket, item.ticket):
             return False
         await self._gate.wait_open()
         return self._tracker.is_current(item.ticket)

@@ -56,6 +56,10 @@ class DestinationDown(TrengoError):  # noqa: N818 - the name DESIGN.md and the e
     """Trengo refuses the API token (401/403): halt the destination."""
 
 
+class CallWithdrawn(Exception):  # noqa: N818 - not an error: the caller gave the work up
+    """A call was not sent: its event no longer belongs to this process (partition revoked)."""
+
+
 def classify(
     status: int,
     body_text: str,

@@ -148,7 +148,7 @@ async def test_a_revoke_drains_commits_what_is_done_and_forgets_the_partition(
 
     await asyncio.to_thread(until, lambda: harness.tracker.assigned() == [(TOPIC, 1)])
     assert harness.drained == [[(TOPIC, 0)]]
-    assert consumer.committed == {(TOPIC, 0): 4}
+    assert consumer.commits == {(TOPIC, 0): 4}
 
 
 async def test_closing_makes_a_final_commit(harness: Harness) -> None:
@@ -161,5 +161,5 @@ async def test_closing_makes_a_final_commit(harness: Harness) -> None:
     harness.poll.closing.set()
 
     assert await asyncio.to_thread(harness.poll.join, 5)
-    assert consumer.committed == {(TOPIC, 0): 5}
+    assert consumer.commits == {(TOPIC, 0): 5}
     assert consumer.closed

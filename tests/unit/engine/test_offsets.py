@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processor.engine.offsets import OffsetTracker
+from processor.engine.offsets import CommitPoint, OffsetTracker
 
 TP = ("events", 0)
 
@@ -13,16 +13,16 @@ TP = ("events", 0)
     ("registered", "done", "expected"),
     [
         pytest.param([0, 1, 2], [], None, id="nothing-done"),
-        pytest.param([0, 1, 2], [0], 1, id="first-done"),
-        pytest.param([0, 1, 2], [1, 2], None, id="gap-at-head-blocks"),
-        pytest.param([0, 1, 2], [2, 0], 1, id="out-of-order-partial"),
-        pytest.param([0, 1, 2], [2, 1, 0], 3, id="out-of-order-all"),
-        pytest.param([5, 9, 12], [5, 9], 10, id="offset-gaps-are-not-waited-for"),
-        pytest.param([5, 9, 12], [12, 9, 5], 13, id="offset-gaps-all-done"),
+        pytest.param([0, 1, 2], [0], CommitPoint(1, frozenset()), id="first-done"),
+        pytest.param([0, 1, 2], [1, 2], CommitPoint(0, frozenset({1, 2})), id="gap-at-head"),
+        pytest.param([0, 1, 2], [2, 0], CommitPoint(1, frozenset({2})), id="out-of-order-partial"),
+        pytest.param([0, 1, 2], [2, 1, 0], CommitPoint(3, frozenset()), id="out-of-order-all"),
+        pytest.param([5, 9, 12], [5, 9], CommitPoint(10, frozenset()), id="offset-gaps-skipped"),
+        pytest.param([5, 9, 12], [12, 9, 5], CommitPoint(13, frozenset()), id="offset-gaps-done"),
     ],
 )
-def test_commit_position_is_after_the_contiguous_done_prefix(
-    registered: list[int], done: list[int], expected: int | None
+def test_commit_point_is_after_the_contiguous_done_prefix_with_the_done_offsets_above_it(
+    registered: list[int], done: list[int], expected: CommitPoint | None
 ) -> None:
     tracker = OffsetTracker()
     tracker.assign([TP])
@@ -31,7 +31,7 @@ def test_commit_position_is_after_the_contiguous_done_prefix(
         ticket = tickets[offset]
         assert ticket is not None
         assert tracker.mark_done(ticket)
-    assert tracker.commit_positions().get(TP) == expected
+    assert tracker.commit_points().get(TP) == expected
 
 
 def test_a_committed_position_is_not_offered_again_until_it_advances() -> None:
@@ -40,10 +40,10 @@ def test_a_committed_position_is_not_offered_again_until_it_advances() -> None:
     first, second = tracker.register(*TP, 0), tracker.register(*TP, 1)
     assert first is not None and second is not None
     tracker.mark_done(first)
-    tracker.committed(tracker.commit_positions())
-    assert tracker.commit_positions() == {}
+    tracker.committed(tracker.commit_points())
+    assert tracker.commit_points() == {}
     tracker.mark_done(second)
-    assert tracker.commit_positions() == {TP: 2}
+    assert tracker.commit_points() == {TP: CommitPoint(2, frozenset())}
     assert tracker.committed_position(TP) == 1
 
 
@@ -89,9 +89,9 @@ def test_work_finishing_after_a_revoke_never_counts_for_the_next_assignment() ->
     assert fresh is not None
     assert not tracker.mark_done(stale)
     assert not tracker.is_current(stale)
-    assert tracker.commit_positions() == {}
+    assert tracker.commit_points() == {}
     assert tracker.mark_done(fresh)
-    assert tracker.commit_positions() == {TP: 1}
+    assert tracker.commit_points() == {TP: CommitPoint(1, frozenset())}
 
 
 def test_revoking_partition_starts_no_work_but_still_counts_finishing_work() -> None:
@@ -105,6 +105,6 @@ def test_revoking_partition_starts_no_work_but_still_counts_finishing_work() -> 
     assert not tracker.is_current(running)
     assert tracker.is_current(untouched)
     assert tracker.mark_done(running)
-    assert tracker.commit_positions([TP]) == {TP: 1}
+    assert tracker.commit_points([TP]) == {TP: CommitPoint(1, frozenset())}
     tracker.drop([TP])
     assert tracker.assigned() == [other]
