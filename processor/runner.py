@@ -80,7 +80,7 @@ class RecordPreparer:
             return Prepared(key, type_label, message, fields)
         key = _record_key(record) or message.userId or message.anonymousId or fallback_key
         plan = plan_event(message, self.settings.destination, self.templates)
-        return Prepared(key, type_label, _resumable(plan, record), fields)
+        return Prepared(key, type_label, resumable_by_position(plan, record), fields)
 
     def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
         message_id, user_id = document.get("messageId"), document.get("userId")
@@ -94,7 +94,7 @@ class RecordPreparer:
         )
 
 
-def _resumable(plan: Plan | Rejection, record: KafkaRecord) -> Plan | Rejection:
+def resumable_by_position(plan: Plan | Rejection, record: KafkaRecord) -> Plan | Rejection:
     """A ticket with follow-ups but no messageId is resumed by its position in the topic."""
     if isinstance(plan, TicketPlan) and plan.event_key is None and (plan.message or plan.labels):
         position_key = f"kafka:{record.topic}/{record.partition}/{record.offset}"
@@ -215,7 +215,7 @@ class Processor:
             loop=loop,
             on_records=intake.accept,
             drain=lambda keys, timeout: asyncio.run_coroutine_threadsafe(
-                _drain(scheduler, self.tracker, keys, timeout), loop
+                let_go(scheduler, self.tracker, keys, timeout), loop
             ),
             is_halted=lambda: gate.halted,
             health=self.health,
@@ -234,7 +234,7 @@ class Processor:
         timeout = 0.0 if parts.gate.halted else self.settings.delivery.shutdown_timeout_seconds
         assigned = self.tracker.assigned()
         self.tracker.begin_revoke(assigned)
-        if not await _drain(parts.scheduler, self.tracker, assigned, timeout):
+        if not await let_go(parts.scheduler, self.tracker, assigned, timeout):
             logger.warning(
                 "abandoning %d in-flight events (redelivered later)", parts.scheduler.active_count
             )
@@ -263,7 +263,7 @@ class _Parts:
     poll: PollLoop
 
 
-async def _drain(
+async def let_go(
     scheduler: KeyedScheduler[WorkItem],
     tracker: OffsetTracker,
     keys: Sequence[PartitionKey],

@@ -57,7 +57,7 @@ def decode(position: int, metadata: str | None) -> frozenset[int] | None:
         return None
     kind, body = metadata[len(VERSION)], metadata[len(VERSION) + 1 :]
     try:
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        payload = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
         if kind == BITSET:
             relative = _bits_decoded(payload)
         elif kind == RUNS:

@@ -208,3 +208,25 @@ async def test_after_stop_starting_running_items_finish_and_nothing_else_starts(
     await asyncio.sleep(0.02)
     await scheduler.stop()
     assert handled == ["a1", "b1"]  # b1's retry and the queued a2, c1 never started
+
+
+async def test_discarding_an_item_waiting_for_its_retry_cancels_the_retry() -> None:
+    handled: list[str] = []
+
+    async def handle(item: str) -> float | None:
+        handled.append(item)
+        return 0.05 if item == "p1-retrying" else None
+
+    scheduler: KeyedScheduler[str] = KeyedScheduler(handle, max_in_flight=2)
+    scheduler.start()
+    scheduler.submit("a", "p1-retrying")
+    scheduler.submit("a", "p0-next")
+    await asyncio.sleep(0.01)
+    assert handled == ["p1-retrying"]
+
+    assert scheduler.discard(lambda item: item.startswith("p1")) == 1
+
+    assert await scheduler.wait_gone(lambda _item: True, timeout_seconds=1.0)
+    await asyncio.sleep(0.1)  # past the cancelled retry's time
+    await scheduler.stop()
+    assert handled == ["p1-retrying", "p0-next"]

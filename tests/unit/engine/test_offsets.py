@@ -108,3 +108,49 @@ def test_revoking_partition_starts_no_work_but_still_counts_finishing_work() -> 
     assert tracker.commit_points([TP]) == {TP: CommitPoint(1, frozenset())}
     tracker.drop([TP])
     assert tracker.assigned() == [other]
+
+
+def test_while_revoking_only_events_below_the_highest_started_offset_may_start() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    tickets = [tracker.register(*TP, offset) for offset in range(6)]
+    assert all(ticket is not None for ticket in tickets)
+    gap, started, done, beyond = tickets[1], tickets[3], tickets[4], tickets[5]
+    assert gap is not None and started is not None and done is not None and beyond is not None
+    assert tracker.start(done, done)
+    assert tracker.mark_done(done)
+    assert tracker.start(started, started)  # still running at the revoke
+
+    tracker.begin_revoke([TP])
+
+    assert tracker.is_current(started)  # may go on and finish
+    assert tracker.start(gap, gap)  # fills a gap below offset 4
+    assert not tracker.start(beyond, beyond)  # nothing beyond the highest started offset
+    assert not tracker.is_current(beyond)
+    tracker.drop([TP])
+    assert not tracker.is_current(started)
+
+
+def test_a_coalesced_delivery_starts_when_its_oldest_event_fills_a_gap() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    oldest, top, newest = (tracker.register(*TP, offset) for offset in (0, 1, 2))
+    assert oldest is not None and top is not None and newest is not None
+    assert tracker.start(top, top)
+    tracker.begin_revoke([TP])
+
+    assert tracker.start(oldest, newest)
+    assert tracker.is_current(newest)
+
+
+def test_offsets_the_previous_owner_finished_are_done_on_registration() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP], finished={TP: frozenset({1, 2, 4})})
+
+    tickets = {offset: tracker.register(*TP, offset) for offset in range(6)}
+
+    assert [offset for offset, ticket in tickets.items() if ticket is None] == [1, 2, 4]
+    assert tracker.commit_points() == {TP: CommitPoint(0, frozenset({1, 2, 4}))}
+    first = tickets[0]
+    assert first is not None and tracker.mark_done(first)
+    assert tracker.commit_points() == {TP: CommitPoint(3, frozenset({4}))}
