@@ -21,7 +21,6 @@ from processor.engine import offsetmap
 from processor.sandbox.broker import KafkaTarget
 from processor.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import (
-    OutgoingRecord,
     Record,
     TopicFactory,
     consume_all,
@@ -32,9 +31,8 @@ from tests.processor_support import (
     UNLIMITED_RATE,
     ProcessorProcess,
     account,
+    backlog,
     end_offsets,
-    identify_record,
-    order_record,
     processor_config,
     ticket_subjects,
     wait_until,
@@ -48,14 +46,6 @@ SUBJECT = re.compile(r"Order (\w+)-(\d+) completed")
 @pytest.fixture
 def sandbox_options() -> SandboxOptions:
     return SandboxOptions(requests_per_minute=None, latency_ms=50)
-
-
-def backlog(users: list[str], orders_per_user: int) -> list[OutgoingRecord]:
-    """Each user's identify, then their orders, users interleaved."""
-    records = [identify_record(user) for user in users]
-    for number in range(orders_per_user):
-        records += [order_record(user, f"{user}-{number}") for user in users]
-    return records
 
 
 def tickets_at_least(sandbox: RunningSandbox, count: int) -> Callable[[], bool]:

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.offsets import OffsetTracker
@@ -154,6 +154,7 @@ class FakeConsumer:
         # What the group's offset store holds, metadata included (a broker that keeps it).
         self.stored_commits: dict[tuple[str, int], TopicPartition] = {}
         self._stored: dict[tuple[str, int], TopicPartition] = {}
+        self.committed_error: KafkaException | None = None  # raised by committed()
         self.closed = False
         self._callbacks: dict[str, Callable[[Any, list[TopicPartition]], None]] = {}
         self._assigned_in_callback = False
@@ -200,6 +201,8 @@ class FakeConsumer:
         self.stored_commits.update(self._stored)
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        if self.committed_error is not None:
+            raise self.committed_error
         return [
             self.stored_commits.get(
                 (tp.topic, tp.partition), TopicPartition(tp.topic, tp.partition, -1001)

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from processor.engine import offsetmap
 from processor.engine.consumer import Batch, PollLoop, PollSettings
@@ -208,3 +208,17 @@ async def test_a_broker_that_drops_the_metadata_skips_nothing_and_says_so_once(
     delivered = [record.offset for batch in harness.batches for record, _ticket in batch]
     assert delivered == [3, 4, 5, 6, 7]
     assert caplog.text.count("offset commit metadata not kept by the broker") == 1
+
+
+async def test_committed_offsets_that_cannot_be_read_skip_nothing(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.stored_commits[(TOPIC, 0)] = TopicPartition(
+        TOPIC, 0, 3, metadata=offsetmap.encode(3, {4, 5})
+    )
+    consumer.committed_error = KafkaException(KafkaError(KafkaError._TIMED_OUT))
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(3, 6))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 3)
+
+    delivered = [record.offset for batch in harness.batches for record, _ticket in batch]
+    assert delivered == [3, 4, 5]
