@@ -1,116 +1,158 @@
-"""The runner's own steps: letting go of partitions (gap filling), and follow-ups of an
-event without a messageId resuming by position."""
+"""RecordPreparer: decode → validate → map for one record, and never an exception out of it."""
 
 from __future__ import annotations
 
-import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
+from processor import runner
+from processor.config import Settings
 from processor.engine.handler import KafkaRecord, WorkItem
-from processor.engine.keyed import KeyedScheduler
-from processor.engine.offsets import CommitPoint, OffsetTracker
-from processor.pipeline.plan import CreateTicket, PostMessage, ResolveContact, TicketPlan
-from processor.runner import let_go, resumable_by_position
-from tests.unit.engine.fakes import TOPIC, identify_plan, work_item
+from processor.engine.intake import Intake
+from processor.engine.offsets import OffsetTracker
+from processor.pipeline.plan import Rejection, TicketPlan
+from processor.pipeline.templates import SubjectTemplates
+from processor.runner import RecordPreparer
 
-TP = (TOPIC, 0)
+TOPIC = "events"
+SETTINGS = Settings(
+    destination={
+        "apiToken": "t",
+        "channelId": "7",
+        "eventTemplateMap": [{"from": "Order Completed", "to": "Order: {{ properties }}"}],
+    }
+)
 
-RECORD = KafkaRecord("events", 3, 42, b"user", b"{}", (), None)
-CONTACT = ResolveContact("a@example.com", "email", "1")
+
+def _preparer(settings: Settings = SETTINGS) -> RecordPreparer:
+    return RecordPreparer(settings, SubjectTemplates(settings.destination))
 
 
-def plan(*, labels: tuple[str, ...] = (), message: bool = False, key: str | None) -> TicketPlan:
-    return TicketPlan(
-        "Order Completed",
-        CONTACT,
-        CreateTicket("1", "Order 5"),
-        message=PostMessage("Hi", True) if message else None,
-        labels=labels,
-        event_key=key,
+def _record(value: bytes, offset: int = 0, key: bytes | None = None) -> KafkaRecord:
+    return KafkaRecord(TOPIC, 0, offset, key, value, (), None)
+
+
+def _order(user: str, properties: dict[str, Any] | None = None) -> bytes:
+    event = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": user,
+        "context": {"traits": {"email": f"{user}@example.com"}},
+        "properties": properties or {"order_id": 1},
+    }
+    return json.dumps(event).encode()
+
+
+@dataclass
+class RecordingScheduler:
+    submitted: list[tuple[str, WorkItem]] = field(default_factory=list)
+
+    def submit(self, key: str, item: WorkItem) -> None:
+        self.submitted.append((key, item))
+
+
+def test_a_lone_surrogate_user_id_is_one_dead_letter_and_the_batch_goes_on() -> None:
+    """The issue's trigger: this record used to raise in prepare and abandon its whole batch."""
+    tracker = OffsetTracker()
+    tracker.assign([(TOPIC, 0)])
+    scheduler = RecordingScheduler()
+    values = [_order("ann"), rb'{"type":"track","userId":"\ud800"}', _order("bob")]
+    batch = []
+    for offset, value in enumerate(values):
+        ticket = tracker.register(TOPIC, 0, offset)
+        assert ticket is not None
+        batch.append((_record(value, offset), ticket))
+
+    Intake(_preparer(), scheduler, tracker).accept(batch)  # type: ignore[arg-type]
+
+    works = [item.work for _key, item in scheduler.submitted]
+    assert [type(work) for work in works] == [TicketPlan, Rejection, TicketPlan]
+    assert works[1] == Rejection(
+        "Event value holds a lone UTF-16 surrogate (\\ud800-\\udfff), not text", "decode"
     )
 
 
-def test_follow_ups_without_a_messageid_are_keyed_by_topic_partition_and_offset() -> None:
-    for unkeyed in (plan(labels=("vip",), key=None), plan(message=True, key=None)):
-        assert resumable_by_position(unkeyed, RECORD).event_key == "kafka:events/3/42"  # type: ignore[union-attr]
+def test_a_deeply_nested_property_renders_into_the_subject() -> None:
+    depth = 800  # the JSON parser stops near the recursion limit (1,000)
+    nested = b"[" * depth + b'"deep"' + b"]" * depth
+    value = _order("ann", {"items": "NESTED"}).replace(b'"NESTED"', nested)
+
+    prepared = _preparer()(_record(value))
+
+    assert isinstance(prepared.work, TicketPlan)
+    assert prepared.work.ticket.subject == "Order: items: deep"
 
 
-def test_a_messageid_or_a_ticket_without_follow_ups_is_left_alone() -> None:
-    keyed = plan(labels=("vip",), key="msg-1")
-    bare = plan(key=None)
-    assert resumable_by_position(keyed, RECORD) is keyed
-    assert resumable_by_position(bare, RECORD) is bare
+def _raise(*_args: object, **_kwargs: object) -> Any:
+    raise RuntimeError("boom \ud800")
 
 
-@pytest.fixture
-def tracker() -> OffsetTracker:
-    tracker = OffsetTracker()
-    tracker.assign([TP])
-    return tracker
+class _FailingTemplates(SubjectTemplates):
+    def render(self, event: str, properties: Any) -> str | None:
+        return _raise()
 
 
-def items_at(tracker: OffsetTracker, offsets: range) -> dict[int, WorkItem]:
-    return {
-        offset: work_item(tracker, offset, identify_plan(f"u{offset}@x.com", "U"))
-        for offset in offsets
-    }
-
-
-async def test_letting_go_fills_the_gaps_below_the_highest_started_offset_and_nothing_beyond(
-    tracker: OffsetTracker,
+@pytest.mark.parametrize(
+    ("broken", "stage", "key", "type_label"),
+    [
+        pytest.param("decode", "decode", "k", "unknown", id="decode"),
+        pytest.param("validate", "validate", "ann", "track", id="validate"),
+        pytest.param("plan_event", "map", "k", "track", id="map"),
+    ],
+)
+def test_an_exception_in_a_stage_is_that_records_rejection_at_that_stage(
+    monkeypatch: pytest.MonkeyPatch, broken: str, stage: str, key: str, type_label: str
 ) -> None:
-    items = items_at(tracker, range(8))
-    delivered: list[int] = []
+    monkeypatch.setattr(runner, broken, _raise)
 
-    async def handle(item: WorkItem) -> float | None:
-        if not tracker.start(item.ticket, item.ticket):
-            return None
-        delivered.append(item.record.offset)
-        tracker.mark_done(item.ticket)
-        return None
+    prepared = _preparer()(_record(_order("ann"), key=b"k"))
 
-    for offset in (0, 4):  # delivered before the revoke; 1, 2, 3 and 5, 6, 7 were waiting
-        assert tracker.start(items[offset].ticket, items[offset].ticket)
-        tracker.mark_done(items[offset].ticket)
-    scheduler: KeyedScheduler[WorkItem] = KeyedScheduler(handle, max_in_flight=2)
-    for offset in (1, 2, 3, 5, 6, 7):
-        scheduler.submit(f"user{offset}", items[offset])
-    tracker.begin_revoke([TP])
-    scheduler.start()
-
-    assert await let_go(scheduler, tracker, [TP], timeout_seconds=5)
-
-    await scheduler.stop()
-    assert sorted(delivered) == [1, 2, 3]
-    assert tracker.commit_points() == {TP: CommitPoint(5, frozenset())}
+    assert prepared.work == Rejection("internal error: RuntimeError: boom \\ud800", stage)  # type: ignore[arg-type]
+    assert (prepared.key, prepared.message_type) == (key, type_label)
+    assert prepared.log_fields["offset"] == 0
 
 
-async def test_a_gap_that_cannot_close_in_time_is_left_and_its_retry_cancelled(
-    tracker: OffsetTracker,
+def test_a_template_that_raises_outside_jinja_is_a_map_internal_error() -> None:
+    prepared = RecordPreparer(SETTINGS, _FailingTemplates(SETTINGS.destination))(
+        _record(_order("ann"))
+    )
+
+    assert prepared.work == Rejection("internal error: RuntimeError: boom \\ud800", "map")
+
+
+def test_log_fields_that_cannot_be_built_are_a_decode_internal_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    items = items_at(tracker, range(3))
-    attempts: list[int] = []
+    def fields_without_user(**fields: Any) -> dict[str, object]:
+        if fields["user_id"] is not None:
+            raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
+        return {"offset": fields["offset"]}
 
-    async def handle(item: WorkItem) -> float | None:
-        if not tracker.is_current(item.ticket):
-            return None
-        attempts.append(item.record.offset)
-        return 0.01  # Trengo keeps failing
+    monkeypatch.setattr(runner, "event_fields", fields_without_user)
 
-    assert tracker.start(items[2].ticket, items[2].ticket)
-    tracker.mark_done(items[2].ticket)
-    scheduler: KeyedScheduler[WorkItem] = KeyedScheduler(handle, max_in_flight=2)
-    scheduler.submit("user", items[0])
-    scheduler.submit("user", items[1])
-    tracker.begin_revoke([TP])
-    scheduler.start()
+    with caplog.at_level(logging.ERROR, logger="processor.runner"):
+        prepared = _preparer()(_record(_order("ann"), offset=4))
 
-    assert not await let_go(scheduler, tracker, [TP], timeout_seconds=0.2)
+    assert isinstance(prepared.work, Rejection)
+    assert prepared.work.stage == "decode"
+    assert prepared.work.reason.startswith("internal error: UnicodeEncodeError: ")
+    assert prepared.log_fields == {"offset": 4}
+    assert [record.getMessage() for record in caplog.records] == ["internal error in decode stage"]
 
-    tried = len(attempts)
-    await asyncio.sleep(0.1)
-    assert len(attempts) == tried  # the retry timer was cancelled
-    assert set(attempts) == {0}
-    assert tracker.commit_points() == {TP: CommitPoint(0, frozenset({2}))}
-    await scheduler.stop()
+
+def test_an_internal_error_reason_is_cut_to_a_header_sized_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def huge(*_args: object, **_kwargs: object) -> Any:
+        raise ValueError("x" * 10_000)
+
+    monkeypatch.setattr(runner, "validate", huge)
+
+    prepared = _preparer()(_record(_order("ann")))
+
+    assert isinstance(prepared.work, Rejection)
+    assert prepared.work.reason == "internal error: " + ("ValueError: " + "x" * 10_000)[:300]

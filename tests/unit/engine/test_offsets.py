@@ -154,3 +154,17 @@ def test_offsets_the_previous_owner_finished_are_done_on_registration() -> None:
     first = tickets[0]
     assert first is not None and tracker.mark_done(first)
     assert tracker.commit_points() == {TP: CommitPoint(3, frozenset({4}))}
+
+
+def test_pending_bytes_count_the_records_not_yet_committable() -> None:
+    tracker = OffsetTracker()
+    other = ("other", 0)
+    tracker.assign([TP, other])
+    tickets = [tracker.register(*TP, offset, size=100 * (offset + 1)) for offset in range(3)]
+    tracker.register(*other, 0, size=7)
+    assert tracker.pending_bytes() == {TP: 600, other: 7}
+
+    tracker.mark_done(tickets[1])  # behind offset 0: still buffered
+    assert tracker.pending_bytes()[TP] == 600
+    tracker.mark_done(tickets[0])
+    assert tracker.pending_bytes()[TP] == 300
