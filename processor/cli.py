@@ -11,7 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from processor.config import ConfigError, Settings, load_settings
+from processor.config import (
+    CONSENT_KEYS,
+    ConfigError,
+    Settings,
+    load_settings,
+    source_type_used,
+)
 from processor.demo import run_demo
 from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.engine.shutdown import install_stop_signals
@@ -115,7 +121,7 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_checked_settings(args.config)
-    configure_logging(settings.log, secrets=[settings.api_token])
+    configure_logging(settings.log, secrets=settings.secrets)
     tune_garbage_collector()
     asyncio.run(_run_until_signal(settings))
     return 0
@@ -135,6 +141,10 @@ def _check_config(args: argparse.Namespace) -> int:
         f"({destination.channelIdentifier}), dedup {'on' if destination.enableDedup else 'off'}, "
         f"{len(destination.eventTemplateMap)} event templates"
     )
+    for key in ("connectionMode", *CONSENT_KEYS):
+        source_type = source_type_used(getattr(destination, key))
+        if source_type is not None:
+            print(f"destination.{key}: using the '{source_type}' entry")
     if not args.online:
         return 0
     lines = asyncio.run(_check_online(settings))

@@ -10,9 +10,12 @@ RudderStack config can be pasted in as it is.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -39,6 +42,18 @@ ENV_PREFIX = "TRENGO_PROCESSOR_"
 TOKEN_ENV = "TRENGO_API_TOKEN"
 
 KafkaSettingValue = str | int | float | bool
+# librdkafka properties holding credentials: masked in repr, redacted from every log line.
+SECRET_KAFKA_SETTINGS = frozenset(
+    {
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "sasl.oauthbearer.client.secret",
+        "ssl.key.pem",
+    }
+)
+MASKED = "**********"
+
 # librdkafka settings the engine's guarantees rest on (DESIGN.md §3): kafka.settings may not
 # override them. Each maps to why, for the one-line config error.
 PROTECTED_KAFKA_SETTINGS = {
@@ -71,6 +86,21 @@ class KafkaConfig(_Section):
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     settings: dict[str, KafkaSettingValue] = Field(default_factory=dict)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, (self.masked_settings() if name == "settings" else value)
+
+    def masked_settings(self) -> dict[str, KafkaSettingValue]:
+        """``settings`` with every credential replaced by asterisks (for display)."""
+        return {
+            key: MASKED if key in SECRET_KAFKA_SETTINGS else value
+            for key, value in self.settings.items()
+        }
+
+    def secret_values(self) -> list[str]:
+        """The credentials among ``settings``, as text (for the log redaction filter)."""
+        return [str(value) for key, value in self.settings.items() if key in SECRET_KAFKA_SETTINGS]
+
     @field_validator("settings")
     @classmethod
     def _no_guarantee_overrides(
@@ -84,6 +114,8 @@ class KafkaConfig(_Section):
 
 
 class TrengoConfig(_Section):
+    # Declared before base_url: the base_url check reads it.
+    allow_insecure_http: bool = False
     base_url: str = "https://app.trengo.com/api/v2"
     requests_per_minute: int = Field(default=120, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
@@ -96,10 +128,28 @@ class TrengoConfig(_Section):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        insecure_allowed = info.data.get("allow_insecure_http", False)
+        if value.startswith("http://") and not insecure_allowed and not _is_loopback(value):
+            raise ValueError(
+                "http:// would send the API token in clear; use https:// "
+                "(plain http is accepted for loopback hosts, or with "
+                "trengo.allow_insecure_http: true)"
+            )
         return value.rstrip("/")
+
+
+def _is_loopback(url: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: traffic that never leaves the machine."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _not_blank(value: str) -> str:
@@ -162,10 +212,50 @@ class CustomFieldMapping(_Section):
     fieldId: TrengoFieldId  # noqa: N815 - RudderStack-style key
 
 
+CONSENT_KEYS = ("consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes")
+# Keys of RudderStack's destination definitions that only device mode (the SDKs) applies.
+DEVICE_MODE_KEYS = frozenset({"eventFilteringOption", "whitelistedEvents", "blacklistedEvents"})
+# The source type whose entry a per-source-type setting uses when it has one.
+CLOUD = "cloud"
+# Consent settings as RudderStack stores them: a list of objects, or one such list per source
+# type (the UI's shape). The items are read as rudder-server reads them (pipeline/filters.py).
+ConsentItems = tuple[dict[str, JsonValue], ...]
+ConsentSetting = ConsentItems | dict[str, ConsentItems]
+
+
+def _cloud_entry(key: str, value: ConsentSetting) -> ConsentItems:
+    """The one list a consent setting means here; ValueError when several could be meant."""
+    if not isinstance(value, dict):
+        return value
+    if CLOUD in value:
+        return value[CLOUD]
+    if len(value) == 1:
+        return next(iter(value.values()))
+    if not value:
+        return ()
+    raise ValueError(
+        f"{key}: one entry per source type ({', '.join(sorted(value))}) and none for "
+        f"'{CLOUD}': keep the entry of the sources this topic carries"
+    )
+
+
+def source_type_used(value: ConsentSetting | str) -> str | None:
+    """Which source type's entry a per-source-type setting uses (None for the plain shape)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    return CLOUD if CLOUD in value else next(iter(value))
+
+
 class DestinationConfig(_Section):
-    """RudderStack's Trengo destination config, same keys."""
+    """RudderStack's Trengo destination config, same keys (every key of its definition)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_PROFILE_KEY_REQUIRED)
+
+    # RudderStack's consent settings and connection mode, pasted as exported.
+    connectionMode: str | dict[str, str] = CLOUD  # noqa: N815
+    consentManagement: ConsentSetting = ()  # noqa: N815
+    oneTrustCookieCategories: ConsentSetting = ()  # noqa: N815
+    ketchConsentPurposes: ConsentSetting = ()  # noqa: N815
 
     apiToken: SecretStr | None = None  # noqa: N815 - RudderStack's key
     channelId: str  # noqa: N815
@@ -179,6 +269,17 @@ class DestinationConfig(_Section):
     # profileKeyFieldId holds the groupId. enableProfiles comes first: the key's check reads it.
     enableProfiles: bool = False  # noqa: N815
     profileKeyFieldId: TrengoFieldId | None = Field(default=None, validate_default=True)  # noqa: N815
+
+    @field_validator("apiToken")
+    @classmethod
+    def _token_without_whitespace(cls, token: SecretStr | None) -> SecretStr | None:
+        # A trailing newline (echo > file, a pasted Secret) would break every call's header.
+        if token is None:
+            return None
+        stripped = token.get_secret_value().strip()
+        if not stripped:
+            raise ValueError("must not be blank")
+        return SecretStr(stripped)
 
     @field_validator("channelId", mode="before")
     @classmethod
@@ -214,6 +315,39 @@ class DestinationConfig(_Section):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_device_mode_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in sorted(DEVICE_MODE_KEYS & data.keys()):
+                raise ValueError(
+                    f"{key}: a device-mode setting (RudderStack's SDKs apply it in the browser "
+                    "or app, never to cloud-mode events); remove it, or filter with "
+                    "pipeline.ignore_types or a RudderStack transformation"
+                )
+        return data
+
+    @field_validator("connectionMode")
+    @classmethod
+    def _cloud_mode_only(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        modes = value.values() if isinstance(value, dict) else [value]
+        for mode in modes:
+            if mode.lower() != CLOUD:
+                raise ValueError(f"'{mode}' is not supported: Trengo only has cloud mode")
+        return value
+
+    @model_validator(mode="after")
+    def _one_consent_entry(self) -> DestinationConfig:
+        for key in CONSENT_KEYS:
+            _cloud_entry(key, getattr(self, key))
+        return self
+
+    def consent_items(
+        self, key: Literal["consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes"]
+    ) -> ConsentItems:
+        """A consent setting's list, from the plain or the per-source-type shape."""
+        return _cloud_entry(key, getattr(self, key))
+
     def template_for(self, event: str) -> TemplateMapping | None:
         """The mapping for an event name (exact, case-sensitive; a later duplicate wins)."""
         found = None
@@ -224,8 +358,15 @@ class DestinationConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    # Message types committed and counted as skipped instead of dead-lettered.
+    # Message types committed and counted as skipped, on top of those RudderStack never sends
+    # to Trengo (everything but identify, track and, with enableProfiles, group).
     ignore_types: tuple[str, ...] = ()
+    # True: message types Trengo does not support are dead-lettered (the behaviour before the
+    # filter stage) instead of skipped.
+    dead_letter_unsupported_types: bool = False
+    # Tracks whose event has no eventTemplateMap entry: skipped (RudderStack reports them as
+    # failed but has nothing to replay) or dead-lettered.
+    unmapped_events: Literal["skip", "dead_letter"] = "skip"
 
 
 class DeliveryConfig(_Section):
@@ -238,6 +379,10 @@ class DeliveryConfig(_Section):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     halt_probe_seconds: float = Field(default=30.0, gt=0)
+    # Past this share of dead letters among the last dead_letter_window deliveries the
+    # destination halts until a restart: a bad deploy, not bad data. 1.0 switches it off.
+    max_dead_letter_ratio: float = Field(default=0.5, gt=0, le=1)
+    dead_letter_window: int = Field(default=200, ge=1)
     shutdown_timeout_seconds: float = Field(default=25.0, ge=0)
 
 
@@ -300,6 +445,11 @@ class Settings(BaseSettings):
     def api_token(self) -> str:
         assert self.destination.apiToken is not None  # guaranteed by _token_present
         return self.destination.apiToken.get_secret_value()
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value of the config: the API token and the Kafka credentials."""
+        return [self.api_token, *self.kafka.secret_values()]
 
     @classmethod
     def settings_customise_sources(

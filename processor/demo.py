@@ -3,23 +3,31 @@
 Starts a Kafka broker (``KAFKA_BOOTSTRAP_SERVERS`` if set, else an embedded one) and the Trengo
 sandbox, produces sample RudderStack events, runs the processor until every event reached an
 outcome and its offset was committed, prints a summary, and stops everything it started.
+
+The demo cannot touch production: its settings come from its own values only, so
+``TRENGO_PROCESSOR_*`` variables left in the shell (a production Trengo URL, token, topic or
+broker) are ignored, and Trengo is always the sandbox on loopback. ``KAFKA_BOOTSTRAP_SERVERS`` is
+the one, deliberate, way to point the demo at a real cluster (it writes only to topics named
+after the run).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
 from collections.abc import Sequence
 
 from confluent_kafka import Producer
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from processor.config import (
+    ENV_PREFIX,
     DestinationConfig,
     KafkaConfig,
     LogConfig,
-    PipelineConfig,
     ServerConfig,
     Settings,
     TemplateMapping,
@@ -30,7 +38,12 @@ from processor.logging import configure_logging
 from processor.progress import Progress, read_progress
 from processor.runner import Processor
 from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
-from processor.sandbox.samples import SAMPLE_TEMPLATES, SampleEvent, sample_events
+from processor.sandbox.samples import (
+    DEMO_REQUIRED_CONSENT,
+    SAMPLE_TEMPLATES,
+    SampleEvent,
+    sample_events,
+)
 from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox, SandboxOptions
 
 PROGRESS_SECONDS = 0.5
@@ -48,13 +61,16 @@ def run_demo(event_count: int | None = None) -> int:
     users = max(1, (event_count or 40) // 5)
     events = sample_events(users=users)
     print(f"trengo-processor demo: {len(events)} sample RudderStack events, {users} users")
+    ignored = sorted(name for name in os.environ if name.upper().startswith(ENV_PREFIX))
+    if ignored:
+        print(f"  ignoring {', '.join(ignored)} (the demo never uses production settings)")
     with (
         kafka_target() as kafka,
         RunningSandbox(SandboxOptions(requests_per_minute=DEMO_REQUESTS_PER_MINUTE)) as sandbox,
     ):
         print(f"  Kafka   {kafka.bootstrap_servers} ({kafka.kind})")
         print(f"  Trengo  {sandbox.base_url} (sandbox)")
-        settings = _demo_settings(kafka, sandbox.base_url)
+        settings = demo_settings(kafka, sandbox.base_url)
         create_topics(
             kafka.bootstrap_servers,
             [settings.kafka.topic, settings.kafka.dead_letter_topic],
@@ -69,10 +85,26 @@ def run_demo(event_count: int | None = None) -> int:
     return 0 if progress.finished == len(events) else 1
 
 
-def _demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
+class DemoSettings(Settings):
+    """Settings built from the demo's own values: the environment is not a source."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
+    """The processor's settings for one demo run against ``kafka`` and the sandbox."""
     run_id = uuid.uuid4().hex[:8]
     email_channel = next(channel for channel in DEFAULT_CHANNELS if channel.type == "EMAIL")
-    return Settings(
+    return DemoSettings(
         kafka=KafkaConfig(
             bootstrap_servers=kafka.bootstrap_servers,
             topic=f"{TOPIC}.{run_id}",
@@ -89,8 +121,13 @@ def _demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
             eventTemplateMap=tuple(
                 TemplateMapping.model_validate(entry) for entry in SAMPLE_TEMPLATES
             ),
+            # As a RudderStack export carries them: Trengo needs OneTrust's C0004 (targeting)
+            # or Ketch's purpose "analytics".
+            consentManagement=(
+                {"provider": "oneTrust", "consents": [{"consent": DEMO_REQUIRED_CONSENT}]},
+                {"provider": "ketch", "consents": [{"consent": "analytics"}]},
+            ),
         ),
-        pipeline=PipelineConfig(ignore_types=("page",)),
         server=ServerConfig(host="127.0.0.1", port=0),
         log=LogConfig(format="console", level="WARNING"),
     )
@@ -142,16 +179,18 @@ class _ProgressLine:
         self._shown = progress.finished
 
 
+def _by_reason(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()) if count) or "none"
+
+
 def _print_summary(progress: Progress, produced: int, settings: Settings) -> None:
-    stages = ", ".join(
-        f"{stage} {count}" for stage, count in sorted(progress.dead_letters_by_stage.items())
-    )
+    stages = _by_reason(progress.dead_letters_by_stage)
     rows = [
         ("events produced", str(produced)),
         ("delivered", str(progress.delivered)),
-        ("dead-lettered", f"{progress.dead_lettered} ({stages or 'none'})"),
+        ("dead-lettered", f"{progress.dead_lettered} ({stages})"),
         ("  dead-letter topic", settings.kafka.dead_letter_topic),
-        ("skipped by config", str(progress.skipped)),
+        ("skipped", f"{progress.skipped} ({_by_reason(progress.skipped_by_reason)})"),
         ("Trengo API calls", f"{progress.trengo_calls} ({progress.calls_per_event:.2f} per event)"),
     ]
     print("summary")

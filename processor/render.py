@@ -1,6 +1,7 @@
 """``trengo-processor render``: what one event would do, without touching the network.
 
-Prints the outcome of decode → validate → map, then the exact requests the delivery stage
+Prints the outcome of decode → filter → validate → map (a filtered event: which rule
+skipped it and why), then the exact requests the delivery stage
 would send (method, full URL, JSON body) and when each one is sent. Ids that only a search or
 a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}``,
 ``{channel_type}`` and
@@ -15,6 +16,7 @@ from urllib.parse import quote
 
 from processor.config import Settings, TrengoConfig
 from processor.pipeline.decode import decode
+from processor.pipeline.filters import EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
     ContactRef,
@@ -23,6 +25,7 @@ from processor.pipeline.plan import (
     KnownContact,
     Plan,
     Rejection,
+    Skip,
     TicketPlan,
 )
 from processor.pipeline.templates import SubjectTemplates
@@ -51,11 +54,10 @@ def render_event(value: bytes, settings: Settings) -> str:
     document = decode(value)
     if isinstance(document, Rejection):
         return _rejected(document, settings)
-    message = validate(
-        document,
-        settings.pipeline.ignore_types,
-        accept_groups=settings.destination.enableProfiles,
-    )
+    skip = EventFilter.from_settings(settings)(document)
+    if skip is not None:
+        return _skipped(skip)
+    message = validate(document, accept_groups=settings.destination.enableProfiles)
     if isinstance(message, Rejection):
         return _rejected(message, settings)
     plan = plan_event(message, settings.destination, SubjectTemplates(settings.destination))
@@ -228,9 +230,14 @@ def _shown_url(base_url: str, request: TrengoRequest) -> str:
     return shown
 
 
+def _skipped(skip: Skip) -> str:
+    return (
+        f"skipped at filter ({skip.reason}): {skip.detail}\n"
+        "→ committed without a call, counted in trengo_processor_skipped_total\nrequests: none"
+    )
+
+
 def _rejected(rejection: Rejection, settings: Settings) -> str:
-    if rejection.skipped:
-        return f"skipped (pipeline.ignore_types): {rejection.reason}\nrequests: none"
     return (
         f"rejected at {rejection.stage}: {rejection.reason}\n"
         f"→ dead-letter topic {settings.kafka.dead_letter_topic}\nrequests: none"

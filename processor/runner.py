@@ -25,10 +25,12 @@ from typing import Any, Literal
 import httpx
 from confluent_kafka import Consumer, Producer
 
+from processor import metrics
 from processor.config import Settings
 from processor.engine.backoff import Backoff
 from processor.engine.coalesce import take_coalesced
 from processor.engine.consumer import PollLoop, PollSettings, consumer_config
+from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetterWriter, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
@@ -40,8 +42,9 @@ from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
+from processor.pipeline.filters import SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
-from processor.pipeline.plan import Plan, Rejection, TicketPlan
+from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
@@ -61,7 +64,7 @@ _MAX_ERROR_TEXT = 300
 
 @dataclass(frozen=True, slots=True)
 class RecordPreparer:
-    """decode → validate → map for one record, plus its ordering key and type label.
+    """decode → filter → validate → map for one record, plus its ordering key and type label.
 
     Never raises: an unexpected exception in any step (a bug, or input no check foresaw)
     becomes that record's rejection at the stage it happened in, with the reason
@@ -70,6 +73,7 @@ class RecordPreparer:
 
     settings: Settings
     templates: SubjectTemplates
+    event_filter: EventFilter
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
@@ -89,12 +93,11 @@ class RecordPreparer:
         progress.type_label = _type_label(document.get("type"))
         progress.fields = self._log_fields(record, document)
         progress.key = _document_key(record, document) or progress.key
-        progress.stage = "validate"
-        message = validate(
-            document,
-            self.settings.pipeline.ignore_types,
-            accept_groups=self.settings.destination.enableProfiles,
-        )
+        progress.stage = "validate"  # the filter never dead-letters: its bugs count as validate's
+        skip = self.event_filter(document)
+        if skip is not None:
+            return progress.prepared(skip)
+        message = validate(document, accept_groups=self.settings.destination.enableProfiles)
         if isinstance(message, Rejection):
             return progress.prepared(message)
         progress.stage = "map"
@@ -134,7 +137,7 @@ class _Progress:
     type_label: str = "unknown"
     stage: Literal["decode", "validate", "map"] = "decode"
 
-    def prepared(self, work: Plan | Rejection) -> Prepared:
+    def prepared(self, work: Plan | Rejection | Skip) -> Prepared:
         return Prepared(self.key, self.type_label, work, self.fields)
 
 
@@ -251,9 +254,16 @@ class Processor:
             gate=gate,
             backoff=Backoff(delivery.retry_base_seconds, delivery.retry_cap_seconds),
             retry_max_seconds=delivery.retry_max_seconds,
+            dead_letter_ratio=DeadLetterRatio(
+                delivery.max_dead_letter_ratio, delivery.dead_letter_window
+            ),
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
-        preparer = RecordPreparer(settings, SubjectTemplates(settings.destination))
+        for reason in SKIP_REASONS:  # every reason exported from the start, at 0
+            metrics.SKIPPED.labels(reason=reason)
+        preparer = RecordPreparer(
+            settings, SubjectTemplates(settings.destination), EventFilter.from_settings(settings)
+        )
         intake = Intake(preparer, scheduler, self.tracker)
         poll = PollLoop(
             consumer=Consumer(consumer_config(settings.kafka)),
