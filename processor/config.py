@@ -80,7 +80,7 @@ class KafkaConfig(_Section):
     topic: str = "rudderstack.events"
     group_id: str = "trengo-processor"
     dead_letter_topic: str = "rudderstack.events.dlq"
-    commit_interval_ms: int = Field(default=1000, ge=10)
+    commit_interval_ms: int = Field(default=200, ge=10)
     revoke_timeout_ms: int = Field(default=10_000, ge=0)
     session_timeout_ms: int = Field(default=45_000, ge=500)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)

@@ -15,6 +15,7 @@ runs on the keyed scheduler; the poll thread owns the consumer. Shutdown, in ord
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ from processor.logging import event_fields
 from processor.pipeline.decode import decode
 from processor.pipeline.filters import SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
-from processor.pipeline.plan import Plan, Rejection, Skip
+from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
@@ -103,7 +104,8 @@ class RecordPreparer:
         progress.key = (
             _record_key(record) or message.userId or message.anonymousId or progress.fallback_key
         )
-        return progress.prepared(plan_event(message, self.settings.destination, self.templates))
+        plan = plan_event(message, self.settings.destination, self.templates)
+        return progress.prepared(resumable_by_position(plan, record))
 
     def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
         message_id, user_id = document.get("messageId"), document.get("userId")
@@ -115,6 +117,14 @@ class RecordPreparer:
             offset=record.offset,
             include_user_ids=self.settings.log.include_user_ids,
         )
+
+
+def resumable_by_position(plan: Plan | Rejection, record: KafkaRecord) -> Plan | Rejection:
+    """A ticket with follow-ups but no messageId is resumed by its position in the topic."""
+    if isinstance(plan, TicketPlan) and plan.event_key is None and (plan.message or plan.labels):
+        position_key = f"kafka:{record.topic}/{record.partition}/{record.offset}"
+        return dataclasses.replace(plan, event_key=position_key)
+    return plan
 
 
 @dataclass(slots=True)
@@ -262,7 +272,7 @@ class Processor:
             loop=loop,
             on_records=intake.accept,
             drain=lambda keys, timeout: asyncio.run_coroutine_threadsafe(
-                _drain(scheduler, keys, timeout), loop
+                let_go(scheduler, self.tracker, keys, timeout), loop
             ),
             is_halted=lambda: gate.halted,
             health=self.health,
@@ -280,14 +290,16 @@ class Processor:
 
     async def _shut_down(self, parts: _Parts, background: list[asyncio.Task[None]]) -> None:
         logger.info("shutting down")
-        parts.scheduler.stop_starting()
         parts.poll.stopping.set()
         # While halted, in-flight events only wait at the gate: nothing to finish, don't wait.
         timeout = 0.0 if parts.gate.halted else self.settings.delivery.shutdown_timeout_seconds
-        if not await parts.scheduler.wait_idle(lambda _item: True, timeout):
+        assigned = self.tracker.assigned()
+        self.tracker.begin_revoke(assigned)
+        if not await let_go(parts.scheduler, self.tracker, assigned, timeout):
             logger.warning(
                 "abandoning %d in-flight events (redelivered later)", parts.scheduler.active_count
             )
+        parts.scheduler.stop_starting()
         await parts.scheduler.stop()
         parts.poll.closing.set()
         await asyncio.to_thread(parts.poll.join, CLOSE_GRACE_SECONDS)
@@ -314,13 +326,21 @@ class _Parts:
     stall_watch: StallWatch
 
 
-async def _drain(
-    scheduler: KeyedScheduler[WorkItem], keys: Sequence[PartitionKey], timeout_seconds: float
-) -> None:
+async def let_go(
+    scheduler: KeyedScheduler[WorkItem],
+    tracker: OffsetTracker,
+    keys: Sequence[PartitionKey],
+    timeout_seconds: float,
+) -> bool:
+    """Let go of partitions whose revoke began: drop their events beyond the highest started
+    offset, let those below it (the gaps) and the running ones finish within the timeout,
+    then drop what is left, retries included. False when something was left."""
     revoked = set(keys)
 
     def belongs(item: WorkItem) -> bool:
         return (item.record.topic, item.record.partition) in revoked
 
+    scheduler.discard(lambda item: belongs(item) and not tracker.is_current(item.ticket))
+    finished = await scheduler.wait_gone(belongs, timeout_seconds)
     scheduler.discard(belongs)
-    await scheduler.wait_idle(belongs, timeout_seconds)
+    return finished

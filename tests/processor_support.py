@@ -284,6 +284,14 @@ def order_record(user: str, order_id: str) -> OutgoingRecord:
     return user.encode(), json.dumps(value).encode(), []
 
 
+def backlog(users: Sequence[str], orders_per_user: int) -> list[OutgoingRecord]:
+    """Each user's identify, then their orders, users interleaved."""
+    records = [identify_record(user) for user in users]
+    for number in range(orders_per_user):
+        records += [order_record(user, f"{user}-{number}") for user in users]
+    return records
+
+
 def ticket_subjects(sandbox: RunningSandbox) -> Counter[str]:
     """How many tickets the sandbox created per subject (accepted requests only)."""
     return Counter(

@@ -1,6 +1,8 @@
 """Coalescing: consecutive identifies of one key waiting in its queue become one call.
 
-Only identifies that target the same contact in the same way are merged (they differ at most
+Only identifies of one partition that target the same contact in the same way are merged (a
+merge across partitions could not be finished, nor dropped, when one of them is revoked; they
+differ at most
 in the name and the custom fields); the merged call sends the newest name and the newest value
 of every custom field any of them set, so it leaves Trengo as the calls one by one would, and
 every merged event is committed with it.
@@ -32,6 +34,8 @@ def take_coalesced(queue: deque[WorkItem]) -> WorkItem:
 
 def _same_contact(older: WorkItem, newer: WorkItem) -> bool:
     if not (isinstance(older.work, IdentifyPlan) and isinstance(newer.work, IdentifyPlan)):
+        return False
+    if (older.record.topic, older.record.partition) != (newer.record.topic, newer.record.partition):
         return False
     old_create, new_create = older.work.create, newer.work.create
     same_create = (old_create is None) == (new_create is None) and (

@@ -13,14 +13,17 @@ It polls continuously, so heartbeats and ``max.poll.interval.ms`` never depend o
    the high-water mark. Shares keep one partition's fetch from filling the whole buffer and
    starving the others; a partition stuck behind a retrying event stops only itself, and
    what it holds never keeps a drained partition paused.
-4. Every ``commit_interval`` store and commit the highest contiguous done offsets.
+4. When a partition's done offsets changed, at most once per ``commit_interval``, store and
+   commit the highest contiguous done offset, with the done offsets above it in the commit's
+   metadata (``offsetmap``).
 5. Every ``LAG_INTERVAL_SECONDS`` refresh consumer lag and check that the broker answers.
 
 On assign while everything must wait (halted, stopping, or the buffer full): take the new
 partitions and pause them at once, so a rebalance never lets a backlog in past the high-water
-mark or a halted destination. On revoke: stop starting work for the partitions, wait
-(bounded) for their in-flight work, commit what is done, forget them. On shutdown: final
-commit, then close.
+mark or a halted destination; offsets the previous owner's commit metadata marks done are
+skipped. On revoke: start only the events that fill the gaps below the highest started offset,
+wait (bounded) for them and the in-flight work, commit what is done, forget the partitions. On
+shutdown: final commit, then close.
 """
 
 from __future__ import annotations
@@ -39,14 +42,16 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from processor import metrics
 from processor.config import KafkaConfig
+from processor.engine import offsetmap
 from processor.engine.handler import KafkaRecord
-from processor.engine.offsets import OffsetTicket, OffsetTracker
+from processor.engine.offsets import CommitPoint, OffsetTicket, OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
 
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
 POLL_TIMEOUT_SECONDS = 0.05
+COMMITTED_TIMEOUT_SECONDS = 10.0
 LAG_INTERVAL_SECONDS = 10.0
 LOW_WATER_FRACTION = 0.5
 
@@ -119,6 +124,7 @@ class PollLoop:
         self._paused: set[PartitionKey] = set()
         self._last_commit = time.monotonic()
         self._last_lag = 0.0
+        self._metadata_support_logged = False
         self._thread = threading.Thread(target=self._run, name="kafka-poll", daemon=True)
 
     def start(self) -> None:
@@ -225,19 +231,17 @@ class PollLoop:
 
     def _commit(self, partitions: Sequence[PartitionKey] | None) -> None:
         self._last_commit = time.monotonic()
-        positions = self._tracker.commit_positions(partitions)
-        if not positions:
+        points = self._tracker.commit_points(partitions)
+        if not points:
             return
-        offsets = [
-            TopicPartition(topic, part, position) for (topic, part), position in positions.items()
-        ]
+        offsets = [_commit_offset(tp, point) for tp, point in points.items()]
         try:
             self._consumer.store_offsets(offsets=offsets)
             self._consumer.commit(asynchronous=False)
         except KafkaException as error:
             logger.warning("commit failed (will retry): %s", error)
             return
-        self._tracker.committed(positions)
+        self._tracker.committed(points)
         self._health.broker_answered()
         metrics.LAST_COMMIT_TIMESTAMP.set(time.time())
 
@@ -270,7 +274,7 @@ class PollLoop:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
-        self._tracker.assign(keys)
+        self._tracker.assign(keys, self._finished_before(partitions))
         loads = self._loads()
         paused = bool(keys) and (self._holding() or self._full(0, sum(loads.values()), len(loads)))
         if paused:
@@ -279,6 +283,41 @@ class PollLoop:
             metrics.PARTITIONS_PAUSED.set(len(self._paused))
         self._health.set_assigned(True)
         logger.info("assigned %s%s", _describe(keys), " (paused)" if paused else "")
+
+    def _finished_before(
+        self, partitions: list[TopicPartition]
+    ) -> dict[PartitionKey, frozenset[int]]:
+        """Offsets above each committed position that the previous owner already finished."""
+        if not partitions:
+            return {}
+        try:
+            committed = self._consumer.committed(partitions, timeout=COMMITTED_TIMEOUT_SECONDS)
+        except KafkaException as error:
+            logger.warning("could not read committed offsets (no skipping): %s", error)
+            return {}
+        finished = {}
+        kept_metadata = False
+        for tp in committed:
+            if tp.offset < 0:
+                continue
+            done = offsetmap.decode(tp.offset, tp.metadata)
+            kept_metadata = kept_metadata or done is not None
+            if done:
+                finished[(tp.topic, tp.partition)] = done
+        self._log_metadata_support(committed, kept_metadata)
+        return finished
+
+    def _log_metadata_support(self, committed: list[TopicPartition], kept: bool) -> None:
+        if self._metadata_support_logged or not any(tp.offset >= 0 for tp in committed):
+            return
+        self._metadata_support_logged = True
+        if kept:
+            logger.info("offset commit metadata kept by the broker: finished events are skipped")
+        else:
+            logger.info(
+                "offset commit metadata not kept by the broker: events done beyond the "
+                "committed offset are redelivered after a rebalance or crash"
+            )
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
@@ -316,6 +355,12 @@ def _take_paused(consumer: Consumer, partitions: list[TopicPartition]) -> None:
     except KafkaException:  # an eager strategy set in kafka.settings: the whole assignment
         consumer.assign(partitions)
     consumer.pause(partitions)
+
+
+def _commit_offset(key: PartitionKey, point: CommitPoint) -> TopicPartition:
+    topic, partition = key
+    metadata = offsetmap.encode(point.position, point.done_above)
+    return TopicPartition(topic, partition, point.position, metadata=metadata)
 
 
 def _topic_partitions(keys: Iterable[PartitionKey]) -> list[TopicPartition]:

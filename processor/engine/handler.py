@@ -39,7 +39,9 @@ from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, 
 from processor.engine.offsets import OffsetTicket, OffsetTracker
 from processor.logging import log_outcome
 from processor.pipeline.plan import Plan, Rejection
+from processor.trengo.client import SEND_ALLOWED
 from processor.trengo.errors import (
+    CallWithdrawn,
     DestinationDown,
     Forbidden,
     PermanentError,
@@ -144,7 +146,7 @@ class EventHandler:
         if isinstance(item.work, Rejection):
             return Failure(item.work.stage, item.work.reason, None)
         try:
-            await self._deliver(item.work)
+            sent = await self._send(item)
         except Forbidden as forbidden:
             return await self._forbidden(item, forbidden)
         except DestinationDown as down:
@@ -156,8 +158,23 @@ class EventHandler:
             return self._retry_or_give_up(item, error)
         except PermanentError as error:
             return Failure("deliver", error.reason, error.status)
-        self._finish(item, "delivered")
-        return None
+        if sent:
+            self._finish(item, "delivered")
+        return None  # delivered, or withdrawn: not done, the partition's next owner delivers it
+
+    async def _send(self, item: WorkItem) -> bool:
+        """Deliver with every call checked, right before it goes out, to be still ours; False
+        when a call was withdrawn because the partition is no longer ours."""
+        assert not isinstance(item.work, Rejection)
+        allowed = SEND_ALLOWED.set(functools.partial(self._tracker.is_current, item.ticket))
+        try:
+            await self._deliver(item.work)
+        except CallWithdrawn as withdrawn:
+            logger.info("%s", withdrawn, extra={**item.log_fields, "outcome": "withdrawn"})
+            return False
+        finally:
+            SEND_ALLOWED.reset(allowed)
+        return True
 
     def _count_delivery(self, item: WorkItem, outcome: float | Failure | None) -> None:
         """Feed a finished delivery to the dead-letter ratio; halt when it is past the max."""
@@ -184,8 +201,9 @@ class EventHandler:
         return 0.0
 
     async def _may_start(self, item: WorkItem) -> bool:
-        """Wait while the destination is halted; False once the partition is not ours."""
-        if not self._tracker.is_current(item.ticket):
+        """Wait while the destination is halted; False once the partition is not ours (or,
+        while it is being revoked, when the item lies beyond the gaps being closed)."""
+        if not self._tracker.start(item.all_items()[0].ticket, item.ticket):
             return False
         await self._gate.wait_open()
         return self._tracker.is_current(item.ticket)

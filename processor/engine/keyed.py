@@ -74,6 +74,8 @@ class KeyedScheduler(Generic[Item]):
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        self._queued.clear()
+        self._current.clear()
 
     def stop_starting(self) -> None:
         """Start no more items: those being handled finish, queued and retrying ones stay."""
@@ -87,8 +89,18 @@ class KeyedScheduler(Generic[Item]):
             self._wake(key)
 
     def discard(self, should_drop: Callable[[Item], bool]) -> int:
-        """Remove queued (not yet started) items; returns how many were dropped."""
+        """Remove queued items and items waiting to be retried (their timers are cancelled,
+        they are never handled again); items being handled stay. Returns how many dropped."""
         dropped = 0
+        for key, item in list(self._current.items()):
+            if key not in self._active and should_drop(item):
+                timer = self._timers.pop(key, None)
+                if timer is not None:
+                    timer.cancel()
+                del self._current[key]
+                dropped += 1
+                if key not in self._waiting:
+                    self._release(key)
         for key in list(self._queued):
             queue = self._queued[key]
             kept = deque(item for item in queue if not should_drop(item))
@@ -101,17 +113,23 @@ class KeyedScheduler(Generic[Item]):
                 self._queued[key] = kept
         return dropped
 
-    async def wait_idle(
-        self, matters: Callable[[Item], bool], timeout_seconds: float, poll_seconds: float = 0.01
+    async def wait_gone(
+        self, matters: Callable[[Item], bool], timeout_seconds: float, poll_seconds: float = 0.02
     ) -> bool:
-        """Wait until no item that ``matters`` is being handled; False on timeout."""
+        """Wait until no item that ``matters`` is queued, waiting for a retry or being
+        handled; False on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_seconds
-        while any(matters(self._current[key]) for key in self._active):
+        while self._holds(matters):
             if loop.time() >= deadline:
                 return False
             await asyncio.sleep(poll_seconds)
         return True
+
+    def _holds(self, matters: Callable[[Item], bool]) -> bool:
+        return any(matters(item) for item in self._current.values()) or any(
+            matters(item) for queue in self._queued.values() for item in queue
+        )
 
     @property
     def active_count(self) -> int:
@@ -155,6 +173,10 @@ class KeyedScheduler(Generic[Item]):
 
     def _finish(self, key: str) -> None:
         del self._current[key]
+        self._release(key)
+
+    def _release(self, key: str) -> None:
+        """The key has no current item: wake it for its next queued one, or forget it."""
         if self._queued.get(key):
             self._wake(key)
         else:

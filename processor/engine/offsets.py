@@ -7,12 +7,16 @@ The commit protocol, in order:
    are fine because only registered offsets are waited for.
 2. An offset becomes done when its event was delivered, skipped by configuration, or its
    dead-letter record was acknowledged by the broker (``mark_done``).
-3. ``commit_positions`` pops the done prefix of each partition and returns ``last done + 1``
-   for partitions that advanced since the last commit; the poll thread stores and commits them.
-4. On revoke the poll thread first calls ``begin_revoke`` (no new work starts for the
-   partition, but finishing work still counts), commits what is done, then ``drop``s it. Every
-   assignment of a partition gets a new epoch, and ``mark_done`` with an old epoch is ignored:
-   work that finishes after a revoke can never commit into the next owner's range.
+3. ``commit_points`` returns, for partitions whose done offsets changed since the last commit,
+   ``last done of the prefix + 1`` and the done offsets above it (they travel in the commit's
+   metadata, ``offsetmap``); the poll thread stores and commits them. Offsets the previous
+   owner's metadata says are done (``assign(..., finished=...)``) are done on registration and
+   never delivered.
+4. On revoke (and on shutdown) the poll thread first calls ``begin_revoke``: from then on only
+   events below the highest offset already started may start (they fill the gaps, so the done
+   prefix reaches everything delivered), commits what is done, then ``drop``s the partition.
+   Every assignment of a partition gets a new epoch, and ``mark_done`` with an old epoch is
+   ignored: work that finishes after a revoke can never commit into the next owner's range.
 
 The tracker also knows when each partition last made progress (an event attempted or
 finished), which the stall watch (``engine/stall.py``) reads.
@@ -41,17 +45,45 @@ class OffsetTicket:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class CommitPoint:
+    """What to commit for one partition: the position and the done offsets above it."""
+
+    position: int
+    done_above: frozenset[int]
+
+
 @dataclass(slots=True)
 class _PartitionOffsets:
     epoch: int
     active_at: float  # last time an event of it was attempted or finished (or work arrived)
+    finished: frozenset[int] = frozenset()  # done by the previous owner (commit metadata)
     in_order: deque[int] = field(default_factory=deque)
     sizes: deque[int] = field(default_factory=deque)  # record bytes, parallel to in_order
     buffered_bytes: int = 0
     done: set[int] = field(default_factory=set)
     commit_position: int | None = None  # next offset to consume after the done prefix
-    committed_position: int | None = None
+    committed: CommitPoint | None = None
+    highest_started: int = -1
     revoking: bool = False
+
+    def advance(self) -> None:
+        while self.in_order and self.in_order[0] in self.done:
+            finished = self.in_order.popleft()
+            self.buffered_bytes -= self.sizes.popleft()
+            self.done.discard(finished)
+            self.commit_position = finished + 1
+
+    def may_run(self, offset: int) -> bool:
+        return not self.revoking or offset <= self.highest_started
+
+    def commit_point(self) -> CommitPoint | None:
+        position = self.commit_position
+        if self.done and position is None:
+            position = self.in_order[0]
+        if position is None:
+            return None
+        return CommitPoint(position, frozenset(self.done))
 
 
 class OffsetTracker:
@@ -63,15 +95,25 @@ class OffsetTracker:
         self._partitions: dict[TopicPartition, _PartitionOffsets] = {}
         self._next_epoch = 0
 
-    def assign(self, partitions: Iterable[TopicPartition]) -> None:
-        """Start tracking newly assigned partitions, each with a fresh epoch."""
+    def assign(
+        self,
+        partitions: Iterable[TopicPartition],
+        finished: dict[TopicPartition, frozenset[int]] | None = None,
+    ) -> None:
+        """Start tracking newly assigned partitions, each with a fresh epoch; ``finished``
+        holds offsets the previous owner already completed (never delivered again)."""
         with self._lock:
             for tp in partitions:
                 self._next_epoch += 1
-                self._partitions[tp] = _PartitionOffsets(self._next_epoch, self._clock())
+                self._partitions[tp] = _PartitionOffsets(
+                    self._next_epoch,
+                    self._clock(),
+                    finished=(finished or {}).get(tp, frozenset()),
+                )
 
     def begin_revoke(self, partitions: Iterable[TopicPartition]) -> None:
-        """Stop starting work for these partitions; completions still count until ``drop``."""
+        """From now on only events below the highest started offset may start (they close
+        the gaps in the done offsets); completions still count until ``drop``."""
         with self._lock:
             for tp in partitions:
                 state = self._partitions.get(tp)
@@ -87,7 +129,8 @@ class OffsetTracker:
     def register(
         self, topic: str, partition: int, offset: int, size: int = 0
     ) -> OffsetTicket | None:
-        """Record a polled offset of ``size`` bytes; None when the partition is not assigned."""
+        """Record a polled offset of ``size`` bytes; None when it must not be delivered: the
+        partition is not (or no longer) assigned, or the previous owner already finished it."""
         with self._lock:
             state = self._partitions.get((topic, partition))
             if state is None:
@@ -97,6 +140,10 @@ class OffsetTracker:
             state.in_order.append(offset)
             state.sizes.append(size)
             state.buffered_bytes += size
+            if offset in state.finished:
+                state.done.add(offset)
+                state.advance()
+                return None
             return OffsetTicket(topic, partition, offset, state.epoch)
 
     def mark_done(self, ticket: OffsetTicket) -> bool:
@@ -107,11 +154,7 @@ class OffsetTracker:
                 return False
             state.done.add(ticket.offset)
             state.active_at = self._clock()
-            while state.in_order and state.in_order[0] in state.done:
-                finished = state.in_order.popleft()
-                state.buffered_bytes -= state.sizes.popleft()
-                state.done.discard(finished)
-                state.commit_position = finished + 1
+            state.advance()
             return True
 
     def note_attempt(self, ticket: OffsetTicket) -> None:
@@ -139,39 +182,51 @@ class OffsetTracker:
             }
 
     def is_current(self, ticket: OffsetTicket) -> bool:
-        """True while work for the ticket may start: its assignment is ours and not revoking."""
+        """True while work for the ticket may go on: its assignment is ours and, once the
+        partition is being revoked, the ticket lies at or below the highest started offset."""
         with self._lock:
             state = self._partitions.get((ticket.topic, ticket.partition))
-            return state is not None and state.epoch == ticket.epoch and not state.revoking
+            return (
+                state is not None and state.epoch == ticket.epoch and state.may_run(ticket.offset)
+            )
 
-    def commit_positions(
+    def start(self, first: OffsetTicket, last: OffsetTicket) -> bool:
+        """Note that the events ``first``..``last`` (one delivery) start; False when they may
+        not (``is_current`` of ``first`` is false)."""
+        with self._lock:
+            state = self._partitions.get((first.topic, first.partition))
+            if state is None or state.epoch != first.epoch or not state.may_run(first.offset):
+                return False
+            state.highest_started = max(state.highest_started, last.offset)
+            return True
+
+    def commit_points(
         self, partitions: Iterable[TopicPartition] | None = None
-    ) -> dict[TopicPartition, int]:
-        """Positions to commit now: partitions whose done prefix advanced since last time."""
+    ) -> dict[TopicPartition, CommitPoint]:
+        """What to commit now: partitions whose done offsets changed since the last commit."""
         with self._lock:
             chosen = self._partitions if partitions is None else partitions
-            positions = {}
+            points = {}
             for tp in chosen:
                 state = self._partitions.get(tp)
-                if state is None or state.commit_position is None:
-                    continue
-                if state.commit_position != state.committed_position:
-                    positions[tp] = state.commit_position
-            return positions
+                point = None if state is None else state.commit_point()
+                if state is not None and point is not None and point != state.committed:
+                    points[tp] = point
+            return points
 
-    def committed(self, positions: dict[TopicPartition, int]) -> None:
-        """Record that these positions were committed by the broker."""
+    def committed(self, points: dict[TopicPartition, CommitPoint]) -> None:
+        """Record that these points were committed by the broker."""
         with self._lock:
-            for tp, position in positions.items():
+            for tp, point in points.items():
                 state = self._partitions.get(tp)
                 if state is not None:
-                    state.committed_position = max(state.committed_position or 0, position)
+                    state.committed = point
 
     def committed_position(self, tp: TopicPartition) -> int | None:
         """The last position this consumer committed for a partition (None if none yet)."""
         with self._lock:
             state = self._partitions.get(tp)
-            return None if state is None else state.committed_position
+            return None if state is None or state.committed is None else state.committed.position
 
     def pending_count(self) -> int:
         """Offsets polled and not yet committable (the buffered, in-flight events)."""

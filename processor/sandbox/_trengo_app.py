@@ -150,10 +150,17 @@ async def _answer_authenticated(
     if knobs.error_rate and state.rng.random() < knobs.error_rate:
         status = state.rng.choice((500, 503))
         return message_answer("Server Error" if status == 500 else "Service Unavailable", status)
+    if knobs.unavailable_for and await _mentions(request, knobs.unavailable_for):
+        return message_answer("Service Unavailable", 503)
     try:
         return await handler(request)
     except web.HTTPException as exc:  # unknown route or method: JSON like the rest of the API
         return message_answer(exc.reason, exc.status)
+
+
+async def _mentions(request: web.Request, texts: tuple[str, ...]) -> bool:
+    seen = request.query_string + (await request.text() if request.body_exists else "")
+    return any(text in seen for text in texts)
 
 
 # --- admin routes (no auth, no rate limit, not recorded) -------------------------------------

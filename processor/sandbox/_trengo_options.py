@@ -47,6 +47,8 @@ class FaultKnobs(BaseModel):
     storm_429_requests: int = Field(default=0, ge=0)
     storm_retry_after_seconds: int = Field(default=30, ge=1)
     hang: bool = False
+    # 503 for every request whose query or body contains one of these texts (one stuck key).
+    unavailable_for: tuple[str, ...] = ()
 
     @property
     def rate_limit(self) -> int | None:

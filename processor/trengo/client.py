@@ -20,6 +20,8 @@ import asyncio
 import functools
 import http.cookiejar
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeAlias
@@ -38,7 +40,7 @@ from processor.pipeline.plan import (
     UpdateContact,
 )
 from processor.trengo import requests
-from processor.trengo.errors import PermanentError, classify, transport_failure
+from processor.trengo.errors import CallWithdrawn, PermanentError, classify, transport_failure
 from processor.trengo.ratelimit import Clock, RateLimiter, Sleep
 from processor.trengo.requests import ContactId, TrengoId, TrengoRequest
 
@@ -47,6 +49,9 @@ JsonObject: TypeAlias = dict[str, JsonValue]
 
 _NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 USER_AGENT = "trengo-processor"
+# Asked after the rate limiter's wait, right before each call: the engine sets it per event so
+# a call of an event whose partition was revoked meanwhile is never sent.
+SEND_ALLOWED: ContextVar[Callable[[], bool]] = ContextVar("SEND_ALLOWED", default=lambda: True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +130,8 @@ class TrengoClient:
         # Built before the limiter charges: a request that cannot be built is never sent.
         http_request = self._build(request)
         await self.rate_limiter.acquire()
+        if not SEND_ALLOWED.get()():
+            raise CallWithdrawn(f"{request.operation}: not sent, the event is no longer ours")
         sent_at = self._clock()
         self._calls_made += 1
         try:

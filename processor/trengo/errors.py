@@ -67,6 +67,10 @@ class Forbidden(DestinationDown):
     """403: the token is refused, or only this action is forbidden; a probe tells which."""
 
 
+class CallWithdrawn(Exception):  # noqa: N818 - not an error: the caller gave the work up
+    """A call was not sent: its event no longer belongs to this process (partition revoked)."""
+
+
 def classify(
     status: int,
     body_text: str,

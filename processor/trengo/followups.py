@@ -7,9 +7,11 @@ dead-letters the event without opening a ticket.
 
 Any follow-up can fail after the ticket opened, and retrying the whole plan would open a second
 ticket. So from the moment its ticket opened until its last follow-up is done, an event's
-progress is remembered under its ``event_key`` (the messageId): a retry continues with the
-follow-ups not yet done. The memory is bounded and lives in the process: after a restart the
-retry opens a new ticket (at-least-once). Plans without an ``event_key`` are not resumable.
+progress is remembered under its ``event_key`` (the messageId, else the event's topic,
+partition and offset) together with its contact: a retry continues with the follow-ups not yet
+done, and a messageId reused by another contact's event never posts into this ticket. The
+memory is bounded and lives in the process: after a restart the retry opens a new ticket
+(at-least-once). Plans without an ``event_key`` are not resumable.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from processor.pipeline.plan import TicketPlan
+from processor.pipeline.plan import ContactRef, TicketPlan
 from processor.trengo.calls import CountedCalls
 from processor.trengo.errors import PermanentError
 from processor.trengo.labels import LabelDirectory
@@ -26,6 +28,7 @@ from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expir
 from processor.trengo.requests import ContactId, TrengoId
 
 OpenedTicket = tuple[ContactId, TrengoId | None]  # (contact id, ticket id if Trengo gave one)
+ProgressKey = tuple[str, ContactRef]
 
 
 @dataclass(slots=True)
@@ -45,7 +48,7 @@ class TicketFollowUps:
         self, labels: LabelDirectory, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._labels = labels
-        self._in_progress: Expiring[str, _Progress] = Expiring(
+        self._in_progress: Expiring[ProgressKey, _Progress] = Expiring(
             RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, clock=clock
         )
 
@@ -58,7 +61,8 @@ class TicketFollowUps:
         """Open the ticket with ``open_ticket`` (unless a failed attempt of this event already
         did), then post its message and attach its labels; the contact and ticket ids."""
         label_ids = await self._labels.ids(plan.labels, calls)
-        progress = self._in_progress.get(plan.event_key) if plan.event_key is not None else None
+        key = _progress_key(plan)
+        progress = self._in_progress.get(key) if key is not None else None
         if progress is None:
             progress = await self._open(plan, open_ticket)
         if plan.message is not None and not progress.message_posted:
@@ -68,8 +72,8 @@ class TicketFollowUps:
             if str(label_id) not in progress.attached_label_ids:
                 await calls.attach_label(progress.ticket_id, label_id)
                 progress.attached_label_ids.add(str(label_id))
-        if plan.event_key is not None:
-            self._in_progress.pop(plan.event_key)
+        if key is not None:
+            self._in_progress.pop(key)
         return progress.contact_id, progress.ticket_id
 
     async def _open(
@@ -82,6 +86,11 @@ class TicketFollowUps:
                 "the ticket's message and labels were not sent"
             )
         progress = _Progress(contact_id, ticket_id)
-        if plan.event_key is not None:
-            self._in_progress.put(plan.event_key, progress)
+        key = _progress_key(plan)
+        if key is not None:
+            self._in_progress.put(key, progress)
         return progress
+
+
+def _progress_key(plan: TicketPlan) -> ProgressKey | None:
+    return None if plan.event_key is None else (plan.event_key, plan.contact)

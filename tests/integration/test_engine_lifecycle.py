@@ -28,11 +28,10 @@ from tests.processor_support import (
     UNLIMITED_RATE,
     ProcessorProcess,
     account,
+    backlog,
     contact_emails,
     email_of,
     end_offsets,
-    identify_record,
-    order_record,
     order_subject,
     processor_config,
     ticket_subjects,
@@ -51,11 +50,7 @@ def sandbox_options() -> SandboxOptions:
 
 def orders_for(users: int, orders_per_user: int) -> list[OutgoingRecord]:
     """Each user's identify, then their orders, users interleaved."""
-    names = [f"user{number}" for number in range(users)]
-    records = [identify_record(name) for name in names]
-    for sequence in range(orders_per_user):
-        records += [order_record(name, f"{name}-{sequence}") for name in names]
-    return records
+    return backlog([f"user{number}" for number in range(users)], orders_per_user)
 
 
 def first_undelivered(produced: Sequence[Record], sandbox: RunningSandbox) -> dict[int, int]:

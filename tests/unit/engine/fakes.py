@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.offsets import OffsetTracker
@@ -151,8 +151,11 @@ class FakeConsumer:
         self.steps: queue.Queue[Step] = queue.Queue()
         self.assigned: list[tuple[str, int]] = []
         self.paused: set[tuple[str, int]] = set()
-        self.committed: dict[tuple[str, int], int] = {}
-        self._stored: dict[tuple[str, int], int] = {}
+        self.commits: dict[tuple[str, int], int] = {}
+        # What the group's offset store holds, metadata included (a broker that keeps it).
+        self.stored_commits: dict[tuple[str, int], TopicPartition] = {}
+        self._stored: dict[tuple[str, int], TopicPartition] = {}
+        self.committed_error: KafkaException | None = None  # raised by committed()
         self.closed = False
         self._callbacks: dict[str, Callable[[Any, list[TopicPartition]], None]] = {}
         self._assigned_in_callback = False
@@ -191,11 +194,22 @@ class FakeConsumer:
         self.paused -= {(tp.topic, tp.partition) for tp in partitions}
 
     def store_offsets(self, offsets: list[TopicPartition]) -> None:
-        self._stored.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        self._stored.update({(tp.topic, tp.partition): tp for tp in offsets})
 
     def commit(self, asynchronous: bool = True) -> None:
         assert not asynchronous
-        self.committed.update(self._stored)
+        self.commits.update({key: tp.offset for key, tp in self._stored.items()})
+        self.stored_commits.update(self._stored)
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        if self.committed_error is not None:
+            raise self.committed_error
+        return [
+            self.stored_commits.get(
+                (tp.topic, tp.partition), TopicPartition(tp.topic, tp.partition, -1001)
+            )
+            for tp in partitions
+        ]
 
     def close(self) -> None:
         self.closed = True

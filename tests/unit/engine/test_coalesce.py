@@ -84,3 +84,16 @@ def test_the_merged_identify_keeps_an_older_name_and_older_custom_fields() -> No
     assert merged == with_fields(
         identify_plan("a@example.com", "Ann"), (2, "Acme"), (1, "enterprise")
     )
+
+
+def test_identifies_of_one_contact_on_two_partitions_are_not_merged() -> None:
+    tracker = OffsetTracker()
+    queue = deque(
+        work_item(tracker, offset, identify_plan("a@example.com", f"A{offset}"), partition)
+        for offset, partition in [(0, 0), (1, 1), (2, 1)]
+    )
+
+    head = take_coalesced(queue)
+
+    assert [(item.record.partition, item.record.offset) for item in head.all_items()] == [(0, 0)]
+    assert [item.record.offset for item in take_coalesced(queue).all_items()] == [1, 2]

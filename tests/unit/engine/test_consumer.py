@@ -7,14 +7,17 @@ not assigned yet, as librdkafka does.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from processor import metrics
+from processor.engine import offsetmap
 from processor.engine.consumer import Batch, PollLoop, PollSettings
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
@@ -181,7 +184,7 @@ async def test_a_revoke_drains_commits_what_is_done_and_forgets_the_partition(
 
     await asyncio.to_thread(until, lambda: harness.tracker.assigned() == [(TOPIC, 1)])
     assert harness.drained == [[(TOPIC, 0)]]
-    assert consumer.committed == {(TOPIC, 0): 4}
+    assert consumer.commits == {(TOPIC, 0): 4}
 
 
 async def test_closing_makes_a_final_commit(harness: Harness) -> None:
@@ -194,5 +197,61 @@ async def test_closing_makes_a_final_commit(harness: Harness) -> None:
     harness.poll.closing.set()
 
     assert await asyncio.to_thread(harness.poll.join, 5)
-    assert consumer.committed == {(TOPIC, 0): 5}
+    assert consumer.commits == {(TOPIC, 0): 5}
     assert consumer.closed
+
+
+async def test_commits_carry_the_done_offsets_above_the_position_and_the_next_owner_skips_them(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(10))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 10)
+    harness.mark_done(0, range(3))
+    harness.mark_done(0, range(5, 8))
+    consumer.rebalance("revoke", [0])
+    await asyncio.to_thread(until, lambda: harness.tracker.assigned() == [])
+    stored = consumer.stored_commits[(TOPIC, 0)]
+    assert (stored.offset, offsetmap.decode(stored.offset, stored.metadata)) == (3, {5, 6, 7})
+
+    # The partition comes back (here to the same process): 5, 6 and 7 are not delivered again.
+    caplog.set_level(logging.INFO, logger="processor.engine.consumer")
+    harness.batches.clear()
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(3, 10))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 7)
+    delivered = [record.offset for batch in harness.batches for record, _ticket in batch]
+    assert delivered == [3, 4, 8, 9]
+    assert "offset commit metadata kept by the broker" in caplog.text
+
+
+async def test_a_broker_that_drops_the_metadata_skips_nothing_and_says_so_once(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="processor.engine.consumer")
+    consumer = harness.consumer
+    consumer.stored_commits[(TOPIC, 0)] = TopicPartition(TOPIC, 0, 3)  # metadata None
+    consumer.stored_commits[(TOPIC, 1)] = TopicPartition(TOPIC, 1, 3)
+    consumer.rebalance("assign", [0])
+    consumer.rebalance("assign", [1])
+    consumer.messages(0, range(3, 8))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 5)
+
+    delivered = [record.offset for batch in harness.batches for record, _ticket in batch]
+    assert delivered == [3, 4, 5, 6, 7]
+    assert caplog.text.count("offset commit metadata not kept by the broker") == 1
+
+
+async def test_committed_offsets_that_cannot_be_read_skip_nothing(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.stored_commits[(TOPIC, 0)] = TopicPartition(
+        TOPIC, 0, 3, metadata=offsetmap.encode(3, {4, 5})
+    )
+    consumer.committed_error = KafkaException(KafkaError(KafkaError._TIMED_OUT))
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(3, 6))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 3)
+
+    delivered = [record.offset for batch in harness.batches for record, _ticket in batch]
+    assert delivered == [3, 4, 5]

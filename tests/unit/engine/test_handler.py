@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from processor import metrics
@@ -22,6 +23,8 @@ from processor.engine.dlq import DeadLetter, DeadLetterWriter
 from processor.engine.handler import EventHandler
 from processor.engine.offsets import OffsetTracker
 from processor.pipeline.plan import Plan, Rejection
+from processor.trengo import requests as trengo_requests
+from processor.trengo.client import TrengoClient
 from processor.trengo.errors import (
     DestinationDown,
     Forbidden,
@@ -96,7 +99,7 @@ def counted(name: str, **labels: str) -> float:
 
 
 def committable(tracker: OffsetTracker) -> dict[tuple[str, int], int]:
-    return tracker.commit_positions()
+    return {tp: point.position for tp, point in tracker.commit_points().items()}
 
 
 def headers_of(engine: Engine) -> dict[str, str]:
@@ -337,6 +340,7 @@ async def test_work_of_a_partition_revoked_while_halted_is_dropped(engine: Engin
     await asyncio.sleep(0.005)
 
     engine.tracker.begin_revoke([(TOPIC, 0)])
+    engine.tracker.drop([(TOPIC, 0)])
 
     async with asyncio.timeout(2):
         assert await handling is None
@@ -372,6 +376,58 @@ async def test_a_retried_coalesced_dead_letter_resends_only_the_unacknowledged(
     offsets = [dict(p.headers)["x-original-offset"] for p in engine.producer.produced]
     assert offsets == [b"0", b"1", b"0"]  # the acknowledged one is not sent twice
     assert committable(engine.tracker) == {(TOPIC, 0): 2}
+
+
+@pytest.mark.parametrize("comes_back", [False, True])
+async def test_a_call_waiting_in_the_rate_limiter_when_its_partition_goes_is_never_sent(
+    comes_back: bool,
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"data": [], "links": {"next": None}})
+
+    client = TrengoClient(
+        "https://trengo.test/api/v2",
+        "token",
+        timeout_seconds=5,
+        requests_per_minute=600,
+        transport=httpx.MockTransport(answer),
+    )
+    limiter_open = asyncio.Event()
+    client.rate_limiter.acquire = limiter_open.wait  # type: ignore[method-assign]
+    tracker = OffsetTracker()
+    gate = DestinationGate(_probe_ok, probe_seconds=1, on_change=lambda _up: None)
+    handler = EventHandler(
+        deliver=lambda _plan: client.send(trengo_requests.list_labels(1)),
+        dead_letters=DeadLetterWriter(FakeProducer(), DLQ),
+        tracker=tracker,
+        gate=gate,
+        backoff=Backoff(),
+        retry_max_seconds=60,
+        dead_letter_ratio=DeadLetterRatio(max_ratio=0.5, window=RATIO_WINDOW),
+    )
+    item = work_item(tracker, 0, identify_plan("a@example.com", "A"))
+    handling = asyncio.create_task(handler.handle(item))
+    await asyncio.sleep(0.01)  # waiting in the limiter
+
+    tracker.begin_revoke([(TOPIC, 0)])
+    tracker.drop([(TOPIC, 0)])
+    if comes_back:  # a new assignment of the partition: the new epoch delivers the event
+        tracker.assign([(TOPIC, 0)])
+    limiter_open.set()
+
+    async with asyncio.timeout(2):
+        assert await handling is None
+    assert sent == []
+    assert committable(tracker) == {}
+    await client.aclose()
+    await gate.close()
+
+
+async def _probe_ok() -> None:
+    return None
 
 
 def unprocessable(number: int) -> PermanentError:

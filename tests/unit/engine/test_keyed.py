@@ -97,7 +97,7 @@ async def test_discard_drops_queued_items_but_not_running_ones() -> None:
     assert handled == ["p0-a"]
 
 
-async def test_wait_idle_waits_for_running_items_only_and_times_out() -> None:
+async def test_wait_gone_waits_for_the_items_that_matter_and_times_out() -> None:
     release = asyncio.Event()
 
     async def handle(item: str) -> float | None:
@@ -108,10 +108,10 @@ async def test_wait_idle_waits_for_running_items_only_and_times_out() -> None:
     scheduler.start()
     scheduler.submit("a", "slow")
     await asyncio.sleep(0.01)
-    assert not await scheduler.wait_idle(lambda _item: True, timeout_seconds=0.05)
-    assert await scheduler.wait_idle(lambda item: item != "slow", timeout_seconds=0.05)
+    assert not await scheduler.wait_gone(lambda _item: True, timeout_seconds=0.05)
+    assert await scheduler.wait_gone(lambda item: item != "slow", timeout_seconds=0.05)
     release.set()
-    assert await scheduler.wait_idle(lambda _item: True, timeout_seconds=1.0)
+    assert await scheduler.wait_gone(lambda _item: True, timeout_seconds=1.0)
     await scheduler.stop()
 
 
@@ -204,7 +204,29 @@ async def test_after_stop_starting_running_items_finish_and_nothing_else_starts(
     await asyncio.sleep(0.01)
     scheduler.stop_starting()
     release.set()
-    assert await scheduler.wait_idle(lambda _item: True, timeout_seconds=1.0)
+    assert await scheduler.wait_gone(lambda item: item == "a1", timeout_seconds=1.0)
     await asyncio.sleep(0.02)
     await scheduler.stop()
     assert handled == ["a1", "b1"]  # b1's retry and the queued a2, c1 never started
+
+
+async def test_discarding_an_item_waiting_for_its_retry_cancels_the_retry() -> None:
+    handled: list[str] = []
+
+    async def handle(item: str) -> float | None:
+        handled.append(item)
+        return 0.05 if item == "p1-retrying" else None
+
+    scheduler: KeyedScheduler[str] = KeyedScheduler(handle, max_in_flight=2)
+    scheduler.start()
+    scheduler.submit("a", "p1-retrying")
+    scheduler.submit("a", "p0-next")
+    await asyncio.sleep(0.01)
+    assert handled == ["p1-retrying"]
+
+    assert scheduler.discard(lambda item: item.startswith("p1")) == 1
+
+    assert await scheduler.wait_gone(lambda _item: True, timeout_seconds=1.0)
+    await asyncio.sleep(0.1)  # past the cancelled retry's time
+    await scheduler.stop()
+    assert handled == ["p1-retrying", "p0-next"]

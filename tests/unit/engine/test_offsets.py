@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processor.engine.offsets import OffsetTracker
+from processor.engine.offsets import CommitPoint, OffsetTracker
 
 TP = ("events", 0)
 
@@ -13,16 +13,16 @@ TP = ("events", 0)
     ("registered", "done", "expected"),
     [
         pytest.param([0, 1, 2], [], None, id="nothing-done"),
-        pytest.param([0, 1, 2], [0], 1, id="first-done"),
-        pytest.param([0, 1, 2], [1, 2], None, id="gap-at-head-blocks"),
-        pytest.param([0, 1, 2], [2, 0], 1, id="out-of-order-partial"),
-        pytest.param([0, 1, 2], [2, 1, 0], 3, id="out-of-order-all"),
-        pytest.param([5, 9, 12], [5, 9], 10, id="offset-gaps-are-not-waited-for"),
-        pytest.param([5, 9, 12], [12, 9, 5], 13, id="offset-gaps-all-done"),
+        pytest.param([0, 1, 2], [0], CommitPoint(1, frozenset()), id="first-done"),
+        pytest.param([0, 1, 2], [1, 2], CommitPoint(0, frozenset({1, 2})), id="gap-at-head"),
+        pytest.param([0, 1, 2], [2, 0], CommitPoint(1, frozenset({2})), id="out-of-order-partial"),
+        pytest.param([0, 1, 2], [2, 1, 0], CommitPoint(3, frozenset()), id="out-of-order-all"),
+        pytest.param([5, 9, 12], [5, 9], CommitPoint(10, frozenset()), id="offset-gaps-skipped"),
+        pytest.param([5, 9, 12], [12, 9, 5], CommitPoint(13, frozenset()), id="offset-gaps-done"),
     ],
 )
-def test_commit_position_is_after_the_contiguous_done_prefix(
-    registered: list[int], done: list[int], expected: int | None
+def test_commit_point_is_after_the_contiguous_done_prefix_with_the_done_offsets_above_it(
+    registered: list[int], done: list[int], expected: CommitPoint | None
 ) -> None:
     tracker = OffsetTracker()
     tracker.assign([TP])
@@ -31,7 +31,7 @@ def test_commit_position_is_after_the_contiguous_done_prefix(
         ticket = tickets[offset]
         assert ticket is not None
         assert tracker.mark_done(ticket)
-    assert tracker.commit_positions().get(TP) == expected
+    assert tracker.commit_points().get(TP) == expected
 
 
 def test_a_committed_position_is_not_offered_again_until_it_advances() -> None:
@@ -40,10 +40,10 @@ def test_a_committed_position_is_not_offered_again_until_it_advances() -> None:
     first, second = tracker.register(*TP, 0), tracker.register(*TP, 1)
     assert first is not None and second is not None
     tracker.mark_done(first)
-    tracker.committed(tracker.commit_positions())
-    assert tracker.commit_positions() == {}
+    tracker.committed(tracker.commit_points())
+    assert tracker.commit_points() == {}
     tracker.mark_done(second)
-    assert tracker.commit_positions() == {TP: 2}
+    assert tracker.commit_points() == {TP: CommitPoint(2, frozenset())}
     assert tracker.committed_position(TP) == 1
 
 
@@ -89,9 +89,9 @@ def test_work_finishing_after_a_revoke_never_counts_for_the_next_assignment() ->
     assert fresh is not None
     assert not tracker.mark_done(stale)
     assert not tracker.is_current(stale)
-    assert tracker.commit_positions() == {}
+    assert tracker.commit_points() == {}
     assert tracker.mark_done(fresh)
-    assert tracker.commit_positions() == {TP: 1}
+    assert tracker.commit_points() == {TP: CommitPoint(1, frozenset())}
 
 
 def test_revoking_partition_starts_no_work_but_still_counts_finishing_work() -> None:
@@ -105,9 +105,55 @@ def test_revoking_partition_starts_no_work_but_still_counts_finishing_work() -> 
     assert not tracker.is_current(running)
     assert tracker.is_current(untouched)
     assert tracker.mark_done(running)
-    assert tracker.commit_positions([TP]) == {TP: 1}
+    assert tracker.commit_points([TP]) == {TP: CommitPoint(1, frozenset())}
     tracker.drop([TP])
     assert tracker.assigned() == [other]
+
+
+def test_while_revoking_only_events_below_the_highest_started_offset_may_start() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    tickets = [tracker.register(*TP, offset) for offset in range(6)]
+    assert all(ticket is not None for ticket in tickets)
+    gap, started, done, beyond = tickets[1], tickets[3], tickets[4], tickets[5]
+    assert gap is not None and started is not None and done is not None and beyond is not None
+    assert tracker.start(done, done)
+    assert tracker.mark_done(done)
+    assert tracker.start(started, started)  # still running at the revoke
+
+    tracker.begin_revoke([TP])
+
+    assert tracker.is_current(started)  # may go on and finish
+    assert tracker.start(gap, gap)  # fills a gap below offset 4
+    assert not tracker.start(beyond, beyond)  # nothing beyond the highest started offset
+    assert not tracker.is_current(beyond)
+    tracker.drop([TP])
+    assert not tracker.is_current(started)
+
+
+def test_a_coalesced_delivery_starts_when_its_oldest_event_fills_a_gap() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    oldest, top, newest = (tracker.register(*TP, offset) for offset in (0, 1, 2))
+    assert oldest is not None and top is not None and newest is not None
+    assert tracker.start(top, top)
+    tracker.begin_revoke([TP])
+
+    assert tracker.start(oldest, newest)
+    assert tracker.is_current(newest)
+
+
+def test_offsets_the_previous_owner_finished_are_done_on_registration() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP], finished={TP: frozenset({1, 2, 4})})
+
+    tickets = {offset: tracker.register(*TP, offset) for offset in range(6)}
+
+    assert [offset for offset, ticket in tickets.items() if ticket is None] == [1, 2, 4]
+    assert tracker.commit_points() == {TP: CommitPoint(0, frozenset({1, 2, 4}))}
+    first = tickets[0]
+    assert first is not None and tracker.mark_done(first)
+    assert tracker.commit_points() == {TP: CommitPoint(3, frozenset({4}))}
 
 
 def test_pending_bytes_count_the_records_not_yet_committable() -> None:

@@ -364,6 +364,21 @@ def test_error_rate_is_seeded_and_reproducible(sandbox: RunningSandbox, api: htt
     assert set(first_run) == {200, 500, 503}
 
 
+def test_unavailable_for_fails_only_the_requests_that_mention_the_text(
+    sandbox: RunningSandbox, api: httpx.Client
+) -> None:
+    sandbox.set_faults(unavailable_for=("stuck",), requests_per_minute=None)
+
+    mentioned_in_body = api.post(f"/channels/{EMAIL.id}/contacts", json={"identifier": "stuck@b.c"})
+    mentioned_in_query = api.get("/contacts", params={"term": "stuck@b.c"})
+    other = api.post(f"/channels/{EMAIL.id}/contacts", json={"identifier": "ok@b.c"})
+
+    assert (mentioned_in_body.status_code, mentioned_in_query.status_code) == (503, 503)
+    assert other.status_code == 201
+    sandbox.set_faults(unavailable_for=())
+    assert api.get("/contacts", params={"term": "stuck@b.c"}).status_code == 200
+
+
 def test_error_rate_one_fails_every_request_with_json(
     sandbox: RunningSandbox, api: httpx.Client
 ) -> None:

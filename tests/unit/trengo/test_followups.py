@@ -173,3 +173,21 @@ def test_a_stale_cached_contact_is_resolved_afresh_before_the_follow_ups() -> No
         "POST /tickets/{id}/messages",
     ]
     assert (result.contact_id, result.calls) == (fresh, 4)
+
+
+def test_a_messageid_reused_by_another_contact_never_posts_into_the_first_ones_ticket() -> None:
+    trengo, first, _ = with_labels("vip")
+    second = KnownContact(trengo.add(email="other@example.com"))
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        trengo.failing["POST /tickets/{id}/labels"] = 503
+        with pytest.raises(TransientError):
+            await executor.execute(ticket(first, labels=("vip",), event_key="reused"))
+        del trengo.failing["POST /tickets/{id}/labels"]
+        return await executor.execute(ticket(second, labels=("vip",), event_key="reused"))
+
+    result = run(trengo, scenario)
+    assert len(trengo.tickets) == 2
+    by_contact = {int(opened["contact_id"]): opened for opened in trengo.tickets.values()}
+    assert by_contact[int(second.contact_id)]["id"] == result.ticket_id
+    assert by_contact[int(second.contact_id)]["labels"] != []
