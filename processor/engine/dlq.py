@@ -39,7 +39,7 @@ DLQ_HEADERS = (
     HEADER_FIRST_ATTEMPT_AT,
 )
 
-Stage = Literal["decode", "validate", "map", "deliver"]
+Stage = Literal["decode", "validate", "transform", "map", "deliver"]
 Headers = Sequence[tuple[str, bytes | None]]
 MAX_REASON_BYTES = 2000
 

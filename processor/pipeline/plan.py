@@ -134,5 +134,5 @@ class Rejection:
     """The event cannot be delivered: dead-letter it with this reason (or skip it)."""
 
     reason: str
-    stage: Literal["decode", "validate", "map"]
+    stage: Literal["decode", "validate", "transform", "map"]
     skipped: bool = False
