@@ -84,6 +84,7 @@ HOSTILE = FIXTURES / "hostile.js"
         ("huge", "over the 1048576 allowed (transformation.max_output_bytes)"),
         ("throws", "transformEvent threw Error: boom"),
         ("loop", "ran over the 100 ms limit (transformation.timeout_ms)"),
+        ("memory", "ran out of memory (transformation.memory_limit_mb)"),
         ("surrogate", "not valid Unicode (a lone surrogate)"),
         ("promise", "async transformations are not supported"),
     ],
