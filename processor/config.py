@@ -39,6 +39,17 @@ ENV_PREFIX = "TRENGO_PROCESSOR_"
 TOKEN_ENV = "TRENGO_API_TOKEN"
 
 KafkaSettingValue = str | int | float | bool
+# librdkafka settings the engine's guarantees rest on (DESIGN.md §3): kafka.settings may not
+# override them. Each maps to why, for the one-line config error.
+PROTECTED_KAFKA_SETTINGS = {
+    "enable.auto.commit": "offsets are committed only after an event is done",
+    "auto.commit.enable": "offsets are committed only after an event is done",  # librdkafka alias
+    "enable.auto.offset.store": "offsets are stored only after an event is done",
+    "acks": "a dead letter counts only once every in-sync replica has it (acks=all)",
+    "request.required.acks": "a dead letter counts only once every in-sync replica has it",
+    "enable.idempotence": "dead-letter retries must not write duplicates or reorder",
+    "isolation.level": "records of aborted transactions must never be delivered",
+}
 
 
 class ConfigError(Exception):
@@ -59,6 +70,17 @@ class KafkaConfig(_Section):
     session_timeout_ms: int = Field(default=45_000, ge=500)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     settings: dict[str, KafkaSettingValue] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _no_guarantee_overrides(
+        cls, settings: dict[str, KafkaSettingValue]
+    ) -> dict[str, KafkaSettingValue]:
+        for key in settings:
+            why = PROTECTED_KAFKA_SETTINGS.get(key.strip().lower())
+            if why is not None:
+                raise ValueError(f"{key!r} may not be overridden: {why}")
+        return settings
 
 
 class TrengoConfig(_Section):
@@ -228,6 +250,9 @@ class TransformationConfig(_Section):
 class DeliveryConfig(_Section):
     max_in_flight: int = Field(default=256, ge=1)
     max_buffered_events: int = Field(default=10_000, ge=1)
+    # Record bytes held in memory: a quarter of a 512 MiB pod, the rest is the process itself,
+    # librdkafka's prefetch (8 MiB) and the decoded events.
+    max_buffered_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     retry_max_seconds: float = Field(default=10_800, ge=0)
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
@@ -239,6 +264,9 @@ class ServerConfig(_Section):
     host: str = "0.0.0.0"  # a pod must be scrapeable from outside
     port: int = Field(default=9400, ge=0, le=65535)
     liveness_seconds: float = Field(default=30.0, gt=0)
+    # A partition with pending events none of which was attempted or finished for this long is
+    # stalled: /healthz fails. Must stay far above any backoff (checked against retry_cap).
+    stall_seconds: float = Field(default=1800.0, gt=0)
 
 
 class LogConfig(_Section):
@@ -272,6 +300,19 @@ class Settings(BaseSettings):
         if self.destination.apiToken is None:
             raise ValueError(
                 f"destination.apiToken: missing (set it, {TOKEN_ENV}, or trengo.api_token_file)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stall_beyond_backoff(self) -> Settings:
+        # Between two attempts of one event: a rate-limit pause and a backoff (each capped at
+        # retry_cap_seconds) and the request's timeout. Anything shorter would be a false alarm.
+        longest_quiet = 2 * self.delivery.retry_cap_seconds + self.trengo.timeout_seconds
+        if self.server.stall_seconds <= longest_quiet:
+            raise ValueError(
+                f"server.stall_seconds: must be above {longest_quiet:g} (twice "
+                "delivery.retry_cap_seconds plus trengo.timeout_seconds), or a backoff would "
+                "count as a stall"
             )
         return self
 

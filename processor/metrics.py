@@ -59,6 +59,11 @@ INFLIGHT_EVENTS = Gauge(
     "Events polled from Kafka and not yet done (queued or being delivered).",
     registry=REGISTRY,
 )
+INFLIGHT_BYTES = Gauge(
+    f"{PREFIX}_inflight_bytes",
+    "Record bytes (key, value, headers) of the events counted in inflight_events.",
+    registry=REGISTRY,
+)
 CONSUMER_LAG = Gauge(
     f"{PREFIX}_consumer_lag",
     "Messages between the committed offset and the high watermark, per assigned partition.",
@@ -96,6 +101,13 @@ EVENT_DELIVERY_LATENCY = Histogram(
 PARTITIONS_PAUSED = Gauge(
     f"{PREFIX}_partitions_paused",
     "Assigned partitions currently paused for backpressure or a halted destination.",
+    registry=REGISTRY,
+)
+PARTITION_STALLED = Gauge(
+    f"{PREFIX}_partition_stalled",
+    "1 while an assigned partition holds pending events and none was attempted or finished "
+    "for server.stall_seconds (the pod's /healthz fails), else 0.",
+    ["partition"],
     registry=REGISTRY,
 )
 

@@ -2,7 +2,8 @@
 
 Prints the outcome of decode → validate → map, then the exact requests the delivery stage
 would send (method, full URL, JSON body) and when each one is sent. Ids that only a search or
-a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}`` and
+a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}``,
+``{channel_type}`` and
 ``{label_id of 'name'}``. The API token never appears.
 """
 
@@ -33,6 +34,7 @@ from processor.trengo.requests import ContactId, TrengoRequest
 UNKNOWN_ID = "{contact_id}"
 UNKNOWN_TICKET_ID = "{ticket_id}"
 UNKNOWN_PROFILE_ID = "{profile_id}"
+UNKNOWN_CHANNEL_TYPE = "{channel_type}"
 _PLACEHOLDERS = (UNKNOWN_ID, UNKNOWN_TICKET_ID, UNKNOWN_PROFILE_ID)
 
 
@@ -150,6 +152,17 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
             "several → dead letter",
             requests.search_profiles(profile.key),
         ),
+        *(
+            [
+                Step(
+                    "the search by key confirmed none (its term may not match field values): "
+                    "by name, confirmed the same way",
+                    requests.search_profiles(profile.name),
+                )
+            ]
+            if profile.name != profile.key
+            else []
+        ),
         Step(
             "the search found no such profile, and no earlier attempt created it",
             requests.create_profile(profile.name),
@@ -165,8 +178,11 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
             requests.rename_profile(UNKNOWN_PROFILE_ID, profile.name),
         ),
         Step(
-            "the contact is not attached already (by this process, or listed by the search)",
-            requests.attach_contact_to_profile(UNKNOWN_PROFILE_ID, _contact_id(plan.contact)),
+            "the contact is not attached already (by this process, or listed by the search); "
+            f"type: channel {profile.channel_id}'s type, from GET /channels (once per process)",
+            requests.attach_contact_to_profile(
+                UNKNOWN_PROFILE_ID, _contact_id(plan.contact), UNKNOWN_CHANNEL_TYPE
+            ),
         ),
     ]
 

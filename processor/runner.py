@@ -19,7 +19,7 @@ import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from confluent_kafka import Consumer, Producer
@@ -35,15 +35,17 @@ from processor.engine.intake import Intake, Prepared
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
 from processor.pipeline.map import plan_event
-from processor.pipeline.plan import Rejection
+from processor.pipeline.plan import Plan, Rejection
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
 from processor.trengo.delivery import PlanExecutor
+from processor.trengo.token import TokenRotation, token_reader
 
 logger = logging.getLogger(__name__)
 
@@ -53,33 +55,52 @@ GC_THRESHOLDS = (50_000, 50, 100)
 KNOWN_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 CLOSE_GRACE_SECONDS = 15.0
 FLUSH_SECONDS = 10.0
+_MAX_ERROR_TEXT = 300
 
 
 @dataclass(frozen=True, slots=True)
 class RecordPreparer:
-    """decode → validate → map for one record, plus its ordering key and type label."""
+    """decode → validate → map for one record, plus its ordering key and type label.
+
+    Never raises: an unexpected exception in any step (a bug, or input no check foresaw)
+    becomes that record's rejection at the stage it happened in, with the reason
+    ``internal error: <type>: <text>``, so the rest of the poll batch goes on.
+    """
 
     settings: Settings
     templates: SubjectTemplates
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
+        progress = _Progress(fallback_key, self._log_fields(record, {}), key=fallback_key)
+        try:
+            return self._prepare(record, progress)
+        except Exception as error:  # one record's failure is only that record's
+            logger.error(
+                "internal error in %s stage", progress.stage, exc_info=True, extra=progress.fields
+            )
+            return progress.prepared(Rejection(_internal_error(error), stage=progress.stage))
+
+    def _prepare(self, record: KafkaRecord, progress: _Progress) -> Prepared:
         document = decode(record.value)
         if isinstance(document, Rejection):
-            return Prepared(fallback_key, "unknown", document, self._log_fields(record, {}))
-        type_label = _type_label(document.get("type"))
-        fields = self._log_fields(record, document)
+            return progress.prepared(document)
+        progress.type_label = _type_label(document.get("type"))
+        progress.fields = self._log_fields(record, document)
+        progress.key = _document_key(record, document) or progress.key
+        progress.stage = "validate"
         message = validate(
             document,
             self.settings.pipeline.ignore_types,
             accept_groups=self.settings.destination.enableProfiles,
         )
         if isinstance(message, Rejection):
-            key = _document_key(record, document) or fallback_key
-            return Prepared(key, type_label, message, fields)
-        key = _record_key(record) or message.userId or message.anonymousId or fallback_key
-        plan = plan_event(message, self.settings.destination, self.templates)
-        return Prepared(key, type_label, plan, fields)
+            return progress.prepared(message)
+        progress.stage = "map"
+        progress.key = (
+            _record_key(record) or message.userId or message.anonymousId or progress.fallback_key
+        )
+        return progress.prepared(plan_event(message, self.settings.destination, self.templates))
 
     def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
         message_id, user_id = document.get("messageId"), document.get("userId")
@@ -91,6 +112,20 @@ class RecordPreparer:
             offset=record.offset,
             include_user_ids=self.settings.log.include_user_ids,
         )
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one record got: what its outcome says if a step raises."""
+
+    fallback_key: str  # the record's key, else its partition/offset
+    fields: dict[str, object]
+    key: str
+    type_label: str = "unknown"
+    stage: Literal["decode", "validate", "map"] = "decode"
+
+    def prepared(self, work: Plan | Rejection) -> Prepared:
+        return Prepared(self.key, self.type_label, work, self.fields)
 
 
 def tune_garbage_collector() -> None:
@@ -105,6 +140,12 @@ def tune_garbage_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _internal_error(error: Exception) -> str:
+    """``internal error: <type>: <text>``, as text any header or log line can carry."""
+    text = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
+    return "internal error: " + text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _record_key(record: KafkaRecord) -> str | None:
@@ -155,7 +196,10 @@ class Processor:
             self.health_server.port,
             extra={"port": self.health_server.port},
         )
-        producer_task = asyncio.create_task(parts.writer.serve(), name="dead-letter-producer")
+        background = [
+            asyncio.create_task(parts.writer.serve(), name="dead-letter-producer"),
+            asyncio.create_task(parts.stall_watch.run(), name="stall-watch"),
+        ]
         parts.scheduler.start()
         parts.poll.start()
         logger.info(
@@ -167,7 +211,7 @@ class Processor:
         try:
             await stop.wait()
         finally:
-            await self._shut_down(parts, producer_task)
+            await self._shut_down(parts, background)
 
     def _build(self, loop: asyncio.AbstractEventLoop) -> _Parts:
         settings = self.settings
@@ -176,6 +220,7 @@ class Processor:
             settings.api_token,
             timeout_seconds=settings.trengo.timeout_seconds,
             requests_per_minute=settings.trengo.requests_per_minute,
+            max_wait_seconds=settings.delivery.retry_cap_seconds,
             transport=self._transport,
         )
         executor = PlanExecutor(client, settings.trengo)
@@ -186,6 +231,7 @@ class Processor:
             probe=executor.probe,
             probe_seconds=settings.delivery.halt_probe_seconds,
             on_change=self.health.set_destination_up,
+            reload_token=TokenRotation(client, token_reader(settings)).reload,
         )
         delivery = settings.delivery
         handler = EventHandler(
@@ -212,13 +258,17 @@ class Processor:
             health=self.health,
             settings=PollSettings(
                 high_water=delivery.max_buffered_events,
+                high_water_bytes=delivery.max_buffered_bytes,
                 commit_interval_seconds=settings.kafka.commit_interval_ms / 1000,
                 revoke_timeout_seconds=settings.kafka.revoke_timeout_ms / 1000,
             ),
         )
-        return _Parts(client, writer, gate, scheduler, poll)
+        stall_watch = StallWatch(
+            self.tracker, settings.server.stall_seconds, lambda: gate.halted, self.health
+        )
+        return _Parts(client, writer, gate, scheduler, poll, stall_watch)
 
-    async def _shut_down(self, parts: _Parts, producer_task: asyncio.Task[None]) -> None:
+    async def _shut_down(self, parts: _Parts, background: list[asyncio.Task[None]]) -> None:
         logger.info("shutting down")
         parts.scheduler.stop_starting()
         parts.poll.stopping.set()
@@ -231,8 +281,9 @@ class Processor:
         await parts.scheduler.stop()
         parts.poll.closing.set()
         await asyncio.to_thread(parts.poll.join, CLOSE_GRACE_SECONDS)
-        producer_task.cancel()
-        await asyncio.gather(producer_task, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         unacknowledged = await asyncio.to_thread(parts.writer.flush, FLUSH_SECONDS)
         if unacknowledged:
             logger.warning("%d dead letters not acknowledged (not committed)", unacknowledged)
@@ -250,6 +301,7 @@ class _Parts:
     gate: DestinationGate
     scheduler: KeyedScheduler[WorkItem]
     poll: PollLoop
+    stall_watch: StallWatch
 
 
 async def _drain(

@@ -75,11 +75,13 @@ class PostMessage:
 @dataclass(frozen=True, slots=True)
 class ResolveProfile:
     """Find the Trengo Profile whose custom field ``key_field_id`` holds ``key`` (the group's
-    id), or create it named ``name``; rename it when its name differs."""
+    id), or create it named ``name``; rename it when its name differs. ``channel_id`` is the
+    contact's channel (its type goes with the attach call)."""
 
     key: str
     key_field_id: int
     name: str
+    channel_id: str
 
 
 ContactRef = KnownContact | ResolveContact

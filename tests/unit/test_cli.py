@@ -64,6 +64,20 @@ def test_a_template_that_does_not_compile_fails_the_check(
     assert len(captured.err.strip().splitlines()) == 1
 
 
+def test_check_config_refuses_overriding_the_manual_commit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "auto-commit.yaml"
+    path.write_text(
+        CONFIG + "kafka: {settings: {enable.auto.commit: true, security.protocol: SSL}}\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("config error: kafka.settings: 'enable.auto.commit' may not")
+    assert len(captured.err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("properties", "event", "subject"),
     [

@@ -203,6 +203,53 @@ def test_token_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
             "destination.eventTemplateMap[0].messageType: Input should be 'note' or 'message'",
             id="bad-message-type",
         ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {enable.auto.commit: true}}\n",
+            "kafka.settings: 'enable.auto.commit' may not be overridden: offsets are committed "
+            "only after an event is done",
+            id="auto-commit-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {enable.auto.offset.store: true}}\n",
+            "kafka.settings: 'enable.auto.offset.store' may not be overridden",
+            id="auto-offset-store-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\nkafka: {settings: {acks: 1}}\n',
+            "kafka.settings: 'acks' may not be overridden: a dead letter counts only once",
+            id="acks-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {Enable.Idempotence: false}}\n",
+            "kafka.settings: 'Enable.Idempotence' may not be overridden",
+            id="idempotence-override-any-case",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {isolation.level: read_uncommitted}}\n",
+            "kafka.settings: 'isolation.level' may not be overridden",
+            id="isolation-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {request.required.acks: 1}}\n",
+            "kafka.settings: 'request.required.acks' may not be overridden",
+            id="acks-alias-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\nserver: {stall_seconds: 600}\n',
+            "server.stall_seconds: must be above 610 (twice delivery.retry_cap_seconds plus "
+            "trengo.timeout_seconds), or a backoff would count as a stall",
+            id="stall-within-a-backoff",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\ndelivery: {retry_cap_seconds: 3600}\n',
+            "server.stall_seconds: must be above 7210",
+            id="retry-cap-above-the-stall-bound",
+        ),
         pytest.param("- just\n- a list\n", "the top level must be a mapping", id="not-a-mapping"),
         pytest.param("destination: [\n", "bad YAML", id="bad-yaml"),
     ],
