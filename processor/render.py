@@ -9,11 +9,14 @@ a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from processor.config import Settings, TrengoConfig
+from processor.events import Group, Message
 from processor.pipeline.decode import decode
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
@@ -26,6 +29,7 @@ from processor.pipeline.plan import (
     TicketPlan,
 )
 from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.transform import Transformation
 from processor.pipeline.validate import validate
 from processor.trengo import requests
 from processor.trengo.labels import REFRESH_INTERVAL_SECONDS
@@ -46,16 +50,39 @@ class Step:
     request: TrengoRequest
 
 
-def render_event(value: bytes, settings: Settings) -> str:
-    """The dry-run report for one event's bytes."""
+def render_event(
+    value: bytes, settings: Settings, transformation: Transformation | None = None
+) -> str:
+    """The dry-run report for one event's bytes; with a transformation, the event before and
+    after it and the plan of each event it returned."""
     document = decode(value)
     if isinstance(document, Rejection):
         return _rejected(document, settings)
-    message = validate(
+    message = _validate(document, settings)
+    if isinstance(message, Rejection) or transformation is None:
+        return _render_message(message, settings)
+    lines = [f"before transformation: {json.dumps(document, ensure_ascii=False)}"]
+    events = transformation.run(copy.deepcopy(document))
+    if isinstance(events, Rejection):
+        return "\n".join([*lines, _rejected(events, settings)])
+    for number, event in enumerate(events, start=1):
+        lines.append(
+            f"after transformation ({number} of {len(events)}):"
+            f" {json.dumps(event, ensure_ascii=False)}"
+        )
+        lines.append(_render_message(_validate(event, settings), settings))
+    return "\n".join(lines)
+
+
+def _validate(document: dict[str, Any], settings: Settings) -> Message | Group | Rejection:
+    return validate(
         document,
         settings.pipeline.ignore_types,
         accept_groups=settings.destination.enableProfiles,
     )
+
+
+def _render_message(message: Message | Group | Rejection, settings: Settings) -> str:
     if isinstance(message, Rejection):
         return _rejected(message, settings)
     plan = plan_event(message, settings.destination, SubjectTemplates(settings.destination))
@@ -230,7 +257,10 @@ def _shown_url(base_url: str, request: TrengoRequest) -> str:
 
 def _rejected(rejection: Rejection, settings: Settings) -> str:
     if rejection.skipped:
-        return f"skipped (pipeline.ignore_types): {rejection.reason}\nrequests: none"
+        why = (
+            "by the transformation" if rejection.stage == "transform" else "(pipeline.ignore_types)"
+        )
+        return f"skipped {why}: {rejection.reason}\nrequests: none"
     return (
         f"rejected at {rejection.stage}: {rejection.reason}\n"
         f"→ dead-letter topic {settings.kafka.dead_letter_topic}\nrequests: none"

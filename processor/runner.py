@@ -31,17 +31,19 @@ from processor.engine.consumer import PollLoop, PollSettings, consumer_config
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetterWriter, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
-from processor.engine.intake import Intake, Prepared
+from processor.engine.intake import Intake, Part, Prepared
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
 from processor.engine.stall import StallWatch
+from processor.events import Group, Message
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import Plan, Rejection
 from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.transform import SOURCE_ID_HEADER, Transformation, load_transformation
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
 from processor.trengo.delivery import PlanExecutor
@@ -69,6 +71,7 @@ class RecordPreparer:
 
     settings: Settings
     templates: SubjectTemplates
+    transformation: Transformation | None = None
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
@@ -89,18 +92,43 @@ class RecordPreparer:
         progress.fields = self._log_fields(record, document)
         progress.key = _document_key(record, document) or progress.key
         progress.stage = "validate"
-        message = validate(
+        message = self._validate(document)
+        if isinstance(message, Rejection):
+            return progress.prepared(message)
+        progress.key = (
+            _record_key(record) or message.userId or message.anonymousId or progress.fallback_key
+        )
+        if self.transformation is not None:
+            progress.stage = "transform"
+            return self._transformed(record, document, progress)
+        progress.stage = "map"
+        return progress.prepared(plan_event(message, self.settings.destination, self.templates))
+
+    def _transformed(
+        self, record: KafkaRecord, document: dict[str, Any], progress: _Progress
+    ) -> Prepared:
+        """The transformation's events, each validated again and mapped, under the one key."""
+        assert self.transformation is not None
+        events = self.transformation.run(document, _header(record, SOURCE_ID_HEADER))
+        if isinstance(events, Rejection):
+            return progress.prepared(events)
+        progress.stage = "map"
+        first, *more = (self._part(event) for event in events)
+        return Prepared(progress.key, first.message_type, first.work, progress.fields, tuple(more))
+
+    def _part(self, event: dict[str, Any]) -> Part:
+        message = self._validate(event)
+        if isinstance(message, Rejection):
+            return Part(_type_label(event.get("type")), message)
+        plan = plan_event(message, self.settings.destination, self.templates)
+        return Part(_type_label(message.type), plan)
+
+    def _validate(self, document: dict[str, Any]) -> Message | Group | Rejection:
+        return validate(
             document,
             self.settings.pipeline.ignore_types,
             accept_groups=self.settings.destination.enableProfiles,
         )
-        if isinstance(message, Rejection):
-            return progress.prepared(message)
-        progress.stage = "map"
-        progress.key = (
-            _record_key(record) or message.userId or message.anonymousId or progress.fallback_key
-        )
-        return progress.prepared(plan_event(message, self.settings.destination, self.templates))
 
     def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
         message_id, user_id = document.get("messageId"), document.get("userId")
@@ -122,7 +150,7 @@ class _Progress:
     fields: dict[str, object]
     key: str
     type_label: str = "unknown"
-    stage: Literal["decode", "validate", "map"] = "decode"
+    stage: Literal["decode", "validate", "transform", "map"] = "decode"
 
     def prepared(self, work: Plan | Rejection) -> Prepared:
         return Prepared(self.key, self.type_label, work, self.fields)
@@ -146,6 +174,13 @@ def _internal_error(error: Exception) -> str:
     """``internal error: <type>: <text>``, as text any header or log line can carry."""
     text = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
     return "internal error: " + text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _header(record: KafkaRecord, name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None
 
 
 def _record_key(record: KafkaRecord) -> str | None:
@@ -243,7 +278,11 @@ class Processor:
             retry_max_seconds=delivery.retry_max_seconds,
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
-        preparer = RecordPreparer(settings, SubjectTemplates(settings.destination))
+        preparer = RecordPreparer(
+            settings,
+            SubjectTemplates(settings.destination),
+            load_transformation(settings.transformation),
+        )
         intake = Intake(preparer, scheduler, self.tracker)
         poll = PollLoop(
             consumer=Consumer(consumer_config(settings.kafka)),

@@ -15,13 +15,26 @@ from processor.pipeline.plan import Plan, Rejection
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """One further event a transformation fanned a record out to: its type label and work."""
+
+    message_type: str
+    work: Plan | Rejection
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    """A record after decode, validate and map: its ordering key, type label and work."""
+    """A record after decode, validate and map: its ordering key, type label and work.
+
+    ``more`` holds the events after the first when a transformation fanned the record out:
+    all are delivered in order under the record's key, and its offset is done when all are.
+    """
 
     key: str
     message_type: str
     work: Plan | Rejection
     log_fields: Mapping[str, object]
+    more: tuple[Part, ...] = ()
 
 
 logger = logging.getLogger(__name__)
@@ -40,20 +53,31 @@ class Intake:
         self._tracker = tracker
 
     def accept(self, batch: list[tuple[KafkaRecord, OffsetTicket]]) -> None:
-        """Prepare each record and queue it behind the earlier events of its key."""
+        """Prepare each record and queue its events behind the earlier events of its key."""
         for record, ticket in batch:
             prepared = self._prepare(record)
-            work = prepared.work
-            if isinstance(work, Rejection) and work.skipped:
+            parts = (Part(prepared.message_type, prepared.work), *prepared.more)
+            to_deliver = [part for part in parts if not self._skipped(part, prepared)]
+            if not to_deliver:
                 self._tracker.mark_done(ticket)
-                metrics.EVENTS.labels(outcome="skipped", type=prepared.message_type).inc()
-                log_outcome(logger, "skipped", work.reason, prepared.log_fields)
                 continue
-            item = WorkItem(
-                record=record,
-                ticket=ticket,
-                message_type=prepared.message_type,
-                work=work,
-                log_fields=prepared.log_fields,
-            )
-            self._scheduler.submit(prepared.key, item)
+            if len(to_deliver) > 1:
+                self._tracker.expect_parts(ticket, len(to_deliver))
+            for part in to_deliver:
+                item = WorkItem(
+                    record=record,
+                    ticket=ticket,
+                    message_type=part.message_type,
+                    work=part.work,
+                    log_fields=prepared.log_fields,
+                )
+                self._scheduler.submit(prepared.key, item)
+
+    @staticmethod
+    def _skipped(part: Part, prepared: Prepared) -> bool:
+        work = part.work
+        if isinstance(work, Rejection) and work.skipped:
+            metrics.EVENTS.labels(outcome="skipped", type=part.message_type).inc()
+            log_outcome(logger, "skipped", work.reason, prepared.log_fields)
+            return True
+        return False

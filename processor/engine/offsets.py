@@ -51,6 +51,7 @@ class _PartitionOffsets:
     done: set[int] = field(default_factory=set)
     commit_position: int | None = None  # next offset to consume after the done prefix
     committed_position: int | None = None
+    parts_left: dict[int, int] = field(default_factory=dict)  # fanned-out offsets: parts to go
     revoking: bool = False
 
 
@@ -105,6 +106,10 @@ class OffsetTracker:
             state = self._partitions.get((ticket.topic, ticket.partition))
             if state is None or state.epoch != ticket.epoch:
                 return False
+            left = state.parts_left.pop(ticket.offset, 1) - 1
+            if left > 0:
+                state.parts_left[ticket.offset] = left
+                return True
             state.done.add(ticket.offset)
             state.active_at = self._clock()
             while state.in_order and state.in_order[0] in state.done:
@@ -137,6 +142,13 @@ class OffsetTracker:
                 for tp, state in self._partitions.items()
                 if state.in_order
             }
+
+    def expect_parts(self, ticket: OffsetTicket, count: int) -> None:
+        """The offset is done after ``count`` calls of ``mark_done`` (a fanned-out event)."""
+        with self._lock:
+            state = self._partitions.get((ticket.topic, ticket.partition))
+            if state is not None and state.epoch == ticket.epoch:
+                state.parts_left[ticket.offset] = count
 
     def is_current(self, ticket: OffsetTicket) -> bool:
         """True while work for the ticket may start: its assignment is ours and not revoking."""

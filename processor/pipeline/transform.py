@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from processor.config import TransformationConfig
+from processor.config import ConfigError, TransformationConfig
 from processor.pipeline.plan import Rejection
 
 DESTINATION_TYPE = "TRENGO"
@@ -35,7 +35,7 @@ Document = dict[str, Any]
 Metadata = dict[str, Any]
 
 
-class TransformationError(Exception):
+class TransformationError(ConfigError):
     """The transformation cannot be loaded or fails on the sample event (a config mistake)."""
 
 
