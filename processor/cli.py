@@ -148,7 +148,7 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0 if all(line.passed for line in lines) else EXIT_USAGE
 
 
-async def _transformation_source(settings: Settings) -> str:
+def _transformation_source(settings: Settings) -> str:
     config = settings.transformation
     return f"python {config.python}" if config.python else f"javascript {config.javascript}"
 
