@@ -15,7 +15,7 @@ from typing import Protocol, cast
 from bench.report import assemble, write_section
 
 # Benchmark modules of this package, in the order of RESULTS.md.
-BENCHMARKS = ("budget", "throughput", "latency", "memory", "scaling", "features")
+BENCHMARKS = ("budget", "throughput", "latency", "memory", "scaling", "features", "transform")
 
 
 class Benchmark(Protocol):

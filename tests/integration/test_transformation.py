@@ -35,9 +35,7 @@ def message(**fields: Any) -> tuple[bytes, bytes, list[Any]]:
 
 def track(event: str, **properties: Any) -> tuple[bytes, bytes, list[Any]]:
     context = {"traits": {"email": "ann@example.com"}}
-    return message(
-        type="track", event=event, userId="ann", properties=properties, context=context
-    )
+    return message(type="track", event=event, userId="ann", properties=properties, context=context)
 
 
 EVENTS = [
