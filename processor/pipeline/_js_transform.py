@@ -2,7 +2,7 @@
 
 The file runs as written, less its ``export`` keywords. QuickJS cannot call into Python while
 a time limit is set, so ``log(...)`` collects lines inside the engine and they are logged after
-the call; ``getCredential(key)`` reads a map copied in at load. ``fetch``/``fetchV2`` and
+the call; an async ``transformEvent`` is settled by running the engine's pending jobs; ``getCredential(key)`` reads a map copied in at load. ``fetch``/``fetchV2`` and
 library imports are refused at load: no network calls from a transformation in this version.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from processor.pipeline.transform import (
 logger = logging.getLogger(__name__)
 
 KEY = "transformation.javascript"
+_EXHAUSTED = "transformEvent ran"  # how a time or memory failure's reason starts
 _EXPORT = re.compile(
     r"^(\s*)export\s+(default\s+)?(?=(async\s+)?function|const|let|var|class)", re.M
 )
@@ -46,14 +48,36 @@ function log() {
 function getCredential(key) {
   return Object.prototype.hasOwnProperty.call(__rsCredentials, key) ? __rsCredentials[key] : null;
 }
+var __rsCall = 0;
+var __rsSettled = null;
+function __rsFinish(output) {
+  return JSON.stringify({ output: output === undefined ? null : output, logs: __rsLogs });
+}
 function __rsRun(eventJson, metadataJson) {
   __rsLogs = [];
   var metadataValue = JSON.parse(metadataJson);
   var output = transformEvent(JSON.parse(eventJson), function () { return metadataValue; });
-  if (output && typeof output.then === "function") {
-    throw new Error("transformEvent returned a Promise: async transformations are not supported");
+  if (!(output && typeof output.then === "function")) {
+    return __rsFinish(output);
   }
-  return JSON.stringify({ output: output === undefined ? null : output, logs: __rsLogs });
+  // An async transformEvent: Python runs the pending jobs, then asks __rsResult. Jobs left
+  // over from an interrupted call must not settle a later call's result.
+  var call = ++__rsCall;
+  __rsSettled = null;
+  output.then(
+    function (value) { if (call === __rsCall) { __rsSettled = { value: __rsFinish(value) }; } },
+    function (error) { if (call === __rsCall) { __rsSettled = { error: error }; } }
+  );
+  return null;
+}
+function __rsResult() {
+  if (__rsSettled === null) {
+    throw new Error("transformEvent's Promise never settled");
+  }
+  if ("error" in __rsSettled) {
+    throw __rsSettled.error;
+  }
+  return __rsSettled.value;
 }
 """
 
@@ -69,40 +93,68 @@ class JavaScriptFunction:
         timeout_ms: int,
         memory_limit_mb: int,
     ) -> None:
-        source = _read_source(path)
+        self._path = path
+        self._setup = f"var __rsCredentials = {json.dumps(dict(credentials))};{_RUNNER}"
+        self._source = _read_source(path)
+        self._timeout_ms = timeout_ms
+        self._memory_limit_mb = memory_limit_mb
+        self._load()
+
+    def _load(self) -> None:
+        """A fresh context with the file loaded: at start, and after a call ran out of time or
+        memory (an interrupted async call may leave jobs queued; a heap that hit its limit may
+        be left in any state)."""
         self._context = quickjs.Context()
-        self._context.set_memory_limit(memory_limit_mb * 1024 * 1024)
+        self._context.set_memory_limit(self._memory_limit_mb * 1024 * 1024)
         try:
-            self._context.eval(f"var __rsCredentials = {json.dumps(dict(credentials))};")
-            self._context.eval(_RUNNER)
-            self._context.eval(source)
+            self._context.eval(self._setup)
+            self._context.eval(self._source)
         except quickjs.JSException as error:
             raise TransformationError(
-                f"{KEY}: {path} fails to load: {_first_line(error)}"
+                f"{KEY}: {self._path} fails to load: {_first_line(error)}"
             ) from None
         self._run = self._context.get("__rsRun")
+        self._result = self._context.get("__rsResult")
         # Set last: loading a large file may take longer than one event may.
-        self._context.set_time_limit(timeout_ms / 1000)
-        self._timeout_ms = timeout_ms
+        self._context.set_time_limit(self._timeout_ms / 1000)
 
     def __call__(self, event: Document, metadata: Metadata) -> object:
+        started = time.monotonic()
         try:
             answer = self._run(json.dumps(event), json.dumps(metadata))
+            if answer is None:
+                answer = self._settle(started)
         except quickjs.JSException as error:
-            raise EventFailedError(self._describe(error)) from None
+            reason = self._describe(error)
+            if reason.startswith(_EXHAUSTED):
+                self._load()
+            raise EventFailedError(reason) from None
+        except EventFailedError:
+            self._load()
+            raise
         decoded: dict[str, Any] = json.loads(answer)
         for line in decoded["logs"]:
             logger.debug("transformation: %s", line)
         return decoded["output"]
 
+    def _settle(self, started: float) -> str:
+        """Run the jobs of an async transformEvent until they are done or its time is up."""
+        while self._context.execute_pending_job():
+            if (time.monotonic() - started) * 1000 > self._timeout_ms:
+                raise EventFailedError(self._over_time())
+        answer: str = self._result()
+        return answer
+
+    def _over_time(self) -> str:
+        return f"{_EXHAUSTED} over the {self._timeout_ms} ms limit (transformation.timeout_ms)"
+
     def _describe(self, error: quickjs.JSException) -> str:
         text = _first_line(error)
         if text == "InternalError: interrupted":
-            limit = f"{self._timeout_ms} ms"
-            return f"transformEvent ran over the {limit} limit (transformation.timeout_ms)"
+            return self._over_time()
         if "out of memory" in text or text == "null":
             # QuickJS may fail to allocate the error itself and throw null instead.
-            return "transformEvent ran out of memory (transformation.memory_limit_mb) or threw null"
+            return f"{_EXHAUSTED} out of memory (transformation.memory_limit_mb) or threw null"
         return f"transformEvent threw {text}"
 
 

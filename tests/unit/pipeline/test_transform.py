@@ -86,7 +86,8 @@ HOSTILE = FIXTURES / "hostile.js"
         ("loop", "ran over the 100 ms limit (transformation.timeout_ms)"),
         ("memory", "ran out of memory (transformation.memory_limit_mb)"),
         ("surrogate", "not valid Unicode (a lone surrogate)"),
-        ("promise", "async transformations are not supported"),
+        ("async throws", "transformEvent threw Error: later"),
+        ("async loop", "ran over the 100 ms limit (transformation.timeout_ms)"),
     ],
 )
 def test_hostile_javascript_fails_only_that_event(name: str, reason: str) -> None:
@@ -97,6 +98,34 @@ def test_hostile_javascript_fails_only_that_event(name: str, reason: str) -> Non
     assert reason in result.reason
     # The engine survives: the next event goes through.
     assert transformation.run(_track("fine")) == [_track("fine")]
+
+
+def test_javascript_async_transform_event_is_awaited() -> None:
+    transformation = _load(HOSTILE)
+    assert transformation.run(_track("async")) == [_track("awaited")]
+    # An interrupted endless async call leaves nothing behind that delays the next one.
+    assert isinstance(transformation.run(_track("async loop")), Rejection)
+    assert transformation.run(_track("async")) == [_track("awaited")]
+
+
+def test_javascript_state_is_kept_between_events(tmp_path: Path) -> None:
+    source = "let seen = 0;\nexport function transformEvent(e) { seen += 1; return {...e, seen}; }"
+    transformation = _load(_write(tmp_path, "t.js", source))
+    assert [transformation.run(_track("x")) for _ in range(2)] == [
+        [_track("x", seen=1)],
+        [_track("x", seen=2)],
+    ]
+
+
+def test_repeated_memory_and_time_failures_leave_the_process_up() -> None:
+    """The older ``quickjs`` binding crashed the process (segfault) on this sequence."""
+    kept = []
+    for _round in range(8):
+        transformation = _load(HOSTILE, memory_limit_mb=16)
+        kept.append(transformation)
+        for name in ("memory", "huge", "loop", "memory", "fine"):
+            transformation.run(_track(name))
+    assert all(t.run(_track("fine")) == [_track("fine")] for t in kept)
 
 
 def test_javascript_fan_out_keeps_the_order() -> None:
