@@ -1,9 +1,10 @@
-"""RudderStack JavaScript transformations in QuickJS (the ``quickjs`` package).
+"""RudderStack JavaScript transformations in QuickJS (the ``quickjs-ng`` package).
 
 The file runs as written, less its ``export`` keywords. QuickJS cannot call into Python while
 a time limit is set, so ``log(...)`` collects lines inside the engine and they are logged after
-the call; an async ``transformEvent`` is settled by running the engine's pending jobs; ``getCredential(key)`` reads a map copied in at load. ``fetch``/``fetchV2`` and
-library imports are refused at load: no network calls from a transformation in this version.
+the call; an async ``transformEvent`` is settled by running the engine's pending jobs;
+``getCredential(key)`` reads a map copied in at load. ``fetch``/``fetchV2`` and library imports
+are refused at load: no network calls from a transformation in this version.
 """
 
 from __future__ import annotations
