@@ -100,16 +100,19 @@ class RecordPreparer:
         )
         if self.transformation is not None:
             progress.stage = "transform"
-            return self._transformed(record, document, progress)
+            return self._transformed(self.transformation, record, document, progress)
         progress.stage = "map"
         return progress.prepared(plan_event(message, self.settings.destination, self.templates))
 
     def _transformed(
-        self, record: KafkaRecord, document: dict[str, Any], progress: _Progress
+        self,
+        transformation: Transformation,
+        record: KafkaRecord,
+        document: dict[str, Any],
+        progress: _Progress,
     ) -> Prepared:
         """The transformation's events, each validated again and mapped, under the one key."""
-        assert self.transformation is not None
-        events = self.transformation.run(document, _header(record, SOURCE_ID_HEADER))
+        events = transformation.run(document, _header(record, SOURCE_ID_HEADER))
         if isinstance(events, Rejection):
             return progress.prepared(events)
         progress.stage = "map"

@@ -16,7 +16,7 @@ from processor.pipeline.plan import Plan, Rejection
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One further event a transformation fanned a record out to: its type label and work."""
+    """One event of a record (a transformation may fan a record out): type label and work."""
 
     message_type: str
     work: Plan | Rejection
