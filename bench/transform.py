@@ -7,7 +7,7 @@ delivery, so its cost adds to every event's CPU time):
   Completed`` track (JSON in, JSON out, as the processor calls it): QuickJS through
   ``quickjs-ng`` (the engine the processor uses), V8 through ``mini-racer`` with the same
   runner script, and Python.
-* *prepare path*: the whole decode → validate → transform → map step of the processor
+* *prepare path*: the whole decode → transform → filter → validate → map step of the processor
   (``RecordPreparer``) on the same records, without a transformation and with the trivial one
   in each language.
 
@@ -30,6 +30,7 @@ from bench.report import markdown_table
 from processor.config import Settings
 from processor.engine.handler import KafkaRecord
 from processor.pipeline._js_transform import _RUNNER
+from processor.pipeline.filters import EventFilter
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.transform import load_transformation
 from processor.runner import RecordPreparer
@@ -66,7 +67,7 @@ def run(quick: bool) -> str:
         f" {count:,} events per round, best of {ROUNDS}.\n",
         "Call alone (a trivial `transformEvent`):\n",
         markdown_table(["engine", "events/s", "µs per event", "installed size"], calls(sizes)),
-        "\nThe prepare step (decode → validate → transform → map) per event:\n",
+        "\nThe prepare step (decode → transform → filter → validate → map) per event:\n",
         markdown_table(["transformation", "events/s", "µs per event"], prepare),
     ]
     return "\n".join(lines)
@@ -147,6 +148,7 @@ def _prepare_rows(count: int, js_file: Path, py_file: Path) -> list[list[str]]:
         preparer = RecordPreparer(
             settings,
             SubjectTemplates(settings.destination),
+            EventFilter.from_settings(settings),
             load_transformation(settings.transformation),
         )
         rows.append([name, *_figures(_rate(count, _each(preparer, records * ROUNDS)))])

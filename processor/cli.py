@@ -11,7 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from processor.config import ConfigError, Settings, load_settings
+from processor.config import (
+    CONSENT_KEYS,
+    ConfigError,
+    Settings,
+    load_settings,
+    source_type_used,
+)
 from processor.demo import run_demo
 from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.engine.shutdown import install_stop_signals
@@ -136,6 +142,10 @@ def _check_config(args: argparse.Namespace) -> int:
         f"({destination.channelIdentifier}), dedup {'on' if destination.enableDedup else 'off'}, "
         f"{len(destination.eventTemplateMap)} event templates"
     )
+    for key in ("connectionMode", *CONSENT_KEYS):
+        source_type = source_type_used(getattr(destination, key))
+        if source_type is not None:
+            print(f"destination.{key}: using the '{source_type}' entry")
     transformation = load_transformation(settings.transformation)
     if transformation is not None:
         check_on_sample(transformation)

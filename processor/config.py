@@ -162,10 +162,50 @@ class CustomFieldMapping(_Section):
     fieldId: TrengoFieldId  # noqa: N815 - RudderStack-style key
 
 
+CONSENT_KEYS = ("consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes")
+# Keys of RudderStack's destination definitions that only device mode (the SDKs) applies.
+DEVICE_MODE_KEYS = frozenset({"eventFilteringOption", "whitelistedEvents", "blacklistedEvents"})
+# The source type whose entry a per-source-type setting uses when it has one.
+CLOUD = "cloud"
+# Consent settings as RudderStack stores them: a list of objects, or one such list per source
+# type (the UI's shape). The items are read as rudder-server reads them (pipeline/filters.py).
+ConsentItems = tuple[dict[str, JsonValue], ...]
+ConsentSetting = ConsentItems | dict[str, ConsentItems]
+
+
+def _cloud_entry(key: str, value: ConsentSetting) -> ConsentItems:
+    """The one list a consent setting means here; ValueError when several could be meant."""
+    if not isinstance(value, dict):
+        return value
+    if CLOUD in value:
+        return value[CLOUD]
+    if len(value) == 1:
+        return next(iter(value.values()))
+    if not value:
+        return ()
+    raise ValueError(
+        f"{key}: one entry per source type ({', '.join(sorted(value))}) and none for "
+        f"'{CLOUD}': keep the entry of the sources this topic carries"
+    )
+
+
+def source_type_used(value: ConsentSetting | str) -> str | None:
+    """Which source type's entry a per-source-type setting uses (None for the plain shape)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    return CLOUD if CLOUD in value else next(iter(value))
+
+
 class DestinationConfig(_Section):
-    """RudderStack's Trengo destination config, same keys."""
+    """RudderStack's Trengo destination config, same keys (every key of its definition)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_PROFILE_KEY_REQUIRED)
+
+    # RudderStack's consent settings and connection mode, pasted as exported.
+    connectionMode: str | dict[str, str] = CLOUD  # noqa: N815
+    consentManagement: ConsentSetting = ()  # noqa: N815
+    oneTrustCookieCategories: ConsentSetting = ()  # noqa: N815
+    ketchConsentPurposes: ConsentSetting = ()  # noqa: N815
 
     apiToken: SecretStr | None = None  # noqa: N815 - RudderStack's key
     channelId: str  # noqa: N815
@@ -214,6 +254,39 @@ class DestinationConfig(_Section):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_device_mode_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in sorted(DEVICE_MODE_KEYS & data.keys()):
+                raise ValueError(
+                    f"{key}: a device-mode setting (RudderStack's SDKs apply it in the browser "
+                    "or app, never to cloud-mode events); remove it, or filter with "
+                    "pipeline.ignore_types or a RudderStack transformation"
+                )
+        return data
+
+    @field_validator("connectionMode")
+    @classmethod
+    def _cloud_mode_only(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        modes = value.values() if isinstance(value, dict) else [value]
+        for mode in modes:
+            if mode.lower() != CLOUD:
+                raise ValueError(f"'{mode}' is not supported: Trengo only has cloud mode")
+        return value
+
+    @model_validator(mode="after")
+    def _one_consent_entry(self) -> DestinationConfig:
+        for key in CONSENT_KEYS:
+            _cloud_entry(key, getattr(self, key))
+        return self
+
+    def consent_items(
+        self, key: Literal["consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes"]
+    ) -> ConsentItems:
+        """A consent setting's list, from the plain or the per-source-type shape."""
+        return _cloud_entry(key, getattr(self, key))
+
     def template_for(self, event: str) -> TemplateMapping | None:
         """The mapping for an event name (exact, case-sensitive; a later duplicate wins)."""
         found = None
@@ -224,8 +297,15 @@ class DestinationConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    # Message types committed and counted as skipped instead of dead-lettered.
+    # Message types committed and counted as skipped, on top of those RudderStack never sends
+    # to Trengo (everything but identify, track and, with enableProfiles, group).
     ignore_types: tuple[str, ...] = ()
+    # True: message types Trengo does not support are dead-lettered (the behaviour before the
+    # filter stage) instead of skipped.
+    dead_letter_unsupported_types: bool = False
+    # Tracks whose event has no eventTemplateMap entry: skipped (RudderStack reports them as
+    # failed but has nothing to replay) or dead-lettered.
+    unmapped_events: Literal["skip", "dead_letter"] = "skip"
 
 
 class TransformationConfig(_Section):

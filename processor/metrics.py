@@ -19,6 +19,13 @@ EVENTS = Counter(
     ["outcome", "type"],
     registry=REGISTRY,
 )
+SKIPPED = Counter(
+    f"{PREFIX}_skipped",
+    "Events skipped as RudderStack would not have sent them to Trengo, by reason "
+    "(message_type|unmapped_event|integrations|consent|ignore_types|transformation).",
+    ["reason"],
+    registry=REGISTRY,
+)
 TRENGO_REQUESTS = Counter(
     f"{PREFIX}_trengo_requests",
     "Trengo API calls, by operation and HTTP status (or 'error' when no response came).",

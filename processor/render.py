@@ -1,6 +1,7 @@
 """``trengo-processor render``: what one event would do, without touching the network.
 
-Prints the outcome of decode → validate → map, then the exact requests the delivery stage
+Prints the outcome of decode → filter → validate → map (a filtered event: which rule
+skipped it and why), then the exact requests the delivery stage
 would send (method, full URL, JSON body) and when each one is sent. Ids that only a search or
 a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}``,
 ``{channel_type}`` and
@@ -16,8 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from processor.config import Settings, TrengoConfig
-from processor.events import Group, Message
 from processor.pipeline.decode import decode
+from processor.pipeline.filters import EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
     ContactRef,
@@ -26,6 +27,7 @@ from processor.pipeline.plan import (
     KnownContact,
     Plan,
     Rejection,
+    Skip,
     TicketPlan,
 )
 from processor.pipeline.templates import SubjectTemplates
@@ -54,15 +56,16 @@ def render_event(
     value: bytes, settings: Settings, transformation: Transformation | None = None
 ) -> str:
     """The dry-run report for one event's bytes; with a transformation, the event before and
-    after it and the plan of each event it returned."""
+    after it and the report of each event it returned."""
     document = decode(value)
     if isinstance(document, Rejection):
         return _rejected(document, settings)
-    message = _validate(document, settings)
-    if isinstance(message, Rejection) or transformation is None:
-        return _render_message(message, settings)
+    if transformation is None:
+        return _render_document(document, settings)
     lines = [f"before transformation: {json.dumps(document, ensure_ascii=False)}"]
     events = transformation.run(copy.deepcopy(document))
+    if isinstance(events, Skip):
+        return "\n".join([*lines, _skipped(events)])
     if isinstance(events, Rejection):
         return "\n".join([*lines, _rejected(events, settings)])
     for number, event in enumerate(events, start=1):
@@ -70,19 +73,15 @@ def render_event(
             f"after transformation ({number} of {len(events)}):"
             f" {json.dumps(event, ensure_ascii=False)}"
         )
-        lines.append(_render_message(_validate(event, settings), settings))
+        lines.append(_render_document(event, settings))
     return "\n".join(lines)
 
 
-def _validate(document: dict[str, Any], settings: Settings) -> Message | Group | Rejection:
-    return validate(
-        document,
-        settings.pipeline.ignore_types,
-        accept_groups=settings.destination.enableProfiles,
-    )
-
-
-def _render_message(message: Message | Group | Rejection, settings: Settings) -> str:
+def _render_document(document: dict[str, Any], settings: Settings) -> str:
+    skip = EventFilter.from_settings(settings)(document)
+    if skip is not None:
+        return _skipped(skip)
+    message = validate(document, accept_groups=settings.destination.enableProfiles)
     if isinstance(message, Rejection):
         return _rejected(message, settings)
     plan = plan_event(message, settings.destination, SubjectTemplates(settings.destination))
@@ -255,12 +254,17 @@ def _shown_url(base_url: str, request: TrengoRequest) -> str:
     return shown
 
 
+_SKIP_STAGE = {"transformation": "transform"}
+
+
+def _skipped(skip: Skip) -> str:
+    return (
+        f"skipped at {_SKIP_STAGE.get(skip.reason, 'filter')} ({skip.reason}): {skip.detail}\n"
+        "→ committed without a call, counted in trengo_processor_skipped_total\nrequests: none"
+    )
+
+
 def _rejected(rejection: Rejection, settings: Settings) -> str:
-    if rejection.skipped:
-        why = (
-            "by the transformation" if rejection.stage == "transform" else "(pipeline.ignore_types)"
-        )
-        return f"skipped {why}: {rejection.reason}\nrequests: none"
     return (
         f"rejected at {rejection.stage}: {rejection.reason}\n"
         f"→ dead-letter topic {settings.kafka.dead_letter_topic}\nrequests: none"

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 from confluent_kafka import Consumer, Producer
 
+from processor import metrics
 from processor.config import Settings
 from processor.engine.backoff import Backoff
 from processor.engine.coalesce import take_coalesced
@@ -36,12 +37,12 @@ from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
 from processor.engine.stall import StallWatch
-from processor.events import Group, Message
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
+from processor.pipeline.filters import SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
-from processor.pipeline.plan import Plan, Rejection
+from processor.pipeline.plan import Plan, Rejection, Skip
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.transform import SOURCE_ID_HEADER, Transformation, load_transformation
 from processor.pipeline.validate import validate
@@ -62,7 +63,7 @@ _MAX_ERROR_TEXT = 300
 
 @dataclass(frozen=True, slots=True)
 class RecordPreparer:
-    """decode → validate → map for one record, plus its ordering key and type label.
+    """decode → filter → validate → map for one record, plus its ordering key and type label.
 
     Never raises: an unexpected exception in any step (a bug, or input no check foresaw)
     becomes that record's rejection at the stage it happened in, with the reason
@@ -71,6 +72,7 @@ class RecordPreparer:
 
     settings: Settings
     templates: SubjectTemplates
+    event_filter: EventFilter
     transformation: Transformation | None = None
 
     def __call__(self, record: KafkaRecord) -> Prepared:
@@ -91,18 +93,10 @@ class RecordPreparer:
         progress.type_label = _type_label(document.get("type"))
         progress.fields = self._log_fields(record, document)
         progress.key = _document_key(record, document) or progress.key
-        progress.stage = "validate"
-        message = self._validate(document)
-        if isinstance(message, Rejection):
-            return progress.prepared(message)
-        progress.key = (
-            _record_key(record) or message.userId or message.anonymousId or progress.fallback_key
-        )
         if self.transformation is not None:
             progress.stage = "transform"
             return self._transformed(self.transformation, record, document, progress)
-        progress.stage = "map"
-        return progress.prepared(plan_event(message, self.settings.destination, self.templates))
+        return progress.prepared(self._part(record, document, progress).work)
 
     def _transformed(
         self,
@@ -111,27 +105,28 @@ class RecordPreparer:
         document: dict[str, Any],
         progress: _Progress,
     ) -> Prepared:
-        """The transformation's events, each validated again and mapped, under the one key."""
+        """The transformation's events, each filtered, validated and mapped, under one key."""
         events = transformation.run(document, _header(record, SOURCE_ID_HEADER))
-        if isinstance(events, Rejection):
+        if isinstance(events, Rejection | Skip):
             return progress.prepared(events)
-        progress.stage = "map"
-        first, *more = (self._part(event) for event in events)
+        progress.key = _record_key(record) or progress.key
+        first, *more = (self._part(record, event, progress) for event in events)
         return Prepared(progress.key, first.message_type, first.work, progress.fields, tuple(more))
 
-    def _part(self, event: dict[str, Any]) -> Part:
-        message = self._validate(event)
+    def _part(self, record: KafkaRecord, document: dict[str, Any], progress: _Progress) -> Part:
+        """filter → validate → map for one event; a valid event is ordered by the record's key,
+        else by its own userId or anonymousId."""
+        type_label = _type_label(document.get("type"))
+        progress.stage = "validate"  # the filter never dead-letters: its bugs count as validate's
+        skip = self.event_filter(document)
+        if skip is not None:
+            return Part(type_label, skip)
+        message = validate(document, accept_groups=self.settings.destination.enableProfiles)
         if isinstance(message, Rejection):
-            return Part(_type_label(event.get("type")), message)
-        plan = plan_event(message, self.settings.destination, self.templates)
-        return Part(_type_label(message.type), plan)
-
-    def _validate(self, document: dict[str, Any]) -> Message | Group | Rejection:
-        return validate(
-            document,
-            self.settings.pipeline.ignore_types,
-            accept_groups=self.settings.destination.enableProfiles,
-        )
+            return Part(type_label, message)
+        progress.stage = "map"
+        progress.key = _record_key(record) or progress.key
+        return Part(type_label, plan_event(message, self.settings.destination, self.templates))
 
     def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
         message_id, user_id = document.get("messageId"), document.get("userId")
@@ -155,7 +150,7 @@ class _Progress:
     type_label: str = "unknown"
     stage: Literal["decode", "validate", "transform", "map"] = "decode"
 
-    def prepared(self, work: Plan | Rejection) -> Prepared:
+    def prepared(self, work: Plan | Rejection | Skip) -> Prepared:
         return Prepared(self.key, self.type_label, work, self.fields)
 
 
@@ -281,9 +276,12 @@ class Processor:
             retry_max_seconds=delivery.retry_max_seconds,
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
+        for reason in SKIP_REASONS:  # every reason exported from the start, at 0
+            metrics.SKIPPED.labels(reason=reason)
         preparer = RecordPreparer(
             settings,
             SubjectTemplates(settings.destination),
+            EventFilter.from_settings(settings),
             load_transformation(settings.transformation),
         )
         intake = Intake(preparer, scheduler, self.tracker)

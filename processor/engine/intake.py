@@ -1,8 +1,14 @@
-"""From polled records to scheduled work: run the pure stages, skip what config says to skip."""
+"""From polled records to scheduled work: run the pure stages, skip what is not for Trengo.
+
+Skipped events are done at once and counted once per batch (``events_total{outcome="skipped"}``
+and ``skipped_total{reason}``); they are logged one by one only at DEBUG: most of a site's
+stream is skipped, and a log line per page view would cost more than the skip itself.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -11,7 +17,7 @@ from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTicket, OffsetTracker
 from processor.logging import log_outcome
-from processor.pipeline.plan import Plan, Rejection
+from processor.pipeline.plan import Plan, Rejection, Skip, SkipReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,7 +25,7 @@ class Part:
     """One event of a record (a transformation may fan a record out): type label and work."""
 
     message_type: str
-    work: Plan | Rejection
+    work: Plan | Rejection | Skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,7 @@ class Prepared:
 
     key: str
     message_type: str
-    work: Plan | Rejection
+    work: Plan | Rejection | Skip
     log_fields: Mapping[str, object]
     more: tuple[Part, ...] = ()
 
@@ -54,30 +60,33 @@ class Intake:
 
     def accept(self, batch: list[tuple[KafkaRecord, OffsetTicket]]) -> None:
         """Prepare each record and queue its events behind the earlier events of its key."""
+        skipped: Counter[tuple[str, SkipReason]] = Counter()
+        log_skips = logger.isEnabledFor(logging.DEBUG)
         for record, ticket in batch:
             prepared = self._prepare(record)
-            parts = (Part(prepared.message_type, prepared.work), *prepared.more)
-            to_deliver = [part for part in parts if not self._skipped(part, prepared)]
+            to_deliver = []
+            for part in (Part(prepared.message_type, prepared.work), *prepared.more):
+                work = part.work
+                if isinstance(work, Skip):
+                    skipped[part.message_type, work.reason] += 1
+                    if log_skips:
+                        log_outcome(logger, "skipped", work.detail, prepared.log_fields)
+                else:
+                    to_deliver.append((part.message_type, work))
             if not to_deliver:
                 self._tracker.mark_done(ticket)
                 continue
             if len(to_deliver) > 1:
                 self._tracker.expect_parts(ticket, len(to_deliver))
-            for part in to_deliver:
+            for message_type, work in to_deliver:
                 item = WorkItem(
                     record=record,
                     ticket=ticket,
-                    message_type=part.message_type,
-                    work=part.work,
+                    message_type=message_type,
+                    work=work,
                     log_fields=prepared.log_fields,
                 )
                 self._scheduler.submit(prepared.key, item)
-
-    @staticmethod
-    def _skipped(part: Part, prepared: Prepared) -> bool:
-        work = part.work
-        if isinstance(work, Rejection) and work.skipped:
-            metrics.EVENTS.labels(outcome="skipped", type=part.message_type).inc()
-            log_outcome(logger, "skipped", work.reason, prepared.log_fields)
-            return True
-        return False
+        for (message_type, reason), count in skipped.items():
+            metrics.EVENTS.labels(outcome="skipped", type=message_type).inc(count)
+            metrics.SKIPPED.labels(reason=reason).inc(count)

@@ -133,8 +133,20 @@ Plan = IdentifyPlan | TicketPlan | GroupPlan
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """The event cannot be delivered: dead-letter it with this reason (or skip it)."""
+    """The event cannot be delivered: dead-letter it with this reason."""
 
     reason: str
     stage: Literal["decode", "validate", "transform", "map"]
-    skipped: bool = False
+
+
+SkipReason = Literal[
+    "ignore_types", "integrations", "consent", "message_type", "unmapped_event", "transformation"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """The event is not for Trengo (the filter stage): commit it, count it by reason."""
+
+    reason: SkipReason
+    detail: str

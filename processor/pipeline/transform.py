@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from processor.config import ConfigError, TransformationConfig
-from processor.pipeline.plan import Rejection
+from processor.pipeline.plan import Rejection, Skip
 
 DESTINATION_TYPE = "TRENGO"
 SOURCE_ID_HEADER = "sourceId"
@@ -80,7 +80,9 @@ class Transformation:
     limits: Limits
     destination_name: str
 
-    def run(self, event: Document, source_id: str | None = None) -> list[Document] | Rejection:
+    def run(
+        self, event: Document, source_id: str | None = None
+    ) -> list[Document] | Rejection | Skip:
         """The events to go on with, or a skip / dead letter of stage ``transform``."""
         metadata = event_metadata(event, self.destination_name, source_id)
         started = time.perf_counter()
@@ -98,12 +100,12 @@ class Transformation:
             )
         return self._checked(result)
 
-    def _checked(self, result: object) -> list[Document] | Rejection:
+    def _checked(self, result: object) -> list[Document] | Rejection | Skip:
         if result is None:
-            return Rejection(reason=DROPPED_REASON, stage="transform", skipped=True)
+            return _DROPPED
         events = result if isinstance(result, list) else [result]
         if not events:
-            return Rejection(reason=DROPPED_REASON, stage="transform", skipped=True)
+            return _DROPPED
         if len(events) > self.limits.max_events:
             return _fail(
                 f"transformEvent returned {len(events)} events, over the"
@@ -135,6 +137,9 @@ def _within_size(events: list[Document], max_bytes: int) -> list[Document] | Rej
             " (transformation.max_output_bytes)"
         )
     return events
+
+
+_DROPPED = Skip(reason="transformation", detail=DROPPED_REASON)
 
 
 def _fail(reason: str) -> Rejection:
@@ -220,9 +225,9 @@ SAMPLE_EVENT: Document = {
 }
 
 
-def check_on_sample(transformation: Transformation) -> list[Document] | Rejection:
+def check_on_sample(transformation: Transformation) -> list[Document] | Rejection | Skip:
     """Run once on the built-in sample event; a dead letter becomes a TransformationError."""
     result = transformation.run(copy.deepcopy(SAMPLE_EVENT))
-    if isinstance(result, Rejection) and not result.skipped:
+    if isinstance(result, Rejection):
         raise TransformationError(f"transformation fails on the sample event: {result.reason}")
     return result

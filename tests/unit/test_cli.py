@@ -132,7 +132,12 @@ def test_render_shows_a_known_contact_identify_as_one_update(
     [
         (
             {"type": "track", "event": "Stress test4", "userId": "u"},
-            "rejected at map: Stress test4",
+            "skipped at filter (unmapped_event): event is not present in Event-Map template keys",
+        ),
+        ({"type": "page", "userId": "u"}, "skipped at filter (message_type)"),
+        (
+            {"type": "track", "event": "Order Completed", "integrations": {"Trengo": False}},
+            "skipped at filter (integrations)",
         ),
         ({"event": "x"}, "rejected at validate: Event type is required"),
     ],
@@ -156,3 +161,48 @@ def test_render_of_a_missing_event_file_is_a_usage_error(
 ) -> None:
     assert main(["render", "--config", str(config), str(tmp_path / "none.json")]) == 2
     assert "cannot read event file" in capsys.readouterr().err
+
+
+EXPORT = Path(__file__).parent.parent / "fixtures" / "rudderstack-trengo-destination.json"
+
+
+def export_config(tmp_path: Path) -> Path:
+    path = tmp_path / "export.yaml"
+    path.write_text(f"destination: {EXPORT.read_text()}", encoding="utf-8")
+    return path
+
+
+def test_check_config_accepts_a_rudderstack_export_and_says_which_entries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check-config", "--config", str(export_config(tmp_path))]) == 0
+    out = capsys.readouterr().out
+    assert "config OK" in out
+    for key in ("connectionMode", "consentManagement", "oneTrustCookieCategories"):
+        assert f"destination.{key}: using the 'web' entry" in out
+
+
+@pytest.mark.parametrize(
+    ("management", "expected"),
+    [
+        ({"provider": "oneTrust", "deniedConsentIds": ["C0004"]}, "skipped at filter (consent)"),
+        ({"provider": "ketch", "deniedConsentIds": ["analytics"]}, "skipped at filter (consent)"),
+        ({"provider": "ketch", "deniedConsentIds": ["marketing"]}, "1. GET"),
+    ],
+)
+def test_render_applies_the_exported_consent_settings(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    management: dict[str, object],
+    expected: str,
+) -> None:
+    event = event_file(
+        tmp_path,
+        type="track",
+        event="Order Completed",
+        userId="u",
+        properties={"order_id": 7},
+        context={"traits": {"email": "a@example.com"}, "consentManagement": management},
+    )
+    assert main(["render", "--config", str(export_config(tmp_path)), str(event)]) == 0
+    assert expected in capsys.readouterr().out

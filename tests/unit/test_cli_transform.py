@@ -77,4 +77,4 @@ def test_render_runs_the_transformation(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["render", "--config", str(config), str(event)]) == 0
     out = capsys.readouterr().out
     assert out.startswith('before transformation: {"type": "track", "event": "lobby_fps"')
-    assert "skipped by the transformation" in out
+    assert "skipped at transform (transformation)" in out

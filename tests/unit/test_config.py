@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -337,3 +338,84 @@ def test_transformation_credentials_merge_from_file_and_environment(
     settings = load_settings(write(tmp_path, text))
     # Environment names are case-insensitive, so a key set there arrives lowercased.
     assert settings.transformation.credentials == {"region": "eu", "apikey": "from-env"}
+
+
+EXPORT = Path(__file__).parent.parent / "fixtures" / "rudderstack-trengo-destination.json"
+
+
+def test_a_rudderstack_export_is_accepted_as_pasted(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, f"destination: {EXPORT.read_text()}"))
+    destination = settings.destination
+    assert destination.consent_items("oneTrustCookieCategories") == (
+        {"oneTrustCookieCategory": "C0004"},
+    )
+    providers = [item["provider"] for item in destination.consent_items("consentManagement")]
+    assert providers == ["oneTrust", "ketch"]
+    assert destination.consent_items("ketchConsentPurposes") == ({"purpose": "analytics"},)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        pytest.param([{"purpose": "a"}], ({"purpose": "a"},), id="plain-list"),
+        pytest.param({"web": [{"purpose": "a"}]}, ({"purpose": "a"},), id="only-entry"),
+        pytest.param(
+            {"web": [{"purpose": "w"}], "cloud": [{"purpose": "c"}]},
+            ({"purpose": "c"},),
+            id="cloud-entry-wins",
+        ),
+        pytest.param({}, (), id="empty-object"),
+    ],
+)
+def test_consent_settings_in_both_shapes(
+    tmp_path: Path, setting: object, expected: tuple[dict[str, str], ...]
+) -> None:
+    text = json.dumps({"apiToken": "t", "channelId": "1", "ketchConsentPurposes": setting})
+    settings = load_settings(write(tmp_path, f"destination: {text}\n"))
+    assert settings.destination.consent_items("ketchConsentPurposes") == expected
+
+
+@pytest.mark.parametrize(
+    ("destination", "message"),
+    [
+        pytest.param(
+            "eventFilteringOption: whitelistedEvents",
+            "destination: eventFilteringOption: a device-mode setting",
+            id="device-mode-key",
+        ),
+        pytest.param(
+            "blacklistedEvents: [{eventName: Page}]",
+            "destination: blacklistedEvents: a device-mode setting",
+            id="device-mode-list",
+        ),
+        pytest.param(
+            "connectionMode: device",
+            "destination.connectionMode: 'device' is not supported: Trengo only has cloud mode",
+            id="device-mode",
+        ),
+        pytest.param(
+            "connectionMode: {web: cloud, ios: hybrid}",
+            "'hybrid' is not supported",
+            id="per-source-mode",
+        ),
+        pytest.param(
+            "consentManagement: {web: [], android: []}",
+            "consentManagement: one entry per source type (android, web) and none for 'cloud'",
+            id="ambiguous-source-types",
+        ),
+        pytest.param(
+            "oneTrustCookieCategories: C0004",
+            "destination.oneTrustCookieCategories",
+            id="consent-not-a-list",
+        ),
+        pytest.param("enableDedupe: true", "enableDedupe", id="typo-still-an-error"),
+    ],
+)
+def test_rudderstack_keys_outside_cloud_mode_are_config_errors(
+    tmp_path: Path, destination: str, message: str
+) -> None:
+    text = f'destination:\n  apiToken: t\n  channelId: "1"\n  {destination}\n'
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, text))
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)

@@ -14,6 +14,7 @@ from processor.config import Settings
 from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.intake import Intake
 from processor.engine.offsets import OffsetTracker
+from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import Rejection, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
 from processor.runner import RecordPreparer
@@ -29,7 +30,9 @@ SETTINGS = Settings(
 
 
 def _preparer(settings: Settings = SETTINGS) -> RecordPreparer:
-    return RecordPreparer(settings, SubjectTemplates(settings.destination))
+    return RecordPreparer(
+        settings, SubjectTemplates(settings.destination), EventFilter.from_settings(settings)
+    )
 
 
 def _record(value: bytes, offset: int = 0, key: bytes | None = None) -> KafkaRecord:
@@ -117,9 +120,9 @@ def test_an_exception_in_a_stage_is_that_records_rejection_at_that_stage(
 
 
 def test_a_template_that_raises_outside_jinja_is_a_map_internal_error() -> None:
-    prepared = RecordPreparer(SETTINGS, _FailingTemplates(SETTINGS.destination))(
-        _record(_order("ann"))
-    )
+    prepared = RecordPreparer(
+        SETTINGS, _FailingTemplates(SETTINGS.destination), EventFilter.from_settings(SETTINGS)
+    )(_record(_order("ann")))
 
     assert prepared.work == Rejection("internal error: RuntimeError: boom \\ud800", "map")
 

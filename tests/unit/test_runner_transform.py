@@ -10,6 +10,7 @@ from processor.config import Settings
 from processor.engine.handler import KafkaRecord
 from processor.engine.intake import Intake
 from processor.engine.offsets import OffsetTracker
+from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import Rejection, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.transform import load_transformation
@@ -36,6 +37,7 @@ def _preparer() -> RecordPreparer:
     return RecordPreparer(
         SETTINGS,
         SubjectTemplates(SETTINGS.destination),
+        EventFilter.from_settings(SETTINGS),
         load_transformation(SETTINGS.transformation),
     )
 
@@ -115,4 +117,4 @@ def test_render_shows_the_event_before_and_after_and_each_plan() -> None:
     assert report.startswith('before transformation: {"type": "track", "event": "Bundle Bought"')
     assert "'Part 1'" in report and "'Part 2'" in report
     dropped = render_event(_track("Debug Ping"), SETTINGS, transformation)
-    assert "skipped by the transformation: dropped by the transformation" in dropped
+    assert "skipped at transform (transformation): dropped by the transformation" in dropped

@@ -8,7 +8,7 @@ from processor import metrics
 from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.intake import Intake, Prepared
 from processor.engine.offsets import OffsetTracker
-from processor.pipeline.plan import Rejection
+from processor.pipeline.plan import Skip
 from tests.unit.engine.fakes import TOPIC, identify_plan
 
 
@@ -23,7 +23,7 @@ class RecordingScheduler:
 def prepare(record: KafkaRecord) -> Prepared:
     """Offsets 1 and 3 are ignored page events; the others identify user-<offset % 2>."""
     if record.offset in (1, 3):
-        skip = Rejection("Event type page is ignored", "validate", skipped=True)
+        skip = Skip("message_type", "Message type page not supported")
         return Prepared("user-1", "page", skip, {"offset": record.offset})
     plan = identify_plan(f"u{record.offset}@example.com", "U")
     return Prepared(f"user-{record.offset % 2}", "identify", plan, {"offset": record.offset})
@@ -42,6 +42,10 @@ def test_records_are_queued_by_key_and_skipped_ones_are_done_at_once() -> None:
         batch.append((record, ticket))
     labels = {"outcome": "skipped", "type": "page"}
     before = metrics.REGISTRY.get_sample_value("trengo_processor_events_total", labels) or 0
+    by_reason = {"reason": "message_type"}
+    skipped_before = (
+        metrics.REGISTRY.get_sample_value("trengo_processor_skipped_total", by_reason) or 0
+    )
 
     intake.accept(batch)
 
@@ -52,6 +56,8 @@ def test_records_are_queued_by_key_and_skipped_ones_are_done_at_once() -> None:
     ]
     after = metrics.REGISTRY.get_sample_value("trengo_processor_events_total", labels)
     assert after == before + 2
+    skipped = metrics.REGISTRY.get_sample_value("trengo_processor_skipped_total", by_reason)
+    assert skipped == skipped_before + 2
     assert tracker.pending_counts() == {(TOPIC, 0): 5}  # 0 is not done, so 1 and 3 wait
     for _key, item in scheduler.submitted:
         tracker.mark_done(item.ticket)
