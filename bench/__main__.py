@@ -15,7 +15,16 @@ from typing import Protocol, cast
 from bench.report import assemble, write_section
 
 # Benchmark modules of this package, in the order of RESULTS.md.
-BENCHMARKS = ("budget", "throughput", "latency", "memory", "scaling", "features", "commits")
+BENCHMARKS = (
+    "budget",
+    "throughput",
+    "latency",
+    "memory",
+    "scaling",
+    "features",
+    "commits",
+    "transform",
+)
 
 
 class Benchmark(Protocol):

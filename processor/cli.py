@@ -24,6 +24,7 @@ from processor.engine.shutdown import install_stop_signals
 from processor.logging import configure_logging
 from processor.online_check import CheckLine, check_account
 from processor.pipeline.templates import SubjectTemplates, TemplateConfigError
+from processor.pipeline.transform import check_on_sample, load_transformation
 from processor.render import render_event
 from processor.runner import Processor, tune_garbage_collector
 from processor.sandbox.trengo import add_sandbox_arguments, options_from_args, serve
@@ -145,12 +146,21 @@ def _check_config(args: argparse.Namespace) -> int:
         source_type = source_type_used(getattr(destination, key))
         if source_type is not None:
             print(f"destination.{key}: using the '{source_type}' entry")
+    transformation = load_transformation(settings.transformation)
+    if transformation is not None:
+        check_on_sample(transformation)
+        print(f"transformation OK: {_transformation_source(settings)} runs on the sample event")
     if not args.online:
         return 0
     lines = asyncio.run(_check_online(settings))
     for line in lines:
         print(line.render())
     return 0 if all(line.passed for line in lines) else EXIT_USAGE
+
+
+def _transformation_source(settings: Settings) -> str:
+    config = settings.transformation
+    return f"python {config.python}" if config.python else f"javascript {config.javascript}"
 
 
 async def _check_online(settings: Settings) -> list[CheckLine]:
@@ -170,7 +180,7 @@ def _render(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"{args.event}: cannot read event file ({error.strerror})", file=sys.stderr)
         return EXIT_USAGE
-    print(render_event(event_bytes, settings))
+    print(render_event(event_bytes, settings, load_transformation(settings.transformation)))
     return 0
 
 

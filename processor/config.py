@@ -369,6 +369,25 @@ class PipelineConfig(_Section):
     unmapped_events: Literal["skip", "dead_letter"] = "skip"
 
 
+class TransformationConfig(_Section):
+    """The user's RudderStack transformation (off unless python or javascript is set)."""
+
+    python: str | None = None  # "package.module:function" or a .py file with transformEvent
+    javascript: Path | None = None  # a RudderStack JavaScript transformation file
+    timeout_ms: int = Field(default=100, ge=1)
+    memory_limit_mb: int = Field(default=64, ge=1)  # JavaScript only
+    max_events: int = Field(default=100, ge=1)  # events one call may return (fan-out)
+    max_output_bytes: int = Field(default=1_048_576, ge=1)
+    credentials: dict[str, str] = Field(default_factory=dict)  # getCredential(key)
+    destination_name: str = "Trengo"  # metadata(event).destinationName
+
+    @model_validator(mode="after")
+    def _one_language(self) -> TransformationConfig:
+        if self.python is not None and self.javascript is not None:
+            raise ValueError("set python or javascript, not both")
+        return self
+
+
 class DeliveryConfig(_Section):
     max_in_flight: int = Field(default=256, ge=1)
     max_buffered_events: int = Field(default=10_000, ge=1)
@@ -416,6 +435,7 @@ class Settings(BaseSettings):
     trengo: TrengoConfig = Field(default_factory=TrengoConfig)
     destination: DestinationConfig
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    transformation: TransformationConfig = Field(default_factory=TransformationConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     log: LogConfig = Field(default_factory=LogConfig)

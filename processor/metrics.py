@@ -22,7 +22,7 @@ EVENTS = Counter(
 SKIPPED = Counter(
     f"{PREFIX}_skipped",
     "Events skipped as RudderStack would not have sent them to Trengo, by reason "
-    "(message_type|unmapped_event|integrations|consent|ignore_types).",
+    "(message_type|unmapped_event|integrations|consent|ignore_types|transformation).",
     ["reason"],
     registry=REGISTRY,
 )

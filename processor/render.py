@@ -10,8 +10,10 @@ a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from processor.config import Settings, TrengoConfig
@@ -29,6 +31,7 @@ from processor.pipeline.plan import (
     TicketPlan,
 )
 from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.transform import Transformation
 from processor.pipeline.validate import validate
 from processor.trengo import requests
 from processor.trengo.labels import REFRESH_INTERVAL_SECONDS
@@ -49,11 +52,32 @@ class Step:
     request: TrengoRequest
 
 
-def render_event(value: bytes, settings: Settings) -> str:
-    """The dry-run report for one event's bytes."""
+def render_event(
+    value: bytes, settings: Settings, transformation: Transformation | None = None
+) -> str:
+    """The dry-run report for one event's bytes; with a transformation, the event before and
+    after it and the report of each event it returned."""
     document = decode(value)
     if isinstance(document, Rejection):
         return _rejected(document, settings)
+    if transformation is None:
+        return _render_document(document, settings)
+    lines = [f"before transformation: {json.dumps(document, ensure_ascii=False)}"]
+    events = transformation.run(copy.deepcopy(document))
+    if isinstance(events, Skip):
+        return "\n".join([*lines, _skipped(events)])
+    if isinstance(events, Rejection):
+        return "\n".join([*lines, _rejected(events, settings)])
+    for number, event in enumerate(events, start=1):
+        lines.append(
+            f"after transformation ({number} of {len(events)}):"
+            f" {json.dumps(event, ensure_ascii=False)}"
+        )
+        lines.append(_render_document(event, settings))
+    return "\n".join(lines)
+
+
+def _render_document(document: dict[str, Any], settings: Settings) -> str:
     skip = EventFilter.from_settings(settings)(document)
     if skip is not None:
         return _skipped(skip)
@@ -230,9 +254,12 @@ def _shown_url(base_url: str, request: TrengoRequest) -> str:
     return shown
 
 
+_SKIP_STAGE = {"transformation": "transform"}
+
+
 def _skipped(skip: Skip) -> str:
     return (
-        f"skipped at filter ({skip.reason}): {skip.detail}\n"
+        f"skipped at {_SKIP_STAGE.get(skip.reason, 'filter')} ({skip.reason}): {skip.detail}\n"
         "→ committed without a call, counted in trengo_processor_skipped_total\nrequests: none"
     )
 

@@ -34,7 +34,7 @@ from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetterWriter, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
-from processor.engine.intake import Intake, Prepared
+from processor.engine.intake import Intake, Part, Prepared
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
@@ -46,6 +46,7 @@ from processor.pipeline.filters import SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.transform import SOURCE_ID_HEADER, Transformation, load_transformation
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
 from processor.trengo.delivery import PlanExecutor
@@ -74,6 +75,7 @@ class RecordPreparer:
     settings: Settings
     templates: SubjectTemplates
     event_filter: EventFilter
+    transformation: Transformation | None = None
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
@@ -93,19 +95,45 @@ class RecordPreparer:
         progress.type_label = _type_label(document.get("type"))
         progress.fields = self._log_fields(record, document)
         progress.key = _document_key(record, document) or progress.key
+        if self.transformation is not None:
+            progress.stage = "transform"
+            return self._transformed(self.transformation, record, document, progress)
+        return progress.prepared(self._part(record, document, progress).work)
+
+    def _transformed(
+        self,
+        transformation: Transformation,
+        record: KafkaRecord,
+        document: dict[str, Any],
+        progress: _Progress,
+    ) -> Prepared:
+        """The transformation's events, each filtered, validated and mapped, under one key."""
+        events = transformation.run(document, _header(record, SOURCE_ID_HEADER))
+        if isinstance(events, Rejection | Skip):
+            return progress.prepared(events)
+        progress.key = _record_key(record) or progress.key
+        first, *more = (
+            self._part(record, event, progress, part) for part, event in enumerate(events)
+        )
+        return Prepared(progress.key, first.message_type, first.work, progress.fields, tuple(more))
+
+    def _part(
+        self, record: KafkaRecord, document: dict[str, Any], progress: _Progress, part: int = 0
+    ) -> Part:
+        """filter → validate → map for one event (``part`` of a fanned-out record); a valid
+        event is ordered by the record's key, else by its own userId or anonymousId."""
+        type_label = _type_label(document.get("type"))
         progress.stage = "validate"  # the filter never dead-letters: its bugs count as validate's
         skip = self.event_filter(document)
         if skip is not None:
-            return progress.prepared(skip)
+            return Part(type_label, skip)
         message = validate(document, accept_groups=self.settings.destination.enableProfiles)
         if isinstance(message, Rejection):
-            return progress.prepared(message)
+            return Part(type_label, message)
         progress.stage = "map"
-        progress.key = (
-            _record_key(record) or message.userId or message.anonymousId or progress.fallback_key
-        )
+        progress.key = _record_key(record) or progress.key
         plan = plan_event(message, self.settings.destination, self.templates)
-        return progress.prepared(resumable_by_position(plan, record))
+        return Part(type_label, resumable_by_position(plan, record, part))
 
     def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
         message_id, user_id = document.get("messageId"), document.get("userId")
@@ -119,10 +147,15 @@ class RecordPreparer:
         )
 
 
-def resumable_by_position(plan: Plan | Rejection, record: KafkaRecord) -> Plan | Rejection:
-    """A ticket with follow-ups but no messageId is resumed by its position in the topic."""
+def resumable_by_position(
+    plan: Plan | Rejection, record: KafkaRecord, part: int = 0
+) -> Plan | Rejection:
+    """A ticket with follow-ups but no messageId is resumed by its position in the topic (and
+    its place among the events a transformation made of the record)."""
     if isinstance(plan, TicketPlan) and plan.event_key is None and (plan.message or plan.labels):
         position_key = f"kafka:{record.topic}/{record.partition}/{record.offset}"
+        if part:
+            position_key += f"#{part}"
         return dataclasses.replace(plan, event_key=position_key)
     return plan
 
@@ -135,7 +168,7 @@ class _Progress:
     fields: dict[str, object]
     key: str
     type_label: str = "unknown"
-    stage: Literal["decode", "validate", "map"] = "decode"
+    stage: Literal["decode", "validate", "transform", "map"] = "decode"
 
     def prepared(self, work: Plan | Rejection | Skip) -> Prepared:
         return Prepared(self.key, self.type_label, work, self.fields)
@@ -159,6 +192,13 @@ def _internal_error(error: Exception) -> str:
     """``internal error: <type>: <text>``, as text any header or log line can carry."""
     text = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
     return "internal error: " + text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _header(record: KafkaRecord, name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None
 
 
 def _record_key(record: KafkaRecord) -> str | None:
@@ -262,7 +302,10 @@ class Processor:
         for reason in SKIP_REASONS:  # every reason exported from the start, at 0
             metrics.SKIPPED.labels(reason=reason)
         preparer = RecordPreparer(
-            settings, SubjectTemplates(settings.destination), EventFilter.from_settings(settings)
+            settings,
+            SubjectTemplates(settings.destination),
+            EventFilter.from_settings(settings),
+            load_transformation(settings.transformation),
         )
         intake = Intake(preparer, scheduler, self.tracker)
         poll = PollLoop(

@@ -49,7 +49,7 @@ DLQ_HEADERS = (
     HEADER_ORIGINAL_SIZE,
 )
 
-Stage = Literal["decode", "validate", "map", "deliver"]
+Stage = Literal["decode", "validate", "transform", "map", "deliver"]
 Headers = Sequence[tuple[str, bytes | None]]
 MAX_REASON_BYTES = 2000
 # What "too large" looks like: from the producer's own check or from the broker.

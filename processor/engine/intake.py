@@ -21,13 +21,26 @@ from processor.pipeline.plan import Plan, Rejection, Skip, SkipReason
 
 
 @dataclass(frozen=True, slots=True)
+class Part:
+    """One event of a record (a transformation may fan a record out): type label and work."""
+
+    message_type: str
+    work: Plan | Rejection | Skip
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
-    """A record after decode, validate and map: its ordering key, type label and work."""
+    """A record after decode, validate and map: its ordering key, type label and work.
+
+    ``more`` holds the events after the first when a transformation fanned the record out:
+    all are delivered in order under the record's key, and its offset is done when all are.
+    """
 
     key: str
     message_type: str
     work: Plan | Rejection | Skip
     log_fields: Mapping[str, object]
+    more: tuple[Part, ...] = ()
 
 
 logger = logging.getLogger(__name__)
@@ -46,26 +59,34 @@ class Intake:
         self._tracker = tracker
 
     def accept(self, batch: list[tuple[KafkaRecord, OffsetTicket]]) -> None:
-        """Prepare each record and queue it behind the earlier events of its key."""
+        """Prepare each record and queue its events behind the earlier events of its key."""
         skipped: Counter[tuple[str, SkipReason]] = Counter()
         log_skips = logger.isEnabledFor(logging.DEBUG)
         for record, ticket in batch:
             prepared = self._prepare(record)
-            work = prepared.work
-            if isinstance(work, Skip):
+            to_deliver = []
+            for part in (Part(prepared.message_type, prepared.work), *prepared.more):
+                work = part.work
+                if isinstance(work, Skip):
+                    skipped[part.message_type, work.reason] += 1
+                    if log_skips:
+                        log_outcome(logger, "skipped", work.detail, prepared.log_fields)
+                else:
+                    to_deliver.append((part.message_type, work))
+            if not to_deliver:
                 self._tracker.mark_done(ticket)
-                skipped[prepared.message_type, work.reason] += 1
-                if log_skips:
-                    log_outcome(logger, "skipped", work.detail, prepared.log_fields)
                 continue
-            item = WorkItem(
-                record=record,
-                ticket=ticket,
-                message_type=prepared.message_type,
-                work=work,
-                log_fields=prepared.log_fields,
-            )
-            self._scheduler.submit(prepared.key, item)
+            if len(to_deliver) > 1:
+                self._tracker.expect_parts(ticket, len(to_deliver))
+            for message_type, work in to_deliver:
+                item = WorkItem(
+                    record=record,
+                    ticket=ticket,
+                    message_type=message_type,
+                    work=work,
+                    log_fields=prepared.log_fields,
+                )
+                self._scheduler.submit(prepared.key, item)
         for (message_type, reason), count in skipped.items():
             metrics.EVENTS.labels(outcome="skipped", type=message_type).inc(count)
             metrics.SKIPPED.labels(reason=reason).inc(count)

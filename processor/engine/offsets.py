@@ -65,6 +65,7 @@ class _PartitionOffsets:
     commit_position: int | None = None  # next offset to consume after the done prefix
     committed: CommitPoint | None = None
     highest_started: int = -1
+    parts_left: dict[int, int] = field(default_factory=dict)  # fanned-out offsets: parts to go
     revoking: bool = False
 
     def advance(self) -> None:
@@ -152,6 +153,10 @@ class OffsetTracker:
             state = self._partitions.get((ticket.topic, ticket.partition))
             if state is None or state.epoch != ticket.epoch:
                 return False
+            left = state.parts_left.pop(ticket.offset, 1) - 1
+            if left > 0:
+                state.parts_left[ticket.offset] = left
+                return True
             state.done.add(ticket.offset)
             state.active_at = self._clock()
             state.advance()
@@ -180,6 +185,13 @@ class OffsetTracker:
                 for tp, state in self._partitions.items()
                 if state.in_order
             }
+
+    def expect_parts(self, ticket: OffsetTicket, count: int) -> None:
+        """The offset is done after ``count`` calls of ``mark_done`` (a fanned-out event)."""
+        with self._lock:
+            state = self._partitions.get((ticket.topic, ticket.partition))
+            if state is not None and state.epoch == ticket.epoch:
+                state.parts_left[ticket.offset] = count
 
     def is_current(self, ticket: OffsetTicket) -> bool:
         """True while work for the ticket may go on: its assignment is ours and, once the

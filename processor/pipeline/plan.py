@@ -136,10 +136,12 @@ class Rejection:
     """The event cannot be delivered: dead-letter it with this reason."""
 
     reason: str
-    stage: Literal["decode", "validate", "map"]
+    stage: Literal["decode", "validate", "transform", "map"]
 
 
-SkipReason = Literal["ignore_types", "integrations", "consent", "message_type", "unmapped_event"]
+SkipReason = Literal[
+    "ignore_types", "integrations", "consent", "message_type", "unmapped_event", "transformation"
+]
 
 
 @dataclass(frozen=True, slots=True)

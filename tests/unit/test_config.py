@@ -330,6 +330,16 @@ def test_profiles_switched_on_from_the_environment_still_need_the_key(
         load_settings(write(tmp_path, MINIMAL))
 
 
+def test_transformation_credentials_merge_from_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRENGO_PROCESSOR_TRANSFORMATION__CREDENTIALS__apiKey", "from-env")
+    text = MINIMAL + "transformation:\n  credentials:\n    region: eu\n"
+    settings = load_settings(write(tmp_path, text))
+    # Environment names are case-insensitive, so a key set there arrives lowercased.
+    assert settings.transformation.credentials == {"region": "eu", "apikey": "from-env"}
+
+
 EXPORT = Path(__file__).parent.parent / "fixtures" / "rudderstack-trengo-destination.json"
 
 

@@ -168,3 +168,32 @@ def test_pending_bytes_count_the_records_not_yet_committable() -> None:
     assert tracker.pending_bytes()[TP] == 600
     tracker.mark_done(tickets[0])
     assert tracker.pending_bytes()[TP] == 300
+
+
+def test_a_fanned_out_offset_is_done_when_all_its_parts_are() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    fanned, single = tracker.register(*TP, 0), tracker.register(*TP, 1)
+    assert fanned is not None and single is not None
+    tracker.expect_parts(fanned, 3)
+    assert tracker.mark_done(single)
+    for _part in range(2):
+        assert tracker.mark_done(fanned)
+        assert tracker.commit_positions() == {}
+    assert tracker.mark_done(fanned)
+    assert tracker.commit_positions() == {TP: 2}
+
+
+def test_parts_of_a_revoked_assignment_do_not_carry_over() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    stale = tracker.register(*TP, 0)
+    assert stale is not None
+    tracker.expect_parts(stale, 2)
+    tracker.drop([TP])
+    tracker.assign([TP])
+    fresh = tracker.register(*TP, 0)
+    assert fresh is not None
+    tracker.expect_parts(stale, 5)  # ignored: an old epoch
+    assert tracker.mark_done(fresh)  # one part: the redelivered record was not fanned out yet
+    assert tracker.commit_positions() == {TP: 1}
