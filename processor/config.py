@@ -11,6 +11,7 @@ RudderStack config can be pasted in as it is.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,8 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -140,6 +143,82 @@ class CustomFieldMapping(_Section):
     fieldId: TrengoFieldId  # noqa: N815 - RudderStack-style key
 
 
+# RudderStack's UI stores the consent keys and connectionMode per source type
+# ({"web": [...], "cloud": [...]}); rudder-server receives the resolved plain value.
+PREFERRED_SOURCE_TYPE = "cloud"
+PER_SOURCE_TYPE_KEYS = (
+    "connectionMode",
+    "consentManagement",
+    "oneTrustCookieCategories",
+    "ketchConsentPurposes",
+)
+# RudderStack keys applied by its SDKs only (device mode): no server-side meaning.
+DEVICE_MODE_KEYS = frozenset({"eventFilteringOption", "whitelistedEvents", "blacklistedEvents"})
+
+
+def source_type_choice(value: object) -> tuple[object, str | None]:
+    """The plain value of a per-source-type object, and the source type it came from.
+
+    The ``cloud`` entry wins, else the only one; a plain value is returned as it is (``None``).
+    """
+    if not isinstance(value, dict) or not value:
+        return value, None
+    if PREFERRED_SOURCE_TYPE in value:
+        return value[PREFERRED_SOURCE_TYPE], PREFERRED_SOURCE_TYPE
+    if len(value) == 1:
+        ((source_type, chosen),) = value.items()
+        return chosen, str(source_type)
+    raise ValueError(
+        f"one entry per source type ({', '.join(sorted(map(str, value)))}) and none is "
+        f"'{PREFERRED_SOURCE_TYPE}': keep the one for the sources this topic carries"
+    )
+
+
+def _plain_value(value: object) -> object:
+    return source_type_choice(value)[0]
+
+
+def _connection_mode(value: object) -> object:
+    """Only cloud mode exists for Trengo, so every source type must say ``cloud``."""
+    if isinstance(value, dict):
+        modes = set(map(str, value.values()))
+        return modes.pop() if len(modes) == 1 else ", ".join(sorted(modes))
+    return value
+
+
+class ConsentId(_Section):
+    consent: str = ""
+
+
+class ConsentProvider(_Section):
+    """One ``consentManagement`` entry: the consents this destination needs from a provider."""
+
+    provider: str = ""
+    resolutionStrategy: str = ""  # noqa: N815 - RudderStack's key
+    consents: tuple[ConsentId, ...] = ()
+
+
+class OneTrustCategory(_Section):
+    oneTrustCookieCategory: str = ""  # noqa: N815 - RudderStack's key
+
+
+class KetchPurpose(_Section):
+    purpose: str = ""
+
+
+def _chosen_source_type(value: object) -> str | None:
+    try:
+        return source_type_choice(value)[1]
+    except ValueError:
+        return None
+
+
+def _plain_or_per_source_type(item: type[_Section]) -> BeforeValidator:
+    """Reads either shape; the JSON Schema offers both."""
+    plain = tuple[item, ...]  # type: ignore[valid-type]
+    return BeforeValidator(_plain_value, json_schema_input_type=plain | dict[str, plain])
+
+
 class DestinationConfig(_Section):
     """RudderStack's Trengo destination config, same keys."""
 
@@ -157,6 +236,42 @@ class DestinationConfig(_Section):
     # profileKeyFieldId holds the groupId. enableProfiles comes first: the key's check reads it.
     enableProfiles: bool = False  # noqa: N815
     profileKeyFieldId: TrengoFieldId | None = Field(default=None, validate_default=True)  # noqa: N815
+    # The rest of RudderStack's definition: consent (applied by the filter stage) and the
+    # connection mode, in either shape (see source_type_choice).
+    connectionMode: Annotated[  # noqa: N815
+        Literal["cloud"],
+        BeforeValidator(
+            _connection_mode, json_schema_input_type=Literal["cloud"] | dict[str, Literal["cloud"]]
+        ),
+    ] = "cloud"
+    consentManagement: Annotated[  # noqa: N815
+        tuple[ConsentProvider, ...], _plain_or_per_source_type(ConsentProvider)
+    ] = ()
+    oneTrustCookieCategories: Annotated[  # noqa: N815
+        tuple[OneTrustCategory, ...], _plain_or_per_source_type(OneTrustCategory)
+    ] = ()
+    ketchConsentPurposes: Annotated[  # noqa: N815
+        tuple[KetchPurpose, ...], _plain_or_per_source_type(KetchPurpose)
+    ] = ()
+
+    _consent_source_types: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_source_types(cls, data: object, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """Keep which source type's entry each per-source-type key was read from."""
+        config = handler(data)
+        if isinstance(data, dict):
+            for key in PER_SOURCE_TYPE_KEYS[1:]:
+                source_type = _chosen_source_type(data.get(key))
+                if source_type is not None:
+                    config._consent_source_types[key] = source_type
+        return config
+
+    @property
+    def consent_source_types(self) -> Mapping[str, str]:
+        """Consent key → the source type whose entry was taken (per-source-type shape only)."""
+        return self._consent_source_types
 
     @field_validator("channelId", mode="before")
     @classmethod
@@ -202,8 +317,13 @@ class DestinationConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    # Message types committed and counted as skipped instead of dead-lettered.
+    # More message types committed and counted as skipped (beyond those RudderStack never sends
+    # to Trengo, which are skipped anyway).
     ignore_types: tuple[str, ...] = ()
+    # True: page, screen, alias, ... are dead-lettered as before the filter stage existed.
+    dead_letter_unsupported_types: bool = False
+    # A track whose event has no eventTemplateMap entry: skipped (counted) or dead-lettered.
+    unmapped_events: Literal["skip", "dead_letter"] = "skip"
 
 
 class DeliveryConfig(_Section):
@@ -339,6 +459,11 @@ def _describe(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
+            if item["loc"][-1] in DEVICE_MODE_KEYS:
+                message += (
+                    " (a RudderStack device-mode setting: its SDKs apply it, the server never did;"
+                    " see README 'Migrating from RudderStack')"
+                )
         problems.append(f"{key}: {message}" if key else message)
     return "; ".join(problems)
 

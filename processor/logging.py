@@ -79,11 +79,15 @@ def user_id_hash(user_id: str) -> str:
 
 
 def log_outcome(
-    logger: logging.Logger, outcome: str, reason: str | None, fields: Mapping[str, object]
+    logger: logging.Logger,
+    outcome: str,
+    reason: str | None,
+    fields: Mapping[str, object],
+    level: int | None = None,
 ) -> None:
-    """Log how one event finished (dead letters at WARNING, the rest at INFO)."""
+    """Log how one event finished (by default dead letters at WARNING, the rest at INFO)."""
     message = f"event {outcome}" if reason is None else f"event {outcome}: {reason}"
-    level = _OUTCOME_LEVELS.get(outcome, logging.INFO)
+    level = _OUTCOME_LEVELS.get(outcome, logging.INFO) if level is None else level
     logger.log(level, message, extra={**fields, "outcome": outcome, "reason": reason})
 
 

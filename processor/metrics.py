@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from processor.pipeline.plan import SKIP_REASONS
+
 PREFIX = "trengo_processor"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -19,6 +21,15 @@ EVENTS = Counter(
     ["outcome", "type"],
     registry=REGISTRY,
 )
+SKIPPED = Counter(
+    f"{PREFIX}_skipped",
+    "Events skipped (committed, not sent, not dead-lettered), by the filter rule that skipped "
+    "them (message_type|unmapped_event|integrations|consent|ignore_types).",
+    ["reason"],
+    registry=REGISTRY,
+)
+# Bound once: the skip path must not look labels up per event.
+SKIPPED_BY_REASON = {reason: SKIPPED.labels(reason=reason) for reason in SKIP_REASONS}
 TRENGO_REQUESTS = Counter(
     f"{PREFIX}_trengo_requests",
     "Trengo API calls, by operation and HTTP status (or 'error' when no response came).",

@@ -1,6 +1,7 @@
 """``trengo-processor render``: what one event would do, without touching the network.
 
-Prints the outcome of decode → validate → map, then the exact requests the delivery stage
+Prints the outcome of decode → filter → validate → map (for a skipped event: the filter rule
+and why), then the exact requests the delivery stage
 would send (method, full URL, JSON body) and when each one is sent. Ids that only a search or
 a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}`` and
 ``{label_id of 'name'}``. The API token never appears.
@@ -14,6 +15,7 @@ from urllib.parse import quote
 
 from processor.config import Settings, TrengoConfig
 from processor.pipeline.decode import decode
+from processor.pipeline.filters import FilterRules, filter_event
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
     ContactRef,
@@ -49,11 +51,13 @@ def render_event(value: bytes, settings: Settings) -> str:
     document = decode(value)
     if isinstance(document, Rejection):
         return _rejected(document, settings)
-    message = validate(
-        document,
-        settings.pipeline.ignore_types,
-        accept_groups=settings.destination.enableProfiles,
-    )
+    skip = filter_event(document, FilterRules.from_settings(settings))
+    if skip is not None:
+        return (
+            f"skipped at filter ({skip.reason}): {skip.detail}\n"
+            "→ committed and counted, no Trengo call would be made\nrequests: none"
+        )
+    message = validate(document, accept_groups=settings.destination.enableProfiles)
     if isinstance(message, Rejection):
         return _rejected(message, settings)
     plan = plan_event(message, settings.destination, SubjectTemplates(settings.destination))
@@ -213,8 +217,6 @@ def _shown_url(base_url: str, request: TrengoRequest) -> str:
 
 
 def _rejected(rejection: Rejection, settings: Settings) -> str:
-    if rejection.skipped:
-        return f"skipped (pipeline.ignore_types): {rejection.reason}\nrequests: none"
     return (
         f"rejected at {rejection.stage}: {rejection.reason}\n"
         f"→ dead-letter topic {settings.kafka.dead_letter_topic}\nrequests: none"

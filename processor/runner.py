@@ -1,6 +1,6 @@
 """Wires the stages and the engine into one running processor (``trengo-processor run``).
 
-The pure stages (decode → validate → map) run on the event loop as records arrive; delivery
+The pure stages (decode → filter → validate → map) run on the event loop as records arrive; delivery
 runs on the keyed scheduler; the poll thread owns the consumer. Shutdown, in order:
 
 1. Stop starting new work: the scheduler starts no queued or retrying event, and the poll
@@ -38,8 +38,9 @@ from processor.engine.offsets import TopicPartition as PartitionKey
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
+from processor.pipeline.filters import FilterRules, filter_event
 from processor.pipeline.map import plan_event
-from processor.pipeline.plan import Rejection
+from processor.pipeline.plan import Rejection, Skip
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
@@ -57,10 +58,11 @@ FLUSH_SECONDS = 10.0
 
 @dataclass(frozen=True, slots=True)
 class RecordPreparer:
-    """decode → validate → map for one record, plus its ordering key and type label."""
+    """decode → filter → validate → map for one record, plus its ordering key and type label."""
 
     settings: Settings
     templates: SubjectTemplates
+    rules: FilterRules
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
@@ -69,12 +71,10 @@ class RecordPreparer:
             return Prepared(fallback_key, "unknown", document, self._log_fields(record, {}))
         type_label = _type_label(document.get("type"))
         fields = self._log_fields(record, document)
-        message = validate(
-            document,
-            self.settings.pipeline.ignore_types,
-            accept_groups=self.settings.destination.enableProfiles,
+        message = filter_event(document, self.rules) or validate(
+            document, accept_groups=self.settings.destination.enableProfiles
         )
-        if isinstance(message, Rejection):
+        if isinstance(message, Rejection | Skip):
             key = _document_key(record, document) or fallback_key
             return Prepared(key, type_label, message, fields)
         key = _record_key(record) or message.userId or message.anonymousId or fallback_key
@@ -197,7 +197,9 @@ class Processor:
             retry_max_seconds=delivery.retry_max_seconds,
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
-        preparer = RecordPreparer(settings, SubjectTemplates(settings.destination))
+        preparer = RecordPreparer(
+            settings, SubjectTemplates(settings.destination), FilterRules.from_settings(settings)
+        )
         intake = Intake(preparer, scheduler, self.tracker)
         poll = PollLoop(
             consumer=Consumer(consumer_config(settings.kafka)),

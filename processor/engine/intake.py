@@ -11,16 +11,16 @@ from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTicket, OffsetTracker
 from processor.logging import log_outcome
-from processor.pipeline.plan import Plan, Rejection
+from processor.pipeline.plan import Plan, Rejection, Skip
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A record after decode, validate and map: its ordering key, type label and work."""
+    """A record after decode, filter, validate and map: its ordering key, type label and work."""
 
     key: str
     message_type: str
-    work: Plan | Rejection
+    work: Plan | Rejection | Skip
     log_fields: Mapping[str, object]
 
 
@@ -44,10 +44,13 @@ class Intake:
         for record, ticket in batch:
             prepared = self._prepare(record)
             work = prepared.work
-            if isinstance(work, Rejection) and work.skipped:
+            if isinstance(work, Skip):
                 self._tracker.mark_done(ticket)
                 metrics.EVENTS.labels(outcome="skipped", type=prepared.message_type).inc()
-                log_outcome(logger, "skipped", work.reason, prepared.log_fields)
+                metrics.SKIPPED_BY_REASON[work.reason].inc()
+                # Skips are the bulk of a RudderStack topic: one line each only at DEBUG.
+                if logger.isEnabledFor(logging.DEBUG):
+                    log_outcome(logger, "skipped", work.detail, prepared.log_fields, logging.DEBUG)
                 continue
             item = WorkItem(
                 record=record,

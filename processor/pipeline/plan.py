@@ -12,6 +12,15 @@ from typing import Literal
 
 ChannelIdentifier = Literal["email", "phone"]
 JsonScalar = str | int | float | bool | None
+# The fixed label values of skipped_total{reason}.
+SkipReason = Literal["message_type", "unmapped_event", "integrations", "consent", "ignore_types"]
+SKIP_REASONS: tuple[SkipReason, ...] = (
+    "message_type",
+    "unmapped_event",
+    "integrations",
+    "consent",
+    "ignore_types",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +140,15 @@ Plan = IdentifyPlan | TicketPlan | GroupPlan
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """The event cannot be delivered: dead-letter it with this reason (or skip it)."""
+    """The event cannot be delivered: dead-letter it with this reason."""
 
     reason: str
     stage: Literal["decode", "validate", "map"]
-    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """RudderStack would not have sent the event to Trengo: commit it and count it, no call."""
+
+    reason: SkipReason
+    detail: str

@@ -3,17 +3,16 @@ rejection.
 
 The type checks come first and keep RudderStack's texts (reference §3): a missing type is
 ``Event type is required``; a type other than identify or track (compared lowercased) is
-``Event type <type> is not supported``, unless the operator listed it in
-``pipeline.ignore_types``, which makes it a skipped event instead. A group is accepted only when
-``destination.enableProfiles`` is on (the caller says so with ``accept_groups``); listing it in
-``ignore_types`` skips it even then. A type that is not text is rejected here with a clear
-reason (RudderStack fails it with a 500 and retries it forever).
+``Event type <type> is not supported``. Such a type reaches validate only with
+``pipeline.dead_letter_unsupported_types`` on: otherwise the filter stage skips it first. A group
+is accepted only when ``destination.enableProfiles`` is on (the caller says so with
+``accept_groups``). A type that is not text is rejected here with a clear reason (RudderStack
+fails it with a 500 and retries it forever).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,7 +25,7 @@ _MAX_VALUE_SHOWN = 40
 
 
 def validate(
-    document: dict[str, Any], ignore_types: Collection[str] = (), *, accept_groups: bool = False
+    document: dict[str, Any], *, accept_groups: bool = False
 ) -> Message | Group | Rejection:
     """Check the message type, then the fields the mapping reads.
 
@@ -39,12 +38,6 @@ def validate(
         shown = json.dumps(message_type)[:_MAX_VALUE_SHOWN]
         return _reject(f"Event type must be a string, got {shown}")
     lowered = message_type.lower()
-    if lowered in {ignored.lower() for ignored in ignore_types}:
-        return Rejection(
-            reason=f"Event type {lowered} is ignored (pipeline.ignore_types)",
-            stage="validate",
-            skipped=True,
-        )
     model = _model_for(lowered, accept_groups)
     if model is None:
         return _reject(f"Event type {lowered} is not supported")

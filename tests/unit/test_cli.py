@@ -116,11 +116,16 @@ def test_render_shows_a_known_contact_identify_as_one_update(
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
+        ({"event": "x"}, "rejected at validate: Event type is required"),
         (
             {"type": "track", "event": "Stress test4", "userId": "u"},
-            "rejected at map: Stress test4",
+            "skipped at filter (unmapped_event): Stress test4 is not present in Event-Map",
         ),
-        ({"event": "x"}, "rejected at validate: Event type is required"),
+        ({"type": "page", "userId": "u"}, "skipped at filter (message_type): Message type page"),
+        (
+            {"type": "identify", "userId": "u", "integrations": {"All": False}},
+            "skipped at filter (integrations): integrations object disables Trengo",
+        ),
     ],
 )
 def test_render_explains_a_rejection(
@@ -135,6 +140,9 @@ def test_render_explains_a_rejection(
     out = capsys.readouterr().out
     assert expected in out
     assert "requests: none" in out
+    if "skipped" in expected:
+        assert "no Trengo call would be made" in out
+        assert "dead-letter" not in out
 
 
 def test_render_of_a_missing_event_file_is_a_usage_error(

@@ -55,41 +55,11 @@ def test_type_checks_keep_rudderstack_texts(document: dict[str, Any], reason: st
     assert validate(document) == Rejection(reason=reason, stage="validate")
 
 
-@pytest.mark.parametrize(
-    ("document", "ignore_types", "reason"),
-    [
-        pytest.param(
-            {"type": "page"},
-            ["page"],
-            "Event type page is ignored (pipeline.ignore_types)",
-            id="page",
-        ),
-        pytest.param(
-            {"type": "Screen"},
-            ("SCREEN", "group"),
-            "Event type screen is ignored (pipeline.ignore_types)",
-            id="any-letter-case",
-        ),
-        pytest.param(
-            {"type": "identify", "traits": "not checked"},
-            {"identify"},
-            "Event type identify is ignored (pipeline.ignore_types)",
-            id="listed-supported-type",
-        ),
-    ],
-)
-def test_ignored_types_are_skipped(
-    document: dict[str, Any], ignore_types: tuple[str, ...], reason: str
-) -> None:
-    assert validate(document, ignore_types) == Rejection(
-        reason=reason, stage="validate", skipped=True
-    )
+def test_unsupported_types_reaching_validate_are_rejected() -> None:
+    # Only with pipeline.dead_letter_unsupported_types: the filter stage skips them otherwise.
+    rejection = validate({"type": "page"})
 
-
-def test_types_not_listed_as_ignored_are_still_rejected() -> None:
-    rejection = validate({"type": "group"}, ["page"])
-
-    assert rejection == Rejection(reason="Event type group is not supported", stage="validate")
+    assert rejection == Rejection(reason="Event type page is not supported", stage="validate")
 
 
 @pytest.mark.parametrize(
@@ -110,42 +80,26 @@ def test_groups_are_accepted_when_profiles_are_on(
 
 
 @pytest.mark.parametrize(
-    ("document", "ignore_types", "accept_groups", "expected"),
+    ("document", "accept_groups", "expected"),
     [
         pytest.param(
             {"type": "group", "groupId": "acme"},
-            (),
             False,
             Rejection(reason="Event type group is not supported", stage="validate"),
             id="profiles-off-as-today",
         ),
         pytest.param(
-            {"type": "group", "groupId": "acme"},
-            ("group",),
-            True,
-            Rejection(
-                reason="Event type group is ignored (pipeline.ignore_types)",
-                stage="validate",
-                skipped=True,
-            ),
-            id="ignored-wins-over-profiles",
-        ),
-        pytest.param(
             {"type": "page"},
-            (),
             True,
             Rejection(reason="Event type page is not supported", stage="validate"),
             id="other-types-still-unsupported",
         ),
     ],
 )
-def test_groups_rejected_or_skipped(
-    document: dict[str, Any],
-    ignore_types: tuple[str, ...],
-    accept_groups: bool,
-    expected: Rejection,
+def test_groups_rejected(
+    document: dict[str, Any], accept_groups: bool, expected: Rejection
 ) -> None:
-    assert validate(document, ignore_types, accept_groups=accept_groups) == expected
+    assert validate(document, accept_groups=accept_groups) == expected
 
 
 @pytest.mark.parametrize(
