@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from processor.config import ConfigError, Settings, load_settings
+from processor.config import ConfigError, DestinationConfig, Settings, load_settings
 from processor.demo import run_demo
 from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.engine.shutdown import install_stop_signals
@@ -127,7 +127,22 @@ def _check_config(args: argparse.Namespace) -> int:
         f"({destination.channelIdentifier}), dedup {'on' if destination.enableDedup else 'off'}, "
         f"{len(destination.eventTemplateMap)} event templates"
     )
+    print(_consent_summary(destination))
     return 0
+
+
+def _consent_summary(destination: DestinationConfig) -> str:
+    """Which consent settings the filter applies, and from which source type's entry."""
+    counts = {
+        "consentManagement": sum(len(entry.consents) for entry in destination.consentManagement),
+        "oneTrustCookieCategories": len(destination.oneTrustCookieCategories),
+        "ketchConsentPurposes": len(destination.ketchConsentPurposes),
+    }
+    parts = []
+    for key, count in counts.items():
+        source_type = destination.consent_source_types.get(key)
+        parts.append(f"{key} {count}" + (f" (the '{source_type}' entry)" if source_type else ""))
+    return "consent: " + ", ".join(parts)
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -180,10 +180,11 @@ def _plain_value(value: object) -> object:
 
 def _connection_mode(value: object) -> object:
     """Only cloud mode exists for Trengo, so every source type must say ``cloud``."""
-    if isinstance(value, dict):
-        modes = set(map(str, value.values()))
-        return modes.pop() if len(modes) == 1 else ", ".join(sorted(modes))
-    return value
+    modes = set(map(str, value.values())) if isinstance(value, dict) else {value}
+    if modes != {"cloud"}:
+        shown = ", ".join(sorted(map(str, modes)))
+        raise ValueError(f"only cloud mode exists for Trengo, got {shown}")
+    return "cloud"
 
 
 class ConsentId(_Section):

@@ -150,3 +150,85 @@ def test_render_of_a_missing_event_file_is_a_usage_error(
 ) -> None:
     assert main(["render", "--config", str(config), str(tmp_path / "none.json")]) == 2
     assert "cannot read event file" in capsys.readouterr().err
+
+
+RUDDERSTACK_EXPORT = Path(__file__).parent.parent / "fixtures" / "rudderstack-export.yaml"
+
+
+def test_check_config_accepts_a_rudderstack_export_and_says_which_entry(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check-config", "--config", str(RUDDERSTACK_EXPORT)]) == 0
+    out = capsys.readouterr().out
+    assert "config OK" in out
+    assert (
+        "consent: consentManagement 3 (the 'web' entry), oneTrustCookieCategories 1 "
+        "(the 'web' entry), ketchConsentPurposes 1 (the 'web' entry)"
+    ) in out
+
+
+@pytest.mark.parametrize(
+    ("destination", "expected"),
+    [
+        pytest.param(
+            "whitelistedEvents: [{eventName: a}]",
+            "destination.whitelistedEvents: unknown key (a RudderStack device-mode setting",
+            id="device-mode-key-hint",
+        ),
+        pytest.param(
+            "consentManagment: []", "destination.consentManagment: unknown key", id="typo"
+        ),
+        pytest.param(
+            "connectionMode: {web: cloud, android: device}",
+            "destination.connectionMode: only cloud mode exists for Trengo, got cloud, device",
+            id="device-mode",
+        ),
+        pytest.param(
+            "connectionMode: hybrid",
+            "destination.connectionMode: only cloud mode exists for Trengo, got hybrid",
+            id="plain-mode",
+        ),
+        pytest.param(
+            "ketchConsentPurposes: {web: [], ios: []}",
+            "destination.ketchConsentPurposes: one entry per source type (ios, web) and none is "
+            "'cloud'",
+            id="ambiguous-source-type",
+        ),
+        pytest.param(
+            "consentManagement: [{provider: 7, consents: [{consent: [1]}]}]",
+            "destination.consentManagement[0].provider",
+            id="odd-types",
+        ),
+        pytest.param(
+            "oneTrustCookieCategories: {cloud: 5}",
+            "destination.oneTrustCookieCategories",
+            id="cloud-entry-not-a-list",
+        ),
+    ],
+)
+def test_rudderstack_keys_that_cannot_be_honoured_are_config_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], destination: str, expected: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(f'destination: {{apiToken: t, channelId: "1", {destination}}}\n', "utf-8")
+
+    assert main(["check-config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_the_cloud_entry_wins_and_plain_arrays_need_no_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        'destination: {apiToken: t, channelId: "1",'
+        " ketchConsentPurposes: {web: [{purpose: a}], cloud: [{purpose: b}, {purpose: c}]},"
+        " oneTrustCookieCategories: [{oneTrustCookieCategory: C1}]}\n",
+        "utf-8",
+    )
+
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "oneTrustCookieCategories 1, ketchConsentPurposes 2 (the 'cloud' entry)" in out
