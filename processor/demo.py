@@ -19,10 +19,8 @@ from processor.config import (
     DestinationConfig,
     KafkaConfig,
     LogConfig,
-    PipelineConfig,
     ServerConfig,
     Settings,
-    TemplateMapping,
     TrengoConfig,
 )
 from processor.engine.shutdown import install_stop_signals
@@ -30,7 +28,7 @@ from processor.logging import configure_logging
 from processor.progress import Progress, read_progress
 from processor.runner import Processor
 from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
-from processor.sandbox.samples import SAMPLE_TEMPLATES, SampleEvent, sample_events
+from processor.sandbox.samples import DEMO_CONSENT, SAMPLE_TEMPLATES, SampleEvent, sample_events
 from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox, SandboxOptions
 
 PROGRESS_SECONDS = 0.5
@@ -82,15 +80,15 @@ def _demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
             settings=kafka.consumer_settings,
         ),
         trengo=TrengoConfig(base_url=base_url, requests_per_minute=DEMO_REQUESTS_PER_MINUTE),
-        destination=DestinationConfig(
-            apiToken=SandboxOptions().tokens[0],
-            channelId=str(email_channel.id),
-            channelIdentifier="email",
-            eventTemplateMap=tuple(
-                TemplateMapping.model_validate(entry) for entry in SAMPLE_TEMPLATES
-            ),
+        destination=DestinationConfig.model_validate(
+            {
+                "apiToken": SandboxOptions().tokens[0],
+                "channelId": str(email_channel.id),
+                "channelIdentifier": "email",
+                "eventTemplateMap": SAMPLE_TEMPLATES,
+                **DEMO_CONSENT,
+            }
         ),
-        pipeline=PipelineConfig(ignore_types=("page",)),
         server=ServerConfig(host="127.0.0.1", port=0),
         log=LogConfig(format="console", level="WARNING"),
     )
@@ -151,7 +149,7 @@ def _print_summary(progress: Progress, produced: int, settings: Settings) -> Non
         ("delivered", str(progress.delivered)),
         ("dead-lettered", f"{progress.dead_lettered} ({stages or 'none'})"),
         ("  dead-letter topic", settings.kafka.dead_letter_topic),
-        ("skipped by config", str(progress.skipped)),
+        ("skipped", f"{progress.skipped} (what RudderStack would not have sent)"),
         ("Trengo API calls", f"{progress.trengo_calls} ({progress.calls_per_event:.2f} per event)"),
     ]
     print("summary")

@@ -1,8 +1,9 @@
 """Realistic sample RudderStack events for the demo and the tests.
 
 Several users each identify, then place orders; one renames herself; a few events show the
-other outcomes: an unmapped track and a bad JSON value are dead-lettered, a page view is
-skipped by configuration.
+other outcomes: a bad JSON value is dead-lettered; an unmapped track, a page view and an order
+whose user denied the consent the destination needs (``DEMO_CONSENT``) are skipped, as
+RudderStack would never have sent them to Trengo.
 """
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+DEMO_DENIED_CATEGORY = "C0004"  # OneTrust's "targeting cookies" category
+# The destination's consent settings, as RudderStack's consent UI stores them: Trengo needs the
+# OneTrust category (new-style consent management) and, for legacy Ketch events, the purpose.
+DEMO_CONSENT: dict[str, Any] = {
+    "consentManagement": [
+        {
+            "provider": "oneTrust",
+            "resolutionStrategy": "and",
+            "consents": [{"consent": DEMO_DENIED_CATEGORY}],
+        }
+    ],
+    "ketchConsentPurposes": [{"purpose": "analytics"}],
+}
 SAMPLE_TEMPLATES = (
     {
         "from": "Order Completed",
@@ -66,6 +80,12 @@ def sample_events(users: int = 8, orders_per_user: int = 3, seed: int = 7) -> li
     )
     events.append(_track("user-003", "alan.turing@example.com", "Product Viewed", {"sku": "K-42"}))
     events.append({"type": "page", "userId": "user-004", "name": "Pricing", "properties": {}})
+    denied = _track("user-006", "ada.lovelace1@example.com", "Order Completed", {"order_id": "1"})
+    denied["context"]["consentManagement"] = {
+        "provider": "oneTrust",
+        "deniedConsentIds": [DEMO_DENIED_CATEGORY],
+    }
+    events.append(denied)
     records = [
         SampleEvent(str(event["userId"]).encode(), _stamp(event, clock, index))
         for index, event in enumerate(events)
