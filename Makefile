@@ -10,12 +10,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools
 
-.PHONY: help venv run test check tools bench bench-quick schemas format clean
+.PHONY: help venv run test fuzz check tools bench bench-quick schemas format clean
 
 help:
 	@echo "make run    - demo: embedded Kafka + Trengo sandbox + sample events through the processor"
 	@echo "make test   - checks, then the whole test suite"
 	@echo "make check  - ruff format --check, ruff check, mypy --strict"
+	@echo "make fuzz   - the property-based fuzz tests with 20,000 random examples each"
 	@echo "make bench  - benchmarks (results in bench/RESULTS.md); make bench-quick: ~5 minutes"
 	@echo "make clean  - remove the virtualenv, tools and caches"
 
@@ -41,6 +42,9 @@ tools: venv
 
 test: check tools
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(BIN)/pytest -q
+
+fuzz: venv
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q tests/unit/pipeline/test_fuzz.py
 
 bench: venv
 	$(BIN)/python -m bench

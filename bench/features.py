@@ -64,6 +64,7 @@ CUSTOM_FIELD_MAP = (
 CREATE_CONTACT = "POST /channels/{channel_id}/contacts"
 SET_CONTACT_FIELD = "POST /contacts/{contact_id}/custom_fields"
 SEARCH_PROFILES = "GET /profiles"
+LIST_CHANNELS = "GET /channels"
 CREATE_PROFILE = "POST /profiles"
 SET_PROFILE_FIELD = "POST /profiles/{profile_id}/custom_fields"
 ATTACH_CONTACT = "POST /profiles/{profile_id}/contacts"
@@ -323,7 +324,10 @@ def expected_counts(spec: FeatureWorkloadSpec, features: Iterable[Feature]) -> C
     if "custom_fields" in enabled:
         calls[SET_CONTACT_FIELD] = len(CUSTOM_FIELD_MAP) * users + spec.plan_changes
     if "profiles" in enabled:
-        calls.update(dict.fromkeys((SEARCH_PROFILES, CREATE_PROFILE, SET_PROFILE_FIELD), companies))
+        calls.update(dict.fromkeys((CREATE_PROFILE, SET_PROFILE_FIELD), companies))
+        # A new company is searched by key, then by name (the sandbox's term matches names only).
+        calls[SEARCH_PROFILES] = 2 * companies
+        calls[LIST_CHANNELS] = 1  # the channel's type for the attach calls, once per process
         calls[ATTACH_CONTACT] = users
         records |= {"profiles": companies, "profile members": users}
     if "message" in enabled:
@@ -572,8 +576,9 @@ def _notes_text(spec: FeatureWorkloadSpec) -> str:
             f"{len(CUSTOM_FIELD_MAP)} per user on the first identify, 1 for each of the "
             f"{spec.plan_changes:,} second identifies that change `plan` "
             f"({extra(['custom_fields'])}).",
-            f"* enableProfiles: search, create and key once per company ({companies:,} x 3), "
-            "then one attach per member; the user's contact comes from the cache and the name "
+            "* enableProfiles: search by key, by name, create and key once per company "
+            f"({companies:,} x 4), one channel listing per process (the attach's `type`), then "
+            "one attach per member; the user's contact comes from the cache and the name "
             f"never changes, so nothing else ({extra(['profiles'])}, and the groups are "
             "delivered instead of dead-lettered).",
             f"* ticket message: +1 call per ticket ({extra(['message'])}).",

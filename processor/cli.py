@@ -11,17 +11,26 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from processor.config import ConfigError, DestinationConfig, Settings, load_settings
+from processor.config import (
+    CONSENT_KEYS,
+    ConfigError,
+    Settings,
+    load_settings,
+    source_type_used,
+)
 from processor.demo import run_demo
 from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.engine.shutdown import install_stop_signals
 from processor.logging import configure_logging
+from processor.online_check import CheckLine, check_account
 from processor.pipeline.templates import SubjectTemplates, TemplateConfigError
 from processor.render import render_event
 from processor.runner import Processor, tune_garbage_collector
 from processor.sandbox.trengo import add_sandbox_arguments, options_from_args, serve
+from processor.trengo.client import TrengoClient
 
 EXIT_USAGE = 2
+EXIT_REPLAY_FAILED = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = verbs.add_parser("check-config", help="validate the config and its templates")
     _config_argument(check)
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also prove token, channel, custom fields and labels with read-only calls to Trengo",
+    )
     check.set_defaults(command=_check_config)
 
     render = verbs.add_parser("render", help="dry run: the plan and requests for one event")
@@ -127,22 +141,26 @@ def _check_config(args: argparse.Namespace) -> int:
         f"({destination.channelIdentifier}), dedup {'on' if destination.enableDedup else 'off'}, "
         f"{len(destination.eventTemplateMap)} event templates"
     )
-    print(_consent_summary(destination))
-    return 0
+    for key in ("connectionMode", *CONSENT_KEYS):
+        source_type = source_type_used(getattr(destination, key))
+        if source_type is not None:
+            print(f"destination.{key}: using the '{source_type}' entry")
+    if not args.online:
+        return 0
+    lines = asyncio.run(_check_online(settings))
+    for line in lines:
+        print(line.render())
+    return 0 if all(line.passed for line in lines) else EXIT_USAGE
 
 
-def _consent_summary(destination: DestinationConfig) -> str:
-    """Which consent settings the filter applies, and from which source type's entry."""
-    counts = {
-        "consentManagement": sum(len(entry.consents) for entry in destination.consentManagement),
-        "oneTrustCookieCategories": len(destination.oneTrustCookieCategories),
-        "ketchConsentPurposes": len(destination.ketchConsentPurposes),
-    }
-    parts = []
-    for key, count in counts.items():
-        source_type = destination.consent_source_types.get(key)
-        parts.append(f"{key} {count}" + (f" (the '{source_type}' entry)" if source_type else ""))
-    return "consent: " + ", ".join(parts)
+async def _check_online(settings: Settings) -> list[CheckLine]:
+    async with TrengoClient(
+        settings.trengo.base_url,
+        settings.api_token,
+        timeout_seconds=settings.trengo.timeout_seconds,
+        requests_per_minute=settings.trengo.requests_per_minute,
+    ) as client:
+        return await check_account(settings, client)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -166,7 +184,7 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     )
     summary = replay_dead_letters(settings.kafka, options, progress=sys.stderr)
     print(summary.describe())
-    return 0
+    return EXIT_REPLAY_FAILED if summary.failed else 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:

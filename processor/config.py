@@ -11,7 +11,6 @@ RudderStack config can be pasted in as it is.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,8 +22,6 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    ModelWrapValidatorHandler,
-    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -42,6 +39,17 @@ ENV_PREFIX = "TRENGO_PROCESSOR_"
 TOKEN_ENV = "TRENGO_API_TOKEN"
 
 KafkaSettingValue = str | int | float | bool
+# librdkafka settings the engine's guarantees rest on (DESIGN.md §3): kafka.settings may not
+# override them. Each maps to why, for the one-line config error.
+PROTECTED_KAFKA_SETTINGS = {
+    "enable.auto.commit": "offsets are committed only after an event is done",
+    "auto.commit.enable": "offsets are committed only after an event is done",  # librdkafka alias
+    "enable.auto.offset.store": "offsets are stored only after an event is done",
+    "acks": "a dead letter counts only once every in-sync replica has it (acks=all)",
+    "request.required.acks": "a dead letter counts only once every in-sync replica has it",
+    "enable.idempotence": "dead-letter retries must not write duplicates or reorder",
+    "isolation.level": "records of aborted transactions must never be delivered",
+}
 
 
 class ConfigError(Exception):
@@ -62,6 +70,17 @@ class KafkaConfig(_Section):
     session_timeout_ms: int = Field(default=45_000, ge=500)
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     settings: dict[str, KafkaSettingValue] = Field(default_factory=dict)
+
+    @field_validator("settings")
+    @classmethod
+    def _no_guarantee_overrides(
+        cls, settings: dict[str, KafkaSettingValue]
+    ) -> dict[str, KafkaSettingValue]:
+        for key in settings:
+            why = PROTECTED_KAFKA_SETTINGS.get(key.strip().lower())
+            if why is not None:
+                raise ValueError(f"{key!r} may not be overridden: {why}")
+        return settings
 
 
 class TrengoConfig(_Section):
@@ -143,87 +162,50 @@ class CustomFieldMapping(_Section):
     fieldId: TrengoFieldId  # noqa: N815 - RudderStack-style key
 
 
-# RudderStack's UI stores the consent keys and connectionMode per source type
-# ({"web": [...], "cloud": [...]}); rudder-server receives the resolved plain value.
-PREFERRED_SOURCE_TYPE = "cloud"
-PER_SOURCE_TYPE_KEYS = (
-    "connectionMode",
-    "consentManagement",
-    "oneTrustCookieCategories",
-    "ketchConsentPurposes",
-)
-# RudderStack keys applied by its SDKs only (device mode): no server-side meaning.
+CONSENT_KEYS = ("consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes")
+# Keys of RudderStack's destination definitions that only device mode (the SDKs) applies.
 DEVICE_MODE_KEYS = frozenset({"eventFilteringOption", "whitelistedEvents", "blacklistedEvents"})
+# The source type whose entry a per-source-type setting uses when it has one.
+CLOUD = "cloud"
+# Consent settings as RudderStack stores them: a list of objects, or one such list per source
+# type (the UI's shape). The items are read as rudder-server reads them (pipeline/filters.py).
+ConsentItems = tuple[dict[str, JsonValue], ...]
+ConsentSetting = ConsentItems | dict[str, ConsentItems]
 
 
-def source_type_choice(value: object) -> tuple[object, str | None]:
-    """The plain value of a per-source-type object, and the source type it came from.
-
-    The ``cloud`` entry wins, else the only one; a plain value is returned as it is (``None``).
-    """
-    if not isinstance(value, dict) or not value:
-        return value, None
-    if PREFERRED_SOURCE_TYPE in value:
-        return value[PREFERRED_SOURCE_TYPE], PREFERRED_SOURCE_TYPE
+def _cloud_entry(key: str, value: ConsentSetting) -> ConsentItems:
+    """The one list a consent setting means here; ValueError when several could be meant."""
+    if not isinstance(value, dict):
+        return value
+    if CLOUD in value:
+        return value[CLOUD]
     if len(value) == 1:
-        ((source_type, chosen),) = value.items()
-        return chosen, str(source_type)
+        return next(iter(value.values()))
+    if not value:
+        return ()
     raise ValueError(
-        f"one entry per source type ({', '.join(sorted(map(str, value)))}) and none is "
-        f"'{PREFERRED_SOURCE_TYPE}': keep the one for the sources this topic carries"
+        f"{key}: one entry per source type ({', '.join(sorted(value))}) and none for "
+        f"'{CLOUD}': keep the entry of the sources this topic carries"
     )
 
 
-def _plain_value(value: object) -> object:
-    return source_type_choice(value)[0]
-
-
-def _connection_mode(value: object) -> object:
-    """Only cloud mode exists for Trengo, so every source type must say ``cloud``."""
-    modes = set(map(str, value.values())) if isinstance(value, dict) else {value}
-    if modes != {"cloud"}:
-        shown = ", ".join(sorted(map(str, modes)))
-        raise ValueError(f"only cloud mode exists for Trengo, got {shown}")
-    return "cloud"
-
-
-class ConsentId(_Section):
-    consent: str = ""
-
-
-class ConsentProvider(_Section):
-    """One ``consentManagement`` entry: the consents this destination needs from a provider."""
-
-    provider: str = ""
-    resolutionStrategy: str = ""  # noqa: N815 - RudderStack's key
-    consents: tuple[ConsentId, ...] = ()
-
-
-class OneTrustCategory(_Section):
-    oneTrustCookieCategory: str = ""  # noqa: N815 - RudderStack's key
-
-
-class KetchPurpose(_Section):
-    purpose: str = ""
-
-
-def _chosen_source_type(value: object) -> str | None:
-    try:
-        return source_type_choice(value)[1]
-    except ValueError:
+def source_type_used(value: ConsentSetting | str) -> str | None:
+    """Which source type's entry a per-source-type setting uses (None for the plain shape)."""
+    if not isinstance(value, dict) or not value:
         return None
-
-
-def _plain_or_per_source_type(item: type[_Section]) -> BeforeValidator:
-    """Reads either shape; the JSON Schema offers both."""
-    plain = tuple[item, ...]  # type: ignore[valid-type]
-    return BeforeValidator(_plain_value, json_schema_input_type=plain | dict[str, plain])
+    return CLOUD if CLOUD in value else next(iter(value))
 
 
 class DestinationConfig(_Section):
-    """RudderStack's Trengo destination config, same keys."""
+    """RudderStack's Trengo destination config, same keys (every key of its definition)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_PROFILE_KEY_REQUIRED)
+
+    # RudderStack's consent settings and connection mode, pasted as exported.
+    connectionMode: str | dict[str, str] = CLOUD  # noqa: N815
+    consentManagement: ConsentSetting = ()  # noqa: N815
+    oneTrustCookieCategories: ConsentSetting = ()  # noqa: N815
+    ketchConsentPurposes: ConsentSetting = ()  # noqa: N815
 
     apiToken: SecretStr | None = None  # noqa: N815 - RudderStack's key
     channelId: str  # noqa: N815
@@ -237,42 +219,6 @@ class DestinationConfig(_Section):
     # profileKeyFieldId holds the groupId. enableProfiles comes first: the key's check reads it.
     enableProfiles: bool = False  # noqa: N815
     profileKeyFieldId: TrengoFieldId | None = Field(default=None, validate_default=True)  # noqa: N815
-    # The rest of RudderStack's definition: consent (applied by the filter stage) and the
-    # connection mode, in either shape (see source_type_choice).
-    connectionMode: Annotated[  # noqa: N815
-        Literal["cloud"],
-        BeforeValidator(
-            _connection_mode, json_schema_input_type=Literal["cloud"] | dict[str, Literal["cloud"]]
-        ),
-    ] = "cloud"
-    consentManagement: Annotated[  # noqa: N815
-        tuple[ConsentProvider, ...], _plain_or_per_source_type(ConsentProvider)
-    ] = ()
-    oneTrustCookieCategories: Annotated[  # noqa: N815
-        tuple[OneTrustCategory, ...], _plain_or_per_source_type(OneTrustCategory)
-    ] = ()
-    ketchConsentPurposes: Annotated[  # noqa: N815
-        tuple[KetchPurpose, ...], _plain_or_per_source_type(KetchPurpose)
-    ] = ()
-
-    _consent_source_types: dict[str, str] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_source_types(cls, data: object, handler: ModelWrapValidatorHandler[Any]) -> Any:
-        """Keep which source type's entry each per-source-type key was read from."""
-        config = handler(data)
-        if isinstance(data, dict):
-            for key in PER_SOURCE_TYPE_KEYS[1:]:
-                source_type = _chosen_source_type(data.get(key))
-                if source_type is not None:
-                    config._consent_source_types[key] = source_type
-        return config
-
-    @property
-    def consent_source_types(self) -> Mapping[str, str]:
-        """Consent key → the source type whose entry was taken (per-source-type shape only)."""
-        return self._consent_source_types
 
     @field_validator("channelId", mode="before")
     @classmethod
@@ -308,6 +254,39 @@ class DestinationConfig(_Section):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_device_mode_keys(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in sorted(DEVICE_MODE_KEYS & data.keys()):
+                raise ValueError(
+                    f"{key}: a device-mode setting (RudderStack's SDKs apply it in the browser "
+                    "or app, never to cloud-mode events); remove it, or filter with "
+                    "pipeline.ignore_types or a RudderStack transformation"
+                )
+        return data
+
+    @field_validator("connectionMode")
+    @classmethod
+    def _cloud_mode_only(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        modes = value.values() if isinstance(value, dict) else [value]
+        for mode in modes:
+            if mode.lower() != CLOUD:
+                raise ValueError(f"'{mode}' is not supported: Trengo only has cloud mode")
+        return value
+
+    @model_validator(mode="after")
+    def _one_consent_entry(self) -> DestinationConfig:
+        for key in CONSENT_KEYS:
+            _cloud_entry(key, getattr(self, key))
+        return self
+
+    def consent_items(
+        self, key: Literal["consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes"]
+    ) -> ConsentItems:
+        """A consent setting's list, from the plain or the per-source-type shape."""
+        return _cloud_entry(key, getattr(self, key))
+
     def template_for(self, event: str) -> TemplateMapping | None:
         """The mapping for an event name (exact, case-sensitive; a later duplicate wins)."""
         found = None
@@ -318,18 +297,23 @@ class DestinationConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    # More message types committed and counted as skipped (beyond those RudderStack never sends
-    # to Trengo, which are skipped anyway).
+    # Message types committed and counted as skipped, on top of those RudderStack never sends
+    # to Trengo (everything but identify, track and, with enableProfiles, group).
     ignore_types: tuple[str, ...] = ()
-    # True: page, screen, alias, ... are dead-lettered as before the filter stage existed.
+    # True: message types Trengo does not support are dead-lettered (the behaviour before the
+    # filter stage) instead of skipped.
     dead_letter_unsupported_types: bool = False
-    # A track whose event has no eventTemplateMap entry: skipped (counted) or dead-lettered.
+    # Tracks whose event has no eventTemplateMap entry: skipped (RudderStack reports them as
+    # failed but has nothing to replay) or dead-lettered.
     unmapped_events: Literal["skip", "dead_letter"] = "skip"
 
 
 class DeliveryConfig(_Section):
     max_in_flight: int = Field(default=256, ge=1)
     max_buffered_events: int = Field(default=10_000, ge=1)
+    # Record bytes held in memory: a quarter of a 512 MiB pod, the rest is the process itself,
+    # librdkafka's prefetch (8 MiB) and the decoded events.
+    max_buffered_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     retry_max_seconds: float = Field(default=10_800, ge=0)
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
@@ -341,6 +325,9 @@ class ServerConfig(_Section):
     host: str = "0.0.0.0"  # a pod must be scrapeable from outside
     port: int = Field(default=9400, ge=0, le=65535)
     liveness_seconds: float = Field(default=30.0, gt=0)
+    # A partition with pending events none of which was attempted or finished for this long is
+    # stalled: /healthz fails. Must stay far above any backoff (checked against retry_cap).
+    stall_seconds: float = Field(default=1800.0, gt=0)
 
 
 class LogConfig(_Section):
@@ -373,6 +360,19 @@ class Settings(BaseSettings):
         if self.destination.apiToken is None:
             raise ValueError(
                 f"destination.apiToken: missing (set it, {TOKEN_ENV}, or trengo.api_token_file)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stall_beyond_backoff(self) -> Settings:
+        # Between two attempts of one event: a rate-limit pause and a backoff (each capped at
+        # retry_cap_seconds) and the request's timeout. Anything shorter would be a false alarm.
+        longest_quiet = 2 * self.delivery.retry_cap_seconds + self.trengo.timeout_seconds
+        if self.server.stall_seconds <= longest_quiet:
+            raise ValueError(
+                f"server.stall_seconds: must be above {longest_quiet:g} (twice "
+                "delivery.retry_cap_seconds plus trengo.timeout_seconds), or a backoff would "
+                "count as a stall"
             )
         return self
 
@@ -460,11 +460,6 @@ def _describe(error: ValidationError) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
-            if item["loc"][-1] in DEVICE_MODE_KEYS:
-                message += (
-                    " (a RudderStack device-mode setting: its SDKs apply it, the server never did;"
-                    " see README 'Migrating from RudderStack')"
-                )
         problems.append(f"{key}: {message}" if key else message)
     return "; ".join(problems)
 

@@ -21,6 +21,7 @@ from processor.config import (
     LogConfig,
     ServerConfig,
     Settings,
+    TemplateMapping,
     TrengoConfig,
 )
 from processor.engine.shutdown import install_stop_signals
@@ -28,7 +29,12 @@ from processor.logging import configure_logging
 from processor.progress import Progress, read_progress
 from processor.runner import Processor
 from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
-from processor.sandbox.samples import DEMO_CONSENT, SAMPLE_TEMPLATES, SampleEvent, sample_events
+from processor.sandbox.samples import (
+    DEMO_REQUIRED_CONSENT,
+    SAMPLE_TEMPLATES,
+    SampleEvent,
+    sample_events,
+)
 from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox, SandboxOptions
 
 PROGRESS_SECONDS = 0.5
@@ -80,14 +86,19 @@ def _demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
             settings=kafka.consumer_settings,
         ),
         trengo=TrengoConfig(base_url=base_url, requests_per_minute=DEMO_REQUESTS_PER_MINUTE),
-        destination=DestinationConfig.model_validate(
-            {
-                "apiToken": SandboxOptions().tokens[0],
-                "channelId": str(email_channel.id),
-                "channelIdentifier": "email",
-                "eventTemplateMap": SAMPLE_TEMPLATES,
-                **DEMO_CONSENT,
-            }
+        destination=DestinationConfig(
+            apiToken=SandboxOptions().tokens[0],
+            channelId=str(email_channel.id),
+            channelIdentifier="email",
+            eventTemplateMap=tuple(
+                TemplateMapping.model_validate(entry) for entry in SAMPLE_TEMPLATES
+            ),
+            # As a RudderStack export carries them: Trengo needs OneTrust's C0004 (targeting)
+            # or Ketch's purpose "analytics".
+            consentManagement=(
+                {"provider": "oneTrust", "consents": [{"consent": DEMO_REQUIRED_CONSENT}]},
+                {"provider": "ketch", "consents": [{"consent": "analytics"}]},
+            ),
         ),
         server=ServerConfig(host="127.0.0.1", port=0),
         log=LogConfig(format="console", level="WARNING"),
@@ -140,16 +151,18 @@ class _ProgressLine:
         self._shown = progress.finished
 
 
+def _by_reason(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()) if count) or "none"
+
+
 def _print_summary(progress: Progress, produced: int, settings: Settings) -> None:
-    stages = ", ".join(
-        f"{stage} {count}" for stage, count in sorted(progress.dead_letters_by_stage.items())
-    )
+    stages = _by_reason(progress.dead_letters_by_stage)
     rows = [
         ("events produced", str(produced)),
         ("delivered", str(progress.delivered)),
-        ("dead-lettered", f"{progress.dead_lettered} ({stages or 'none'})"),
+        ("dead-lettered", f"{progress.dead_lettered} ({stages})"),
         ("  dead-letter topic", settings.kafka.dead_letter_topic),
-        ("skipped", f"{progress.skipped} (what RudderStack would not have sent)"),
+        ("skipped", f"{progress.skipped} ({_by_reason(progress.skipped_by_reason)})"),
         ("Trengo API calls", f"{progress.trengo_calls} ({progress.calls_per_event:.2f} per event)"),
     ]
     print("summary")

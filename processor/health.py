@@ -4,8 +4,9 @@
 thread-safe because the poll loop may run in a thread other than the server's event loop.
 ``HealthServer`` serves it inside the engine's asyncio loop:
 
-* ``/healthz``: 200 while the poll loop has ticked within ``liveness_seconds``. Only a stuck
-  poll loop fails it: Kubernetes restarts the pod, which is what fixes a stuck loop.
+* ``/healthz``: 200 while the poll loop has ticked within ``liveness_seconds`` and no partition
+  is stalled (pending events, none attempted or finished for ``server.stall_seconds``). Only a
+  stuck loop or partition fails it: Kubernetes restarts the pod, which is what fixes one.
 * ``/readyz``: 200 only when the consumer has joined its group, the broker answered within
   ``broker_timeout_seconds`` and the destination is not halted. A halted destination fails
   readiness (not liveness): a restart would not fix a revoked token.
@@ -50,6 +51,7 @@ class HealthState:
         self._joined_group = False
         self._destination_up = True
         self._destination_status: int | None = None
+        self._stalled: list[str] = []
 
     def poll_ticked(self) -> None:
         """Record that the poll loop completed one iteration."""
@@ -73,12 +75,20 @@ class HealthState:
             self._destination_status = None if up else status
         metrics.DESTINATION_UP.set(1 if up else 0)
 
+    def set_stalled(self, reasons: list[str]) -> None:
+        """Record the partitions that hold work and make no progress (one reason each)."""
+        with self._lock:
+            self._stalled = list(reasons)
+
     def liveness(self) -> ProbeResult:
-        """(alive, body): alive while the poll loop ticked within ``liveness_seconds``."""
+        """(alive, body): the poll loop ticked within ``liveness_seconds``, no partition stalled."""
         with self._lock:
             since_poll = self._clock() - self._last_poll_at
-        alive = since_poll <= self._liveness_seconds
-        reasons = [] if alive else [f"poll loop silent for {since_poll:.1f}s"]
+            stalled = list(self._stalled)
+        reasons = stalled
+        if since_poll > self._liveness_seconds:
+            reasons = [f"poll loop silent for {since_poll:.1f}s", *stalled]
+        alive = not reasons
         return alive, {
             "status": "alive" if alive else "stalled",
             "reasons": reasons,

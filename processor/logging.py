@@ -4,7 +4,9 @@ Per-event lines carry ``messageId``, a hash of the ``userId`` (the raw id only w
 ``log.include_user_ids`` is on), topic/partition/offset, outcome and reason, passed as
 ``extra=`` fields built by :func:`event_fields`. A redaction filter on the handler replaces
 every secret (the API token) with ``***`` in messages, arguments, extra fields, exception and
-stack text, whichever logger the record came from.
+stack text, whichever logger the record came from. Unless ``log.include_user_ids`` is on, it
+also masks email addresses (``<email>``) and phone numbers (``<phone>``) in WARNING and ERROR
+lines, where dead-letter and retry reasons may quote them (the dead letter's header keeps them).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from processor.config import LogConfig
@@ -27,6 +30,10 @@ _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
 ) | {"message", "asctime"}
 _OUTCOME_LEVELS = {"dead_lettered": logging.WARNING}
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# A + and 7 or more digits (separators allowed), or 8 or more digits in a row: a phone number
+# cannot be told from a long id, so long ids are masked too.
+_PHONE = re.compile(r"\+\d(?:[\s().-]{0,2}\d){6,}|(?<!\w)\d{8,}(?!\w)")
 # Libraries that log every HTTP request at INFO; our per-event lines already say it.
 _CHATTY_LOGGERS = ("httpx", "httpcore")
 
@@ -39,7 +46,7 @@ def configure_logging(config: LogConfig, *, secrets: Sequence[str] = ()) -> None
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(HANDLER_NAME)
     handler.setFormatter(JsonFormatter() if config.format == "json" else ConsoleFormatter())
-    handler.addFilter(RedactingFilter(secrets))
+    handler.addFilter(RedactingFilter(secrets, mask_user_ids=not config.include_user_ids))
     root = logging.getLogger()
     for previous in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
         root.removeHandler(previous)
@@ -79,16 +86,17 @@ def user_id_hash(user_id: str) -> str:
 
 
 def log_outcome(
-    logger: logging.Logger,
-    outcome: str,
-    reason: str | None,
-    fields: Mapping[str, object],
-    level: int | None = None,
+    logger: logging.Logger, outcome: str, reason: str | None, fields: Mapping[str, object]
 ) -> None:
-    """Log how one event finished (by default dead letters at WARNING, the rest at INFO)."""
+    """Log how one event finished (dead letters at WARNING, the rest at INFO)."""
     message = f"event {outcome}" if reason is None else f"event {outcome}: {reason}"
-    level = _OUTCOME_LEVELS.get(outcome, logging.INFO) if level is None else level
+    level = _OUTCOME_LEVELS.get(outcome, logging.INFO)
     logger.log(level, message, extra={**fields, "outcome": outcome, "reason": reason})
+
+
+def mask_user_ids(text: str) -> str:
+    """``text`` with email addresses and phone numbers masked."""
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, object]:
@@ -97,12 +105,14 @@ def extra_fields(record: logging.LogRecord) -> dict[str, object]:
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces every secret with ``***`` in the record, before any formatter sees it."""
+    """Replaces every secret with ``***`` in the record, before any formatter sees it; with
+    ``mask_user_ids``, masks emails and phone numbers in WARNING and ERROR records too."""
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(self, secrets: Sequence[str], *, mask_user_ids: bool = False) -> None:
         super().__init__()
         # Longest first, so a secret containing another one is hidden whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._mask_user_ids = mask_user_ids
 
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced."""
@@ -110,28 +120,34 @@ class RedactingFilter(logging.Filter):
             text = text.replace(secret, REDACTED)
         return text
 
+    def _redact_and_mask(self, text: str) -> str:
+        return mask_user_ids(self.redact(text))
+
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the message, extras, exception and stack text in place; never drops."""
-        record.msg = self.redact(_rendered_message(record))
+        masks = self._mask_user_ids and record.levelno >= logging.WARNING
+        clean = self._redact_and_mask if masks else self.redact
+        record.msg = clean(_rendered_message(record))
         record.args = None
         for key, value in extra_fields(record).items():
-            setattr(record, key, self._redact_value(value))
+            setattr(record, key, _cleaned_value(value, clean))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
+            record.exc_text = clean(record.exc_text)
         if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
+            record.stack_info = clean(record.stack_info)
         return True
 
-    def _redact_value(self, value: object) -> object:
-        if value is None or isinstance(value, bool | int | float):
-            return value
-        if isinstance(value, Mapping):
-            return {str(k): self._redact_value(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self._redact_value(item) for item in value]
-        return self.redact(str(value))
+
+def _cleaned_value(value: object, clean: Callable[[str], str]) -> object:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _cleaned_value(v, clean) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cleaned_value(item, clean) for item in value]
+    return clean(str(value))
 
 
 def _rendered_message(record: logging.LogRecord) -> str:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from processor.pipeline.plan import SKIP_REASONS
-
 PREFIX = "trengo_processor"
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -23,13 +21,11 @@ EVENTS = Counter(
 )
 SKIPPED = Counter(
     f"{PREFIX}_skipped",
-    "Events skipped (committed, not sent, not dead-lettered), by the filter rule that skipped "
-    "them (message_type|unmapped_event|integrations|consent|ignore_types).",
+    "Events skipped as RudderStack would not have sent them to Trengo, by reason "
+    "(message_type|unmapped_event|integrations|consent|ignore_types).",
     ["reason"],
     registry=REGISTRY,
 )
-# Bound once: the skip path must not look labels up per event.
-SKIPPED_BY_REASON = {reason: SKIPPED.labels(reason=reason) for reason in SKIP_REASONS}
 TRENGO_REQUESTS = Counter(
     f"{PREFIX}_trengo_requests",
     "Trengo API calls, by operation and HTTP status (or 'error' when no response came).",
@@ -70,6 +66,11 @@ INFLIGHT_EVENTS = Gauge(
     "Events polled from Kafka and not yet done (queued or being delivered).",
     registry=REGISTRY,
 )
+INFLIGHT_BYTES = Gauge(
+    f"{PREFIX}_inflight_bytes",
+    "Record bytes (key, value, headers) of the events counted in inflight_events.",
+    registry=REGISTRY,
+)
 CONSUMER_LAG = Gauge(
     f"{PREFIX}_consumer_lag",
     "Messages between the committed offset and the high watermark, per assigned partition.",
@@ -107,6 +108,13 @@ EVENT_DELIVERY_LATENCY = Histogram(
 PARTITIONS_PAUSED = Gauge(
     f"{PREFIX}_partitions_paused",
     "Assigned partitions currently paused for backpressure or a halted destination.",
+    registry=REGISTRY,
+)
+PARTITION_STALLED = Gauge(
+    f"{PREFIX}_partition_stalled",
+    "1 while an assigned partition holds pending events and none was attempted or finished "
+    "for server.stall_seconds (the pod's /healthz fails), else 0.",
+    ["partition"],
     registry=REGISTRY,
 )
 

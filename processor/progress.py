@@ -20,6 +20,7 @@ class Progress:
     rate_limited: int
     in_flight: int
     dead_letters_by_stage: dict[str, int]
+    skipped_by_reason: dict[str, int]
 
     @property
     def finished(self) -> int:
@@ -52,6 +53,7 @@ def read_progress() -> Progress:
         rate_limited=statuses.get("429", 0),
         in_flight=int(_gauge_value(metrics.INFLIGHT_EVENTS)),
         dead_letters_by_stage=_sum_by_label(metrics.DEAD_LETTERS, "stage"),
+        skipped_by_reason=_sum_by_label(metrics.SKIPPED, "reason"),
     )
 
 

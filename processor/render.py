@@ -1,9 +1,10 @@
 """``trengo-processor render``: what one event would do, without touching the network.
 
-Prints the outcome of decode → filter → validate → map (for a skipped event: the filter rule
-and why), then the exact requests the delivery stage
+Prints the outcome of decode → filter → validate → map (a filtered event: which rule
+skipped it and why), then the exact requests the delivery stage
 would send (method, full URL, JSON body) and when each one is sent. Ids that only a search or
-a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}`` and
+a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}``,
+``{channel_type}`` and
 ``{label_id of 'name'}``. The API token never appears.
 """
 
@@ -15,7 +16,7 @@ from urllib.parse import quote
 
 from processor.config import Settings, TrengoConfig
 from processor.pipeline.decode import decode
-from processor.pipeline.filters import FilterRules, filter_event
+from processor.pipeline.filters import EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
     ContactRef,
@@ -24,6 +25,7 @@ from processor.pipeline.plan import (
     KnownContact,
     Plan,
     Rejection,
+    Skip,
     TicketPlan,
 )
 from processor.pipeline.templates import SubjectTemplates
@@ -35,6 +37,7 @@ from processor.trengo.requests import ContactId, TrengoRequest
 UNKNOWN_ID = "{contact_id}"
 UNKNOWN_TICKET_ID = "{ticket_id}"
 UNKNOWN_PROFILE_ID = "{profile_id}"
+UNKNOWN_CHANNEL_TYPE = "{channel_type}"
 _PLACEHOLDERS = (UNKNOWN_ID, UNKNOWN_TICKET_ID, UNKNOWN_PROFILE_ID)
 
 
@@ -51,12 +54,9 @@ def render_event(value: bytes, settings: Settings) -> str:
     document = decode(value)
     if isinstance(document, Rejection):
         return _rejected(document, settings)
-    skip = filter_event(document, FilterRules.from_settings(settings))
+    skip = EventFilter.from_settings(settings)(document)
     if skip is not None:
-        return (
-            f"skipped at filter ({skip.reason}): {skip.detail}\n"
-            "→ committed and counted, no Trengo call would be made\nrequests: none"
-        )
+        return _skipped(skip)
     message = validate(document, accept_groups=settings.destination.enableProfiles)
     if isinstance(message, Rejection):
         return _rejected(message, settings)
@@ -154,6 +154,17 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
             "several → dead letter",
             requests.search_profiles(profile.key),
         ),
+        *(
+            [
+                Step(
+                    "the search by key confirmed none (its term may not match field values): "
+                    "by name, confirmed the same way",
+                    requests.search_profiles(profile.name),
+                )
+            ]
+            if profile.name != profile.key
+            else []
+        ),
         Step(
             "the search found no such profile, and no earlier attempt created it",
             requests.create_profile(profile.name),
@@ -169,8 +180,11 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
             requests.rename_profile(UNKNOWN_PROFILE_ID, profile.name),
         ),
         Step(
-            "the contact is not attached already (by this process, or listed by the search)",
-            requests.attach_contact_to_profile(UNKNOWN_PROFILE_ID, _contact_id(plan.contact)),
+            "the contact is not attached already (by this process, or listed by the search); "
+            f"type: channel {profile.channel_id}'s type, from GET /channels (once per process)",
+            requests.attach_contact_to_profile(
+                UNKNOWN_PROFILE_ID, _contact_id(plan.contact), UNKNOWN_CHANNEL_TYPE
+            ),
         ),
     ]
 
@@ -214,6 +228,13 @@ def _shown_url(base_url: str, request: TrengoRequest) -> str:
     for placeholder in _PLACEHOLDERS:
         shown = shown.replace(quote(placeholder, safe=""), placeholder)
     return shown
+
+
+def _skipped(skip: Skip) -> str:
+    return (
+        f"skipped at filter ({skip.reason}): {skip.detail}\n"
+        "→ committed without a call, counted in trengo_processor_skipped_total\nrequests: none"
+    )
 
 
 def _rejected(rejection: Rejection, settings: Settings) -> str:

@@ -1,6 +1,6 @@
 """Wires the stages and the engine into one running processor (``trengo-processor run``).
 
-The pure stages (decode → filter → validate → map) run on the event loop as records arrive; delivery
+The pure stages (decode → validate → map) run on the event loop as records arrive; delivery
 runs on the keyed scheduler; the poll thread owns the consumer. Shutdown, in order:
 
 1. Stop starting new work: the scheduler starts no queued or retrying event, and the poll
@@ -19,11 +19,12 @@ import gc
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from confluent_kafka import Consumer, Producer
 
+from processor import metrics
 from processor.config import Settings
 from processor.engine.backoff import Backoff
 from processor.engine.coalesce import take_coalesced
@@ -35,16 +36,18 @@ from processor.engine.intake import Intake, Prepared
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
-from processor.pipeline.filters import FilterRules, filter_event
+from processor.pipeline.filters import SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
-from processor.pipeline.plan import Rejection, Skip
+from processor.pipeline.plan import Plan, Rejection, Skip
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
 from processor.trengo.delivery import PlanExecutor
+from processor.trengo.token import TokenRotation, token_reader
 
 logger = logging.getLogger(__name__)
 
@@ -54,32 +57,52 @@ GC_THRESHOLDS = (50_000, 50, 100)
 KNOWN_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 CLOSE_GRACE_SECONDS = 15.0
 FLUSH_SECONDS = 10.0
+_MAX_ERROR_TEXT = 300
 
 
 @dataclass(frozen=True, slots=True)
 class RecordPreparer:
-    """decode → filter → validate → map for one record, plus its ordering key and type label."""
+    """decode → filter → validate → map for one record, plus its ordering key and type label.
+
+    Never raises: an unexpected exception in any step (a bug, or input no check foresaw)
+    becomes that record's rejection at the stage it happened in, with the reason
+    ``internal error: <type>: <text>``, so the rest of the poll batch goes on.
+    """
 
     settings: Settings
     templates: SubjectTemplates
-    rules: FilterRules
+    event_filter: EventFilter
 
     def __call__(self, record: KafkaRecord) -> Prepared:
         fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
+        progress = _Progress(fallback_key, self._log_fields(record, {}), key=fallback_key)
+        try:
+            return self._prepare(record, progress)
+        except Exception as error:  # one record's failure is only that record's
+            logger.error(
+                "internal error in %s stage", progress.stage, exc_info=True, extra=progress.fields
+            )
+            return progress.prepared(Rejection(_internal_error(error), stage=progress.stage))
+
+    def _prepare(self, record: KafkaRecord, progress: _Progress) -> Prepared:
         document = decode(record.value)
         if isinstance(document, Rejection):
-            return Prepared(fallback_key, "unknown", document, self._log_fields(record, {}))
-        type_label = _type_label(document.get("type"))
-        fields = self._log_fields(record, document)
-        message = filter_event(document, self.rules) or validate(
-            document, accept_groups=self.settings.destination.enableProfiles
+            return progress.prepared(document)
+        progress.type_label = _type_label(document.get("type"))
+        progress.fields = self._log_fields(record, document)
+        progress.key = _document_key(record, document) or progress.key
+        progress.stage = "validate"  # the filter never dead-letters: its bugs count as validate's
+        skip = self.event_filter(document)
+        if skip is not None:
+            return progress.prepared(skip)
+        message = validate(document, accept_groups=self.settings.destination.enableProfiles)
+        if isinstance(message, Rejection):
+            return progress.prepared(message)
+        progress.stage = "map"
+        progress.key = (
+            _record_key(record) or message.userId or message.anonymousId or progress.fallback_key
         )
-        if isinstance(message, Rejection | Skip):
-            key = _document_key(record, document) or fallback_key
-            return Prepared(key, type_label, message, fields)
-        key = _record_key(record) or message.userId or message.anonymousId or fallback_key
-        plan = plan_event(message, self.settings.destination, self.templates)
-        return Prepared(key, type_label, plan, fields)
+        return progress.prepared(plan_event(message, self.settings.destination, self.templates))
 
     def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
         message_id, user_id = document.get("messageId"), document.get("userId")
@@ -91,6 +114,20 @@ class RecordPreparer:
             offset=record.offset,
             include_user_ids=self.settings.log.include_user_ids,
         )
+
+
+@dataclass(slots=True)
+class _Progress:
+    """How far one record got: what its outcome says if a step raises."""
+
+    fallback_key: str  # the record's key, else its partition/offset
+    fields: dict[str, object]
+    key: str
+    type_label: str = "unknown"
+    stage: Literal["decode", "validate", "map"] = "decode"
+
+    def prepared(self, work: Plan | Rejection | Skip) -> Prepared:
+        return Prepared(self.key, self.type_label, work, self.fields)
 
 
 def tune_garbage_collector() -> None:
@@ -105,6 +142,12 @@ def tune_garbage_collector() -> None:
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def _internal_error(error: Exception) -> str:
+    """``internal error: <type>: <text>``, as text any header or log line can carry."""
+    text = f"{type(error).__name__}: {error}"[:_MAX_ERROR_TEXT]
+    return "internal error: " + text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _record_key(record: KafkaRecord) -> str | None:
@@ -155,7 +198,10 @@ class Processor:
             self.health_server.port,
             extra={"port": self.health_server.port},
         )
-        producer_task = asyncio.create_task(parts.writer.serve(), name="dead-letter-producer")
+        background = [
+            asyncio.create_task(parts.writer.serve(), name="dead-letter-producer"),
+            asyncio.create_task(parts.stall_watch.run(), name="stall-watch"),
+        ]
         parts.scheduler.start()
         parts.poll.start()
         logger.info(
@@ -167,7 +213,7 @@ class Processor:
         try:
             await stop.wait()
         finally:
-            await self._shut_down(parts, producer_task)
+            await self._shut_down(parts, background)
 
     def _build(self, loop: asyncio.AbstractEventLoop) -> _Parts:
         settings = self.settings
@@ -176,6 +222,7 @@ class Processor:
             settings.api_token,
             timeout_seconds=settings.trengo.timeout_seconds,
             requests_per_minute=settings.trengo.requests_per_minute,
+            max_wait_seconds=settings.delivery.retry_cap_seconds,
             transport=self._transport,
         )
         executor = PlanExecutor(client, settings.trengo)
@@ -186,6 +233,7 @@ class Processor:
             probe=executor.probe,
             probe_seconds=settings.delivery.halt_probe_seconds,
             on_change=self.health.set_destination_up,
+            reload_token=TokenRotation(client, token_reader(settings)).reload,
         )
         delivery = settings.delivery
         handler = EventHandler(
@@ -197,8 +245,10 @@ class Processor:
             retry_max_seconds=delivery.retry_max_seconds,
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
+        for reason in SKIP_REASONS:  # every reason exported from the start, at 0
+            metrics.SKIPPED.labels(reason=reason)
         preparer = RecordPreparer(
-            settings, SubjectTemplates(settings.destination), FilterRules.from_settings(settings)
+            settings, SubjectTemplates(settings.destination), EventFilter.from_settings(settings)
         )
         intake = Intake(preparer, scheduler, self.tracker)
         poll = PollLoop(
@@ -214,13 +264,17 @@ class Processor:
             health=self.health,
             settings=PollSettings(
                 high_water=delivery.max_buffered_events,
+                high_water_bytes=delivery.max_buffered_bytes,
                 commit_interval_seconds=settings.kafka.commit_interval_ms / 1000,
                 revoke_timeout_seconds=settings.kafka.revoke_timeout_ms / 1000,
             ),
         )
-        return _Parts(client, writer, gate, scheduler, poll)
+        stall_watch = StallWatch(
+            self.tracker, settings.server.stall_seconds, lambda: gate.halted, self.health
+        )
+        return _Parts(client, writer, gate, scheduler, poll, stall_watch)
 
-    async def _shut_down(self, parts: _Parts, producer_task: asyncio.Task[None]) -> None:
+    async def _shut_down(self, parts: _Parts, background: list[asyncio.Task[None]]) -> None:
         logger.info("shutting down")
         parts.scheduler.stop_starting()
         parts.poll.stopping.set()
@@ -233,8 +287,9 @@ class Processor:
         await parts.scheduler.stop()
         parts.poll.closing.set()
         await asyncio.to_thread(parts.poll.join, CLOSE_GRACE_SECONDS)
-        producer_task.cancel()
-        await asyncio.gather(producer_task, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         unacknowledged = await asyncio.to_thread(parts.writer.flush, FLUSH_SECONDS)
         if unacknowledged:
             logger.warning("%d dead letters not acknowledged (not committed)", unacknowledged)
@@ -252,6 +307,7 @@ class _Parts:
     gate: DestinationGate
     scheduler: KeyedScheduler[WorkItem]
     poll: PollLoop
+    stall_watch: StallWatch
 
 
 async def _drain(

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -32,7 +32,9 @@ from processor.engine.dlq import (
     HEADER_FIRST_ATTEMPT_AT,
     HEADER_ORIGINAL_OFFSET,
     HEADER_ORIGINAL_PARTITION,
+    HEADER_ORIGINAL_SIZE,
     HEADER_ORIGINAL_TOPIC,
+    HEADER_TRUNCATED,
     Stage,
 )
 from processor.events import ANY_MESSAGE
@@ -64,6 +66,16 @@ class DeadLetterHeaders(BaseModel):
     )
     first_attempt_at: datetime = Field(
         alias=HEADER_FIRST_ATTEMPT_AT, description="When the first attempt started (ISO 8601)."
+    )
+    truncated: Literal["true"] | SkipJsonSchema[None] = Field(
+        default=None,
+        alias=HEADER_TRUNCATED,
+        description="Present when the broker refused the record as too large: the value is cut.",
+    )
+    original_size: _Digits | SkipJsonSchema[None] = Field(
+        default=None,
+        alias=HEADER_ORIGINAL_SIZE,
+        description="With x-truncated: the original value's size in bytes.",
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +35,14 @@ EMAIL_CHANNEL = next(channel.id for channel in DEFAULT_CHANNELS if channel.type 
 PHONE_CHANNEL = next(channel.id for channel in DEFAULT_CHANNELS if channel.type != "EMAIL")
 # trengo.requests_per_minute for tests that are not about the rate limit (the default is 120).
 UNLIMITED_RATE = {"requests_per_minute": 1_000_000}
+# Every Trengo route the processor may call (below the base URL); an id is digits, or a
+# placeholder the dry run prints for an id only Trengo knows (``{contact_id}``, URL-quoted).
+_ID = r"(?:[1-9][0-9]{0,18}|%7B(?:contact|ticket|profile)_id%7D)"
+KNOWN_ROUTE = re.compile(
+    rf"/contacts|/contacts/{_ID}|/contacts/{_ID}/custom_fields|/channels/{_ID}/contacts"
+    rf"|/tickets|/tickets/{_ID}/messages|/tickets/{_ID}/labels|/labels"
+    rf"|/profiles|/profiles/{_ID}|/profiles/{_ID}/custom_fields|/profiles/{_ID}/contacts"
+)
 TEMPLATES = [
     {"from": "Order Completed", "to": "Order {{ order_id }} completed"},
     {"from": "Product Reviewed", "to": "{{ event }} from our store"},

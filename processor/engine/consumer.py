@@ -5,12 +5,14 @@ It polls continuously, so heartbeats and ``max.poll.interval.ms`` never depend o
 1. ``consume`` a batch (rebalance callbacks run inside it, on this thread).
 2. Register each message's offset with the tracker, in offset order, and hand the batch to
    the event loop (``on_records``); nothing here waits for delivery.
-3. Pause a partition while its buffered events reach its share of the high-water mark
-   (high-water / assigned partitions), and every partition while all buffered events reach
-   the high-water mark, the destination is halted or shutdown began. Resume a partition once
-   both it and the total are below the low-water fraction. Shares keep one partition's fetch
-   from filling the whole buffer and starving the others, and a partition stuck behind a
-   retrying event stops only itself.
+3. Pause a partition while its buffered events (or their bytes) reach its share of the
+   high-water mark (high-water / assigned partitions), and every partition while the whole
+   buffer reaches the high-water mark, the destination is halted or shutdown began. A
+   partition's load is the larger of its event and byte fractions. Resume a partition once
+   its own load is below the low-water fraction of its share and the whole buffer is below
+   the high-water mark. Shares keep one partition's fetch from filling the whole buffer and
+   starving the others; a partition stuck behind a retrying event stops only itself, and
+   what it holds never keeps a drained partition paused.
 4. Every ``commit_interval`` store and commit the highest contiguous done offsets.
 5. Every ``LAG_INTERVAL_SECONDS`` refresh consumer lag and check that the broker answers.
 
@@ -63,7 +65,8 @@ class HealthReporter(Protocol):
 class PollSettings:
     """How the poll thread paces itself."""
 
-    high_water: int
+    high_water: int  # buffered events
+    high_water_bytes: int  # buffered record bytes
     commit_interval_seconds: float
     revoke_timeout_seconds: float
 
@@ -158,7 +161,9 @@ class PollLoop:
                 self._log_consume_error(error)
                 continue
             record = _record(message)
-            ticket = self._tracker.register(record.topic, record.partition, record.offset)
+            ticket = self._tracker.register(
+                record.topic, record.partition, record.offset, _size(record)
+            )
             if ticket is not None:
                 batch.append((record, ticket))
         if batch:
@@ -171,19 +176,18 @@ class PollLoop:
         logger.warning("consume error: %s", error)
 
     def _apply_backpressure(self) -> None:
-        pending = self._tracker.pending_counts()
-        total = sum(pending.values())
-        metrics.INFLIGHT_EVENTS.set(total)
+        loads = self._loads()
+        total = sum(loads.values())
         hold = self._holding()
         to_pause = [
             tp
-            for tp, own in pending.items()
-            if tp not in self._paused and (hold or self._full(own, total, len(pending)))
+            for tp, own in loads.items()
+            if tp not in self._paused and (hold or self._full(own, total, len(loads)))
         ]
         to_resume = [
             tp
             for tp in self._paused
-            if tp in pending and not hold and self._roomy(pending[tp], total, len(pending))
+            if tp in loads and not hold and self._roomy(loads[tp], total, len(loads))
         ]
         if to_pause:
             self._consumer.pause(_topic_partitions(to_pause))
@@ -193,16 +197,27 @@ class PollLoop:
             self._paused.difference_update(to_resume)
         metrics.PARTITIONS_PAUSED.set(len(self._paused))
 
+    def _loads(self) -> dict[PartitionKey, float]:
+        """Each partition's buffer as a fraction of the high-water mark (events or bytes)."""
+        counts = self._tracker.pending_counts()
+        sizes = self._tracker.pending_bytes()
+        metrics.INFLIGHT_EVENTS.set(sum(counts.values()))
+        metrics.INFLIGHT_BYTES.set(sum(sizes.values()))
+        events, size = self._settings.high_water, self._settings.high_water_bytes
+        return {tp: max(count / events, sizes.get(tp, 0) / size) for tp, count in counts.items()}
+
     def _holding(self) -> bool:
         return self.stopping.is_set() or self._is_halted()
 
-    def _full(self, own: int, total: int, partitions: int) -> bool:
-        high = self._settings.high_water
-        return total >= high or own >= high / max(partitions, 1)
+    @staticmethod
+    def _full(own: float, total: float, partitions: int) -> bool:
+        return total >= 1 or own >= 1 / max(partitions, 1)
 
-    def _roomy(self, own: int, total: int, partitions: int) -> bool:
-        high = self._settings.high_water * LOW_WATER_FRACTION
-        return total <= high and own <= high / max(partitions, 1)
+    @staticmethod
+    def _roomy(own: float, total: float, partitions: int) -> bool:
+        # Only the total's high-water mark, not its low-water one: a partition stuck behind a
+        # retrying event may hold its whole share for hours and must not freeze the others.
+        return total < 1 and own <= LOW_WATER_FRACTION / max(partitions, 1)
 
     def _maybe_commit(self) -> None:
         if time.monotonic() - self._last_commit >= self._settings.commit_interval_seconds:
@@ -256,10 +271,8 @@ class PollLoop:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self._tracker.assign(keys)
-        pending = self._tracker.pending_counts()
-        paused = bool(keys) and (
-            self._holding() or self._full(0, sum(pending.values()), len(pending))
-        )
+        loads = self._loads()
+        paused = bool(keys) and (self._holding() or self._full(0, sum(loads.values()), len(loads)))
         if paused:
             _take_paused(consumer, partitions)
             self._paused.update(keys)
@@ -320,6 +333,12 @@ def _record(message: Any) -> KafkaRecord:
         headers=tuple(message.headers() or ()),
         timestamp_ms=timestamp if timestamp > 0 else None,
     )
+
+
+def _size(record: KafkaRecord) -> int:
+    """Bytes a buffered record holds on to: key, value and headers."""
+    headers = sum(len(name) + len(value or b"") for name, value in record.headers)
+    return len(record.key or b"") + len(record.value or b"") + headers
 
 
 def _describe(keys: Sequence[PartitionKey]) -> str:

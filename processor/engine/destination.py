@@ -1,9 +1,13 @@
 """The destination gate: halted while Trengo refuses the token (401/403), open otherwise.
 
 While halted nothing is delivered, nothing is dead-lettered and the poll loop pauses every
-partition. A probe call every ``probe_seconds`` finds out when the token works again, and the
-gate reopens by itself. The gate counts how long it has been halted, so an event's retry
-deadline (``delivery.retry_max_seconds``) does not run while nothing could be delivered.
+partition. Every ``probe_seconds`` the gate re-reads the token source (a rotated Kubernetes
+Secret, ``TRENGO_API_TOKEN``) and probes; once the probe gets through the gate reopens by
+itself. The gate counts how long it has been halted, so an event's retry deadline
+(``delivery.retry_max_seconds``) does not run while nothing could be delivered.
+
+``token_works`` answers the 403 question (DESIGN.md §3): a probe with the same token that
+gets through means only the event's action is forbidden, not the token.
 """
 
 from __future__ import annotations
@@ -14,12 +18,18 @@ import time
 from collections.abc import Awaitable, Callable
 
 from processor import metrics
-from processor.trengo.errors import DestinationDown, TrengoError
+from processor.trengo.errors import DestinationDown, TransientError, TrengoError
 
 logger = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[object]]
 OnChange = Callable[[bool], None]
+# Re-reads the token source; True when a different token is now in use.
+ReloadToken = Callable[[], bool]
+
+
+def _token_never_changes() -> bool:
+    return False
 
 
 class DestinationGate:
@@ -31,9 +41,11 @@ class DestinationGate:
         probe_seconds: float,
         on_change: OnChange,
         *,
+        reload_token: ReloadToken = _token_never_changes,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._probe = probe
+        self.reload_token = reload_token
         self._probe_seconds = probe_seconds
         self._on_change = on_change
         self._clock = clock
@@ -42,6 +54,8 @@ class DestinationGate:
         self._open = asyncio.Event()
         self._open.set()
         self._probe_task: asyncio.Task[None] | None = None
+        self._token_check: asyncio.Task[bool] | None = None
+        self._token_checked_at = float("-inf")
         self.halt_reason: str | None = None
 
     @property
@@ -57,6 +71,39 @@ class DestinationGate:
     async def wait_open(self) -> None:
         """Return at once while open; otherwise wait until the token works again."""
         await self._open.wait()
+
+    async def token_works(self) -> bool:
+        """A probe with the token in use: False when Trengo refuses it (401/403).
+
+        Raises ``TransientError`` when the probe got no usable answer (timeout, 429, 5xx).
+        Concurrent callers share one probe, and a token that worked is believed for
+        ``probe_seconds``: a forbidden channel must not cost a probe per event.
+        """
+        if not self._token_check_reusable():
+            self._token_check = asyncio.create_task(self._check_token(), name="token-check")
+            self._token_checked_at = self._clock()
+        assert self._token_check is not None
+        return await asyncio.shield(self._token_check)
+
+    def _token_check_reusable(self) -> bool:
+        check = self._token_check
+        if check is None:
+            return False
+        if not check.done():
+            return True
+        fresh = self._clock() - self._token_checked_at < self._probe_seconds
+        return fresh and not check.cancelled() and check.exception() is None and check.result()
+
+    async def _check_token(self) -> bool:
+        try:
+            await self._probe()
+        except DestinationDown:
+            return False
+        except TransientError:
+            raise
+        except TrengoError:
+            pass  # any other answer means Trengo took the token
+        return True
 
     def halt(self, reason: str) -> None:
         """Close the gate (idempotent) and start probing."""
@@ -80,6 +127,7 @@ class DestinationGate:
         while True:
             await asyncio.sleep(self._probe_seconds)
             try:
+                self.reload_token()
                 await self._probe()
             except DestinationDown as down:
                 logger.warning("destination still down: %s", down.reason)

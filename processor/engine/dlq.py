@@ -2,17 +2,23 @@
 
 A dead-lettered event is done only when the broker acknowledged its record; until then its
 offset is not committed. Header names are part of the operator contract (DESIGN.md §3).
+
+An original value near the broker's ``message.max.bytes`` no longer fits once the error headers
+are added. A record the producer or the broker refuses as too large is sent again with its value
+cut to half, and again, until it fits (or nothing is left to cut), marked ``x-truncated: true``
+with ``x-original-size`` (the value's bytes): a retry could never make it fit, and the event's
+offset would never be committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from processor.config import KafkaConfig
 
@@ -24,6 +30,8 @@ HEADER_ORIGINAL_PARTITION = "x-original-partition"
 HEADER_ORIGINAL_OFFSET = "x-original-offset"
 HEADER_ATTEMPTS = "x-attempts"
 HEADER_FIRST_ATTEMPT_AT = "x-first-attempt-at"
+HEADER_TRUNCATED = "x-truncated"
+HEADER_ORIGINAL_SIZE = "x-original-size"
 # Set by `dlq replay` on the events it re-publishes; a replayed event that fails again keeps
 # it, and replay leaves such records alone unless asked (the loop guard).
 HEADER_REPLAYED_AT = "x-replayed-at"
@@ -37,11 +45,15 @@ DLQ_HEADERS = (
     HEADER_ORIGINAL_OFFSET,
     HEADER_ATTEMPTS,
     HEADER_FIRST_ATTEMPT_AT,
+    HEADER_TRUNCATED,
+    HEADER_ORIGINAL_SIZE,
 )
 
 Stage = Literal["decode", "validate", "map", "deliver"]
 Headers = Sequence[tuple[str, bytes | None]]
 MAX_REASON_BYTES = 2000
+# What "too large" looks like: from the producer's own check or from the broker.
+_TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
 
 
 # kafka.settings keys that only a consumer understands; the rest (security, SASL, ...) also
@@ -96,6 +108,14 @@ class DeadLetter:
     status: int | None
     attempts: int
     first_attempt_at: datetime
+    original_size: int | None = None  # set once the value was truncated
+
+    def truncated(self) -> DeadLetter | None:
+        """This letter with its value cut to half; None when there is no value left to cut."""
+        if not self.value:
+            return None
+        size = len(self.value) if self.original_size is None else self.original_size
+        return replace(self, value=self.value[: len(self.value) // 2], original_size=size)
 
     def record_headers(self) -> list[tuple[str, bytes | None]]:
         """Original headers (minus stale error headers) followed by the error headers."""
@@ -111,6 +131,8 @@ class DeadLetter:
         ]
         if self.status is not None:
             facts.insert(2, (HEADER_ERROR_STATUS, str(self.status)))
+        if self.original_size is not None:
+            facts += [(HEADER_TRUNCATED, "true"), (HEADER_ORIGINAL_SIZE, str(self.original_size))]
         return kept + [(name, text.encode()) for name, text in facts]
 
 
@@ -132,15 +154,17 @@ class DeadLetterWriter:
 
     def send(self, letter: DeadLetter) -> asyncio.Future[None]:
         """Queue one record; the future fails with DeadLetterError if the broker refuses it."""
-        loop = asyncio.get_running_loop()
-        acknowledged: asyncio.Future[None] = loop.create_future()
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._produce(letter, acknowledged)
+        return acknowledged
 
+    def _produce(self, letter: DeadLetter, acknowledged: asyncio.Future[None]) -> None:
         def on_delivery(error: Any, _message: Any) -> None:
             if acknowledged.done():
                 return
             if error is None:
                 acknowledged.set_result(None)
-            else:
+            elif not self._retry_smaller(error, letter, acknowledged):
                 acknowledged.set_exception(DeadLetterError(str(error)))
 
         try:
@@ -151,9 +175,23 @@ class DeadLetterWriter:
                 headers=letter.record_headers(),
                 on_delivery=on_delivery,
             )
-        except (BufferError, KafkaException) as error:
+        except KafkaException as error:
+            if not self._retry_smaller(error.args[0], letter, acknowledged):
+                acknowledged.set_exception(DeadLetterError(f"produce failed: {error}"))
+        except BufferError as error:
             acknowledged.set_exception(DeadLetterError(f"produce failed: {error}"))
-        return acknowledged
+
+    def _retry_smaller(
+        self, error: object, letter: DeadLetter, acknowledged: asyncio.Future[None]
+    ) -> bool:
+        """Produce ``letter`` truncated if ``error`` says it is too large; False otherwise."""
+        if not (isinstance(error, KafkaError) and error.code() in _TOO_LARGE):
+            return False
+        smaller = letter.truncated()
+        if smaller is None:
+            return False
+        self._produce(smaller, acknowledged)
+        return True
 
     async def serve(self, interval_seconds: float = 0.02) -> None:
         """Run delivery callbacks until cancelled."""

@@ -6,7 +6,13 @@ Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo cli
 * transient (408, 429, 5xx, timeouts): tried again with full-jitter backoff (Retry-After wins),
   the key stays blocked; after ``retry_max_seconds`` the event is dead-lettered.
 * permanent (other 4xx, rejections by the pipeline): dead-lettered at once.
-* destination down (401, 403): the gate halts everything; the event waits, nothing is lost.
+* destination down (401, or a 403 whose probe with the same token is refused too): unless
+  the token source holds a new token, the gate halts everything; the event waits, nothing is
+  lost.
+* forbidden action (403 while the token's probe gets through): dead-lettered, status 403.
+* internal error (any other exception, while delivering or dead-lettering): retried with
+  backoff like a transient failure; after ``retry_max_seconds`` dead-lettered with the reason
+  ``internal error: <Type>: <text>``.
 
 A dead-lettered event is done only once the broker acknowledged the dead-letter record.
 """
@@ -30,7 +36,12 @@ from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, 
 from processor.engine.offsets import OffsetTicket, OffsetTracker
 from processor.logging import log_outcome
 from processor.pipeline.plan import Plan, Rejection
-from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+from processor.trengo.errors import (
+    DestinationDown,
+    Forbidden,
+    PermanentError,
+    TransientError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +116,13 @@ class EventHandler:
         """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
         if not await self._may_start(item):
             return None  # partition revoked (maybe while halted): the new owner processes it
+        self._tracker.note_attempt(item.ticket)  # progress, for the stall watch
+        try:
+            return await self._deliver_or_dead_letter(item)
+        except Exception as error:  # a bug or an unforeseen failure: retried like a transient one
+            return self._internal_error(item, error)
+
+    async def _deliver_or_dead_letter(self, item: WorkItem) -> float | None:
         if item.failure is None:
             self._count_attempt(item)
             outcome = await self._attempt(item)
@@ -121,9 +139,12 @@ class EventHandler:
             return Failure(item.work.stage, item.work.reason, None)
         try:
             await self._deliver(item.work)
+        except Forbidden as forbidden:
+            return await self._forbidden(item, forbidden)
         except DestinationDown as down:
             item.attempts -= 1  # not the event's fault
-            self._gate.halt(down.reason)
+            if not self._gate.reload_token():  # a rotated token is tried at once
+                self._gate.halt(down.reason)
             return 0.0
         except TransientError as error:
             return self._retry_or_give_up(item, error)
@@ -131,6 +152,18 @@ class EventHandler:
             return Failure("deliver", error.reason, error.status)
         self._finish(item, "delivered")
         return None
+
+    async def _forbidden(self, item: WorkItem, forbidden: Forbidden) -> float | Failure:
+        """A 403 halts only when the token's probe is refused too; else only this is forbidden."""
+        try:
+            token_works = await self._gate.token_works()
+        except TransientError as error:
+            return self._retry_or_give_up(item, error)
+        if token_works:
+            return Failure("deliver", forbidden.reason, forbidden.status)
+        item.attempts -= 1  # not the event's fault
+        self._gate.halt(forbidden.reason)
+        return 0.0
 
     async def _may_start(self, item: WorkItem) -> bool:
         """Wait while the destination is halted; False once the partition is not ours."""
@@ -147,17 +180,38 @@ class EventHandler:
             item.halted_seconds_at_first_attempt = self._gate.halted_seconds()
 
     def _retry_or_give_up(self, item: WorkItem, error: TransientError) -> float | Failure:
-        started = item.first_attempt_monotonic or time.monotonic()
-        halted = self._gate.halted_seconds() - item.halted_seconds_at_first_attempt
-        if time.monotonic() - started - halted >= self._retry_max_seconds:
+        if self._out_of_time(item):
             reason = f"gave up after {item.attempts} attempts: {error.reason}"
             return Failure("deliver", reason, error.status)
-        metrics.RETRIES.labels(reason=_retry_reason(error)).inc()
-        delay = self._backoff.delay(item.attempts, error.retry_after)
+        return self._retry_delay(item, error.reason, _retry_reason(error), error.retry_after)
+
+    def _internal_error(self, item: WorkItem, error: Exception) -> float:
+        """An unexpected exception: retried until ``retry_max_seconds``, then dead-lettered."""
+        reason = f"internal error: {type(error).__name__}: {error}"
+        logger.error(
+            "%s", reason, exc_info=error, extra={**item.log_fields, "attempts": item.attempts}
+        )
+        if not self._out_of_time(item):
+            return self._retry_delay(item, reason, "internal")
+        dead_lettering = item.failure is not None
+        item.failure = Failure("deliver", reason, None)
+        # Failing to dead-letter is not hurried along: the next try waits a backoff.
+        return self._backoff.delay(item.attempts) if dead_lettering else 0.0
+
+    def _out_of_time(self, item: WorkItem) -> bool:
+        started = item.first_attempt_monotonic or time.monotonic()
+        halted = self._gate.halted_seconds() - item.halted_seconds_at_first_attempt
+        return time.monotonic() - started - halted >= self._retry_max_seconds
+
+    def _retry_delay(
+        self, item: WorkItem, reason: str, label: str, retry_after: float | None = None
+    ) -> float:
+        metrics.RETRIES.labels(reason=label).inc()
+        delay = self._backoff.delay(max(item.attempts, 1), retry_after)
         logger.warning(
             "retrying in %.1f s: %s",
             delay,
-            error.reason,
+            reason,
             extra={**item.log_fields, "outcome": "retry", "attempts": item.attempts},
         )
         return delay

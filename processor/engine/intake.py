@@ -1,8 +1,14 @@
-"""From polled records to scheduled work: run the pure stages, skip what config says to skip."""
+"""From polled records to scheduled work: run the pure stages, skip what is not for Trengo.
+
+Skipped events are done at once and counted once per batch (``events_total{outcome="skipped"}``
+and ``skipped_total{reason}``); they are logged one by one only at DEBUG: most of a site's
+stream is skipped, and a log line per page view would cost more than the skip itself.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -11,12 +17,12 @@ from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTicket, OffsetTracker
 from processor.logging import log_outcome
-from processor.pipeline.plan import Plan, Rejection, Skip
+from processor.pipeline.plan import Plan, Rejection, Skip, SkipReason
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A record after decode, filter, validate and map: its ordering key, type label and work."""
+    """A record after decode, validate and map: its ordering key, type label and work."""
 
     key: str
     message_type: str
@@ -41,16 +47,16 @@ class Intake:
 
     def accept(self, batch: list[tuple[KafkaRecord, OffsetTicket]]) -> None:
         """Prepare each record and queue it behind the earlier events of its key."""
+        skipped: Counter[tuple[str, SkipReason]] = Counter()
+        log_skips = logger.isEnabledFor(logging.DEBUG)
         for record, ticket in batch:
             prepared = self._prepare(record)
             work = prepared.work
             if isinstance(work, Skip):
                 self._tracker.mark_done(ticket)
-                metrics.EVENTS.labels(outcome="skipped", type=prepared.message_type).inc()
-                metrics.SKIPPED_BY_REASON[work.reason].inc()
-                # Skips are the bulk of a RudderStack topic: one line each only at DEBUG.
-                if logger.isEnabledFor(logging.DEBUG):
-                    log_outcome(logger, "skipped", work.detail, prepared.log_fields, logging.DEBUG)
+                skipped[prepared.message_type, work.reason] += 1
+                if log_skips:
+                    log_outcome(logger, "skipped", work.detail, prepared.log_fields)
                 continue
             item = WorkItem(
                 record=record,
@@ -60,3 +66,6 @@ class Intake:
                 log_fields=prepared.log_fields,
             )
             self._scheduler.submit(prepared.key, item)
+        for (message_type, reason), count in skipped.items():
+            metrics.EVENTS.labels(outcome="skipped", type=message_type).inc(count)
+            metrics.SKIPPED.labels(reason=reason).inc(count)

@@ -5,10 +5,20 @@ from where the previous replay stopped, up to the end of the topic: it stops onc
 assigned partition reported its end (records dead-lettered meanwhile are read too). Each
 replayed record keeps its key, value and original headers; the error headers are removed and
 ``x-replayed-at`` is added. A record that already carries ``x-replayed-at`` failed again after
-a replay, so it is left alone unless ``--include-replayed`` (the loop guard). Offsets are
-committed only after the producer flushed, so an interrupted replay repeats records rather
-than losing them. Records a stage filter skips are passed over for good, like replayed ones.
-A dead-letter topic that does not exist (nothing was ever dead-lettered) ends the replay at once.
+a replay, so it is left alone unless ``--include-replayed`` (the loop guard). Records a stage
+filter skips are passed over for good, like replayed ones. A dead-letter topic that does not
+exist (nothing was ever dead-lettered) ends the replay at once.
+
+The commit, in order:
+
+1. Each re-published record gets a delivery report from the producer: acknowledged or failed.
+2. Every ``COMMIT_EVERY`` records (and at the end) the producer is flushed, so every report
+   is in.
+3. Per dead-letter partition the replay commits up to its first record that was not
+   acknowledged (skipped records count as done): a failed record is read again by the next
+   replay, and an interrupted replay repeats records rather than losing them.
+4. A failed re-publish is counted in the summary and ends the replay after that round; the
+   command then exits non-zero.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from processor.config import KafkaConfig
 from processor.engine.dlq import (
@@ -51,6 +61,7 @@ class ReplaySummary:
 
     read: int = 0
     replayed: int = 0
+    failed: int = 0
     skipped_stage: int = 0
     skipped_replayed: int = 0
     dry_run: bool = False
@@ -60,10 +71,11 @@ class ReplaySummary:
         """One human line."""
         verb = "would replay" if self.dry_run else "replayed"
         stages = ", ".join(f"{stage} {count}" for stage, count in sorted(self.by_stage.items()))
+        failed = f"; FAILED {self.failed} (not committed: replay again)" if self.failed else ""
         return (
             f"read {self.read} dead letters; {verb} {self.replayed}"
-            f"{f' ({stages})' if stages else ''}; skipped {self.skipped_stage} by stage filter, "
-            f"{self.skipped_replayed} already replayed once (loop guard)"
+            f"{f' ({stages})' if stages else ''}{failed}; skipped {self.skipped_stage} by stage "
+            f"filter, {self.skipped_replayed} already replayed once (loop guard)"
         )
 
 
@@ -111,13 +123,20 @@ class _Replayer:
         self._options = options
         self._progress = progress
         self.summary = ReplaySummary(dry_run=options.dry_run)
+        # Per dead-letter partition, in read order: [offset, done] (None: no report yet).
+        self._outcomes: dict[tuple[str, int], list[list[Any]]] = {}
+        self._chosen = 0  # records replayed or being replayed, for --limit
 
     def run(self, consumer: Consumer, assignment_timeout_seconds: float) -> None:
         assignment_deadline = time.monotonic() + assignment_timeout_seconds
         at_end: set[int] = set()
         last_progress = time.monotonic()
         uncommitted = 0
-        while not self._limit_reached() and not self._done(consumer, at_end, assignment_deadline):
+        while (
+            not self._limit_reached()
+            and not self.summary.failed
+            and not self._done(consumer, at_end, assignment_deadline)
+        ):
             message = consumer.poll(0.2)
             if message is None:
                 continue
@@ -148,11 +167,22 @@ class _Replayer:
     def _commit(self, consumer: Consumer) -> None:
         if self._options.dry_run:
             return
-        if self._producer.flush(30) > 0:
-            raise RuntimeError("replayed records were not acknowledged; nothing committed")
-        consumer.commit(asynchronous=False)
+        self._producer.flush(30)
+        positions = []
+        for (topic, partition), outcomes in self._outcomes.items():
+            acknowledged = 0
+            while acknowledged < len(outcomes) and outcomes[acknowledged][1] is True:
+                acknowledged += 1
+            if acknowledged:
+                offset = outcomes[acknowledged - 1][0] + 1
+                positions.append(TopicPartition(topic, partition, offset))
+            del outcomes[:acknowledged]
+        if positions:
+            consumer.commit(offsets=positions, asynchronous=False)
 
     def _replay_one(self, message: Any) -> None:
+        outcome = [message.offset(), True]
+        self._outcomes.setdefault((message.topic(), message.partition()), []).append(outcome)
         summary = self.summary
         summary.read += 1
         headers: list[tuple[str, bytes | None]] = list(message.headers() or ())
@@ -163,23 +193,42 @@ class _Replayer:
         if _header(headers, HEADER_REPLAYED_AT) is not None and not self._options.include_replayed:
             summary.skipped_replayed += 1
             return
-        summary.replayed += 1
-        summary.by_stage[stage] = summary.by_stage.get(stage, 0) + 1
+        self._chosen += 1
         if self._options.dry_run:
+            self._count_replayed(stage)
             return
+        outcome[1] = None
         dropped = {*DLQ_HEADERS, HEADER_REPLAYED_AT}
         kept = [(name, value) for name, value in headers if name not in dropped]
         replayed_at = datetime.now(UTC).isoformat().encode()
-        self._producer.produce(
-            self._source_topic,
-            key=message.key(),
-            value=message.value(),
-            headers=[*kept, (HEADER_REPLAYED_AT, replayed_at)],
-        )
+
+        def on_delivery(error: object, _message: Any) -> None:
+            outcome[1] = error is None
+            if error is None:
+                self._count_replayed(stage)
+            else:
+                self.summary.failed += 1
+                print(f"re-publish of offset {outcome[0]} failed: {error}", file=self._progress)
+
+        try:
+            self._producer.produce(
+                self._source_topic,
+                key=message.key(),
+                value=message.value(),
+                headers=[*kept, (HEADER_REPLAYED_AT, replayed_at)],
+                on_delivery=on_delivery,
+            )
+        except (BufferError, KafkaException) as error:
+            on_delivery(error, None)
+        self._producer.poll(0)
+
+    def _count_replayed(self, stage: str) -> None:
+        self.summary.replayed += 1
+        self.summary.by_stage[stage] = self.summary.by_stage.get(stage, 0) + 1
 
     def _limit_reached(self) -> bool:
         limit = self._options.limit
-        return limit is not None and self.summary.replayed >= limit
+        return limit is not None and self._chosen >= limit
 
     def _note_error(self, error: KafkaError, partition: int | None, at_end: set[int]) -> None:
         if error.code() == KafkaError._PARTITION_EOF and partition is not None:

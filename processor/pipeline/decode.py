@@ -2,11 +2,18 @@
 
 Strict JSON only: ``NaN`` and ``Infinity`` (which Python's parser accepts by default) are
 rejected, and so is nesting deep enough to exhaust the parser's recursion.
+
+Text and numbers are decided here, once, so no later step (hashing, URL quoting, JSON request
+bodies, Kafka headers) can fail on them: a string holding a lone UTF-16 surrogate (the escape
+``"\\ud800"`` without its pair, which is not text) and a number too large for a double
+(``1e400``, which Python reads as infinity) reject the event.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from processor.pipeline.plan import Rejection
@@ -19,10 +26,15 @@ _JSON_TYPE_NAMES: dict[type, str] = {
     bool: "a boolean",
     type(None): "null",
 }
+# Strict UTF-8 decoding refuses encoded surrogates, so a lone one can only come from a
+# ``\uD800``-``\uDFFF`` escape: only values holding such an escape have their strings walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_SHOWN = 40
 
 
 def decode(value: bytes | None) -> dict[str, Any] | Rejection:
-    """Parse one record value as a UTF-8 JSON object."""
+    """Parse one record value as a UTF-8 JSON object of text and finite numbers."""
     text = _utf8_text(value)
     if isinstance(text, Rejection):
         return text
@@ -31,6 +43,8 @@ def decode(value: bytes | None) -> dict[str, Any] | Rejection:
         return document
     if not isinstance(document, dict):
         return _reject(f"Event value must be a JSON object, got {_JSON_TYPE_NAMES[type(document)]}")
+    if value is not None and _SURROGATE_ESCAPE.search(value) and _has_lone_surrogate(document):
+        return _reject("Event value holds a lone UTF-16 surrogate (\\ud800-\\udfff), not text")
     return document
 
 
@@ -48,11 +62,11 @@ def _utf8_text(value: bytes | None) -> str | Rejection:
 def _parse_json(text: str) -> Any:
     """The parsed JSON value, or a Rejection."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as error:
         where = f"line {error.lineno} column {error.colno}"
         return _reject(f"Event value is not valid JSON: {error.msg} at {where}")
-    except ValueError as error:  # from _refuse_constant
+    except ValueError as error:  # the hooks below, or an integer over Python's digit limit
         return _reject(f"Event value is not valid JSON: {error}")
     except RecursionError:
         return _reject("Event value is not valid JSON: nested too deeply")
@@ -60,6 +74,29 @@ def _parse_json(text: str) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise ValueError(f"number {literal[:_MAX_SHOWN]} is out of range for a double")
+    return number
+
+
+def _has_lone_surrogate(document: dict[str, Any]) -> bool:
+    """Walks every key and string without recursion (nesting may be as deep as the parser's)."""
+    pending: list[Any] = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node):
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
 
 
 def _reject(reason: str) -> Rejection:

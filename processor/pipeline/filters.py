@@ -1,185 +1,194 @@
 """Filter stage: what RudderStack would never have sent to Trengo is skipped, not dead-lettered.
 
-Pure: reads the decoded document, never raises. The rules and their order are rudder-server's
-for a cloud-mode destination (``reference/rudderstack-filters.md``), then the operator's own:
+rudder-server applies these rules to every cloud-mode destination before the destination's
+transformer (docs/rudderstack.md); here they run on the decoded event, before validation, and
+read only the fields they need. In order:
 
-1. ``integrations`` (``processor/integrations/integrations.go``, FilterClientIntegrations),
-   keyed by the destination's display name ``Trengo``;
-2. consent (``processor/consent.go``, getConsentFilteredDestinations) against
-   ``context.consentManagement``;
-3. supported message types (``processor/eventfilter/eventfilter.go``): identify, track, and group
-   when ``enableProfiles`` is on, unless ``pipeline.dead_letter_unsupported_types``;
-4. ``pipeline.ignore_types``;
-5. a track whose event has no ``eventTemplateMap`` entry (``pipeline.unmapped_events: skip``).
+1. ``pipeline.ignore_types``: the operator's own list of message types to skip.
+2. The event's ``integrations`` object, as rudder-server's ``FilterClientIntegrations``: a
+   missing ``All`` is true; ``"Trengo": false`` drops, ``true`` or an object keeps; otherwise
+   ``All`` decides. An ``integrations`` or ``All`` that is not an object / boolean drops.
+3. Consent, as rudder-server's ``getConsentFilteredDestinations``: only events with denied
+   consent ids are filtered; generic consent management for the event's provider (``and``
+   drops on any configured consent denied, ``or`` only when all are; the custom provider takes
+   the strategy from the config), else legacy OneTrust (any category denied drops) and legacy
+   Ketch (all purposes denied drops).
+4. Message types: only identify and track, and group with ``enableProfiles``
+   (``pipeline.dead_letter_unsupported_types`` hands the others to validation instead).
+5. Tracks without an ``eventTemplateMap`` entry (``pipeline.unmapped_events: skip``).
 
-An event whose ``type`` is missing or not text passes untouched: validate dead-letters it.
+A value of an unexpected type never raises: it is read the way rudder-server's JSON decoding
+would read it (a wrong type is an empty value).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from processor.config import ConsentProvider, Settings
+from processor.config import ConsentItems, Settings
 from processor.pipeline.plan import Skip, SkipReason
 
-DESTINATION_NAME = "Trengo"  # the display name events use in their integrations object
-OR_STRATEGY = "or"
-CUSTOM_PROVIDER = "custom"
+SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
+# The destination's display name, the key of the integrations object.
+DESTINATION_NAME = "Trengo"
+_CUSTOM_PROVIDER = "custom"
 _LEGACY_ONE_TRUST = frozenset({"", "oneTrust"})
 _LEGACY_KETCH = frozenset({"", "ketch"})
-_SUPPORTED_TYPES = frozenset({"identify", "track"})
-_MAX_NAME_SHOWN = 80
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderConsents:
-    """The consents the destination needs from one provider, and its configured strategy."""
+class GenericConsent:
+    """The consents a destination requires for one consent-management provider."""
 
     resolution_strategy: str
-    consents: tuple[str, ...]
+    consents: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
-class FilterRules:
-    """Everything the filter reads from the config, prepared once."""
+class ConsentRules:
+    """A destination's consent settings, read as rudder-server reads them."""
 
-    supported_types: frozenset[str] | None  # None: unsupported types go on to validate
-    ignore_types: frozenset[str]
-    mapped_events: frozenset[str] | None  # None: unmapped tracks go on to map
-    generic_consents: Mapping[str, ProviderConsents]
-    one_trust_categories: tuple[str, ...]
-    ketch_purposes: tuple[str, ...]
+    generic: Mapping[str, GenericConsent]
+    one_trust_categories: frozenset[str]
+    ketch_purposes: frozenset[str]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FilterRules:
-        destination, pipeline = settings.destination, settings.pipeline
-        supported = _SUPPORTED_TYPES | ({"group"} if destination.enableProfiles else set())
-        mapped = frozenset(m.from_ for m in destination.eventTemplateMap if m.from_)
+    def from_items(
+        cls, generic: ConsentItems, one_trust: ConsentItems, ketch: ConsentItems
+    ) -> ConsentRules:
+        """From the three settings' lists; items without a usable id are left out."""
+        providers: dict[str, GenericConsent] = {}
+        for item in generic:
+            provider, consents = item.get("provider"), item.get("consents")
+            ids = _texts_of(consents, "consent") if isinstance(consents, list) else frozenset()
+            if isinstance(provider, str) and provider and ids:
+                strategy = item.get("resolutionStrategy")
+                providers[provider] = GenericConsent(
+                    strategy if isinstance(strategy, str) else "", ids
+                )
         return cls(
-            supported_types=None if pipeline.dead_letter_unsupported_types else supported,
-            ignore_types=frozenset(name.lower() for name in pipeline.ignore_types),
-            mapped_events=mapped if pipeline.unmapped_events == "skip" else None,
-            generic_consents=_generic_consents(destination.consentManagement),
-            one_trust_categories=_non_empty(
-                c.oneTrustCookieCategory for c in destination.oneTrustCookieCategories
+            providers, _texts_of(one_trust, "oneTrustCookieCategory"), _texts_of(ketch, "purpose")
+        )
+
+    def allows(self, denied: frozenset[str], provider: str, strategy: str) -> bool:
+        """Whether an event with these denied consent ids may reach the destination."""
+        if not denied:
+            return True
+        generic = self.generic.get(provider)
+        if generic is not None:
+            if provider == _CUSTOM_PROVIDER:
+                strategy = generic.resolution_strategy
+            if strategy == "or":
+                return not generic.consents <= denied
+            return not generic.consents & denied
+        if provider in _LEGACY_ONE_TRUST and self.one_trust_categories:
+            return not self.one_trust_categories & denied
+        if provider in _LEGACY_KETCH and self.ketch_purposes:
+            return not self.ketch_purposes <= denied
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The filter stage for one destination config: ``__call__`` returns a Skip or None."""
+
+    ignore_types: frozenset[str]
+    supported_types: frozenset[str]
+    consent: ConsentRules
+    mapped_events: frozenset[str]
+    skip_unsupported: bool
+    skip_unmapped: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventFilter:
+        """Built once at start."""
+        destination, pipeline = settings.destination, settings.pipeline
+        supported = {"identify", "track"} | ({"group"} if destination.enableProfiles else set())
+        return cls(
+            ignore_types=frozenset(kind.lower() for kind in pipeline.ignore_types),
+            supported_types=frozenset(supported),
+            consent=ConsentRules.from_items(
+                destination.consent_items("consentManagement"),
+                destination.consent_items("oneTrustCookieCategories"),
+                destination.consent_items("ketchConsentPurposes"),
             ),
-            ketch_purposes=_non_empty(p.purpose for p in destination.ketchConsentPurposes),
+            mapped_events=frozenset(
+                mapping.from_ for mapping in destination.eventTemplateMap if mapping.from_
+            ),
+            skip_unsupported=not pipeline.dead_letter_unsupported_types,
+            skip_unmapped=pipeline.unmapped_events == "skip",
+        )
+
+    def __call__(self, document: Mapping[str, Any]) -> Skip | None:
+        """A skip when RudderStack would not have sent the event to Trengo, else None."""
+        kind = document.get("type")
+        kind = kind.lower() if isinstance(kind, str) else None
+        if kind in self.ignore_types:
+            return _skip("ignore_types", f"Event type {kind} is ignored (pipeline.ignore_types)")
+        return self._routing_skip(document) or self._type_skip(kind, document)
+
+    def _routing_skip(self, document: Mapping[str, Any]) -> Skip | None:
+        """rudder-server's per-destination routing: the integrations object, then consent."""
+        if not _integrations_allow(document.get("integrations", {})):
+            return _skip("integrations", f"integrations object excludes {DESTINATION_NAME}")
+        if not self._consent_allows(document.get("context")):
+            return _skip("consent", "the user denied a consent this destination requires")
+        return None
+
+    def _type_skip(self, kind: str | None, document: Mapping[str, Any]) -> Skip | None:
+        """Message types Trengo does not take, and tracks without a template."""
+        if kind is None:
+            return None  # validation says what is wrong with the type
+        if kind not in self.supported_types:
+            skip = _skip("message_type", f"Message type {kind} not supported")
+            return skip if self.skip_unsupported else None
+        if kind == "track" and self.skip_unmapped and not self._mapped(document.get("event")):
+            return _skip("unmapped_event", "event is not present in Event-Map template keys")
+        return None
+
+    def _mapped(self, event: object) -> bool:
+        return isinstance(event, str) and event in self.mapped_events
+
+    def _consent_allows(self, context: object) -> bool:
+        management = context.get("consentManagement") if isinstance(context, dict) else None
+        if not isinstance(management, dict):
+            return True
+        denied = management.get("deniedConsentIds")
+        return self.consent.allows(
+            frozenset(_texts(denied) if isinstance(denied, list) else ()),
+            _text(management.get("provider")),
+            _text(management.get("resolutionStrategy")),
         )
 
 
-def filter_event(document: Mapping[str, Any], rules: FilterRules) -> Skip | None:
-    """A skip (with its reason) when a rule filters the event out, else ``None``."""
-    message_type = document.get("type")
-    if not isinstance(message_type, str) or not message_type:
-        return None
-    lowered = message_type.lower()
-    if not _integrations_allow(document.get("integrations", {})):
-        return _skip("integrations", f"integrations object disables {DESTINATION_NAME}")
-    denied = _denied_by_consent(document, rules)
-    if denied is not None:
-        return _skip("consent", denied)
-    if rules.supported_types is not None and lowered not in rules.supported_types:
-        return _skip("message_type", f"Message type {lowered} not supported")
-    if lowered in rules.ignore_types:
-        return _skip("ignore_types", f"Event type {lowered} is ignored (pipeline.ignore_types)")
-    return _unmapped(document, lowered, rules.mapped_events)
-
-
 def _integrations_allow(integrations: object) -> bool:
-    """FilterClientIntegrations for one destination: a non-object (even null) keeps nothing."""
     if not isinstance(integrations, dict):
         return False
-    all_value = integrations.get("All", True)
-    if not isinstance(all_value, bool):
+    everything = integrations.get("All", True)
+    if not isinstance(everything, bool):
         return False
     own = integrations.get(DESTINATION_NAME)
     if isinstance(own, bool):
         return own
-    return isinstance(own, dict) or all_value
+    if isinstance(own, dict):
+        return True
+    return everything
 
 
-def _denied_by_consent(document: Mapping[str, Any], rules: FilterRules) -> str | None:
-    """Why consent withholds the event, or ``None`` (getConsentFilteredDestinations)."""
-    consent_management = _consent_management(document)
-    denied = _texts(consent_management.get("deniedConsentIds"))
-    if not denied:
-        return None
-    provider = _text(consent_management.get("provider"))
-    generic = rules.generic_consents.get(provider)
-    if generic is not None:
-        strategy = (
-            generic.resolution_strategy
-            if provider == CUSTOM_PROVIDER
-            else _text(consent_management.get("resolutionStrategy"))
-        )
-        return _generic_denial(provider, strategy, generic.consents, denied)
-    if provider in _LEGACY_ONE_TRUST and rules.one_trust_categories:
-        hit = [c for c in rules.one_trust_categories if c in denied]
-        return f"OneTrust category {_shown(hit[0])} denied" if hit else None
-    if provider in _LEGACY_KETCH and rules.ketch_purposes:
-        every = all(purpose in denied for purpose in rules.ketch_purposes)
-        return "every configured Ketch purpose denied" if every else None
-    return None
-
-
-def _generic_denial(
-    provider: str, strategy: str, consents: tuple[str, ...], denied: Collection[str]
-) -> str | None:
-    shown_provider = _shown(provider)
-    if strategy == OR_STRATEGY:
-        every = all(consent in denied for consent in consents)
-        return f"every configured {shown_provider} consent denied (or)" if every else None
-    hit = [consent for consent in consents if consent in denied]
-    return f"{shown_provider} consent {_shown(hit[0])} denied (and)" if hit else None
-
-
-def _unmapped(
-    document: Mapping[str, Any], message_type: str, mapped_events: frozenset[str] | None
-) -> Skip | None:
-    event = document.get("event")
-    if mapped_events is None or message_type != "track" or not isinstance(event, str):
-        return None
-    if event in mapped_events:
-        return None
-    return _skip("unmapped_event", f"{_shown(event)} is not present in Event-Map template keys")
-
-
-def _consent_management(document: Mapping[str, Any]) -> Mapping[str, Any]:
-    context = document.get("context")
-    found = context.get("consentManagement") if isinstance(context, dict) else None
-    return found if isinstance(found, dict) else {}
-
-
-def _generic_consents(providers: tuple[ConsentProvider, ...]) -> dict[str, ProviderConsents]:
-    """Per provider (a later entry wins, as in rudder-server), its non-empty consent ids."""
-    by_provider: dict[str, ProviderConsents] = {}
-    for entry in providers:
-        consents = _non_empty(item.consent for item in entry.consents)
-        if entry.provider and consents:
-            by_provider[entry.provider] = ProviderConsents(entry.resolutionStrategy, consents)
-    return by_provider
-
-
-def _texts(value: object) -> frozenset[str]:
-    """The non-empty strings of a list; anything else holds none."""
-    if not isinstance(value, list):
-        return frozenset()
-    return frozenset(item for item in value if isinstance(item, str) and item)
+def _skip(reason: SkipReason, detail: str) -> Skip:
+    return Skip(reason, detail)
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _non_empty(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value for value in values if value)
+def _texts(values: Iterable[object]) -> Iterable[str]:
+    return (value for value in values if isinstance(value, str) and value)
 
 
-def _shown(text: str) -> str:
-    return text if len(text) <= _MAX_NAME_SHOWN else f"{text[:_MAX_NAME_SHOWN]}…"
-
-
-def _skip(reason: SkipReason, detail: str) -> Skip:
-    return Skip(reason=reason, detail=detail)
+def _texts_of(items: Iterable[object], field: str) -> frozenset[str]:
+    """The non-empty text ``field`` of each object in ``items`` (other items left out)."""
+    return frozenset(_texts(item.get(field) for item in items if isinstance(item, dict)))

@@ -47,6 +47,7 @@ plans are exactly the ones above):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -76,6 +77,11 @@ TRENGO_CONTACT_ID = "trengoContactId"
 _FIRST_NAME_KEYS = ("firstName", "firstname", "first_name")
 _LAST_NAME_KEYS = ("lastName", "lastname", "last_name")
 _MAX_VALUE_SHOWN = 40
+_MAX_ID_DIGITS = 19  # Trengo's ids are 64-bit integers
+_ID_DIGITS = re.compile(f"[0-9]{{1,{_MAX_ID_DIGITS}}}")
+_MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
+_MAX_PHONE_DIGITS = 20  # E.164 allows 15; leaves room for extensions
+_MAX_PHONE_TEXT = 64  # digits with spaces, dashes, brackets
 
 FieldValue = str | int | float
 
@@ -227,7 +233,10 @@ def _plan_group(
             f"group event {group_id}, aborting event"
         )
     profile = ResolveProfile(
-        key=group_id, key_field_id=key_field_id, name=_profile_name(message, group_id)
+        key=group_id,
+        key_field_id=key_field_id,
+        name=_profile_name(message, group_id),
+        channel_id=destination.channelId,
     )
     return GroupPlan(group_id=group_id, contact=contact, profile=profile)
 
@@ -267,8 +276,11 @@ def _resolve_fields(
     contact_id = _external_id(message, TRENGO_CONTACT_ID)
     if isinstance(contact_id, Rejection):
         return contact_id
+    identifier = _checked_identifier(_identifier(message, destination), destination)
+    if isinstance(identifier, Rejection):
+        return identifier
     return _ResolvedFields(
-        identifier=_identifier(message, destination),
+        identifier=identifier,
         name=_contact_name(message) if isinstance(message, Identify) else None,
         channel_id=destination.channelId if channel_override is None else str(channel_override),
         contact_id=contact_id,
@@ -276,14 +288,47 @@ def _resolve_fields(
 
 
 def _external_id(message: BaseMessage, id_type: str) -> str | int | Rejection | None:
-    """The ``id`` of the first externalId of this type; a falsy id counts as absent (as in JS)."""
+    """The ``id`` of the first externalId of this type; a falsy id counts as absent (as in JS).
+
+    It becomes a URL path segment, so it must be a Trengo id: a positive integer, as digits.
+    """
     found = next((item for item in message.external_ids if item.type == id_type), None)
     if found is None or found.id in (None, "", 0):
         return None
-    if isinstance(found.id, str) or (isinstance(found.id, int) and not isinstance(found.id, bool)):
+    if _is_trengo_id(found.id):
         return found.id
     shown = json.dumps(found.id)[:_MAX_VALUE_SHOWN]
-    return _reject(f"{id_type} id must be text or an integer, got {shown}")
+    return _reject(
+        f"{id_type} id must be a positive integer (at most {_MAX_ID_DIGITS} digits), got {shown}"
+    )
+
+
+def _is_trengo_id(value: object) -> TypeGuard[str | int]:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
+    digits = str(value) if isinstance(value, int) else value
+    return _ID_DIGITS.fullmatch(digits) is not None and int(digits) > 0
+
+
+def _checked_identifier(
+    identifier: FieldValue | None, destination: DestinationConfig
+) -> FieldValue | Rejection | None:
+    """An email or phone Trengo could hold: longer ones are rejected before any call."""
+    if identifier is None:
+        return None
+    text = js_string(identifier)
+    if destination.channelIdentifier == "email":
+        too_long = len(text) > _MAX_EMAIL_LENGTH
+        limit = f"{_MAX_EMAIL_LENGTH} characters"
+    else:
+        too_long = sum(c.isdigit() for c in text) > _MAX_PHONE_DIGITS or len(text) > _MAX_PHONE_TEXT
+        limit = f"{_MAX_PHONE_DIGITS} digits ({_MAX_PHONE_TEXT} characters)"
+    if too_long:
+        return _reject(
+            f"{destination.channelIdentifier} is longer than Trengo accepts (at most {limit}), "
+            "aborting event"
+        )
+    return identifier
 
 
 def _identifier(message: Message | Group, destination: DestinationConfig) -> FieldValue | None:

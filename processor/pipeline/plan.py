@@ -12,15 +12,6 @@ from typing import Literal
 
 ChannelIdentifier = Literal["email", "phone"]
 JsonScalar = str | int | float | bool | None
-# The fixed label values of skipped_total{reason}.
-SkipReason = Literal["message_type", "unmapped_event", "integrations", "consent", "ignore_types"]
-SKIP_REASONS: tuple[SkipReason, ...] = (
-    "message_type",
-    "unmapped_event",
-    "integrations",
-    "consent",
-    "ignore_types",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +75,13 @@ class PostMessage:
 @dataclass(frozen=True, slots=True)
 class ResolveProfile:
     """Find the Trengo Profile whose custom field ``key_field_id`` holds ``key`` (the group's
-    id), or create it named ``name``; rename it when its name differs."""
+    id), or create it named ``name``; rename it when its name differs. ``channel_id`` is the
+    contact's channel (its type goes with the attach call)."""
 
     key: str
     key_field_id: int
     name: str
+    channel_id: str
 
 
 ContactRef = KnownContact | ResolveContact
@@ -146,9 +139,12 @@ class Rejection:
     stage: Literal["decode", "validate", "map"]
 
 
+SkipReason = Literal["ignore_types", "integrations", "consent", "message_type", "unmapped_event"]
+
+
 @dataclass(frozen=True, slots=True)
 class Skip:
-    """RudderStack would not have sent the event to Trengo: commit it and count it, no call."""
+    """The event is not for Trengo (the filter stage): commit it, count it by reason."""
 
     reason: SkipReason
     detail: str

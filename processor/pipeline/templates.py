@@ -57,15 +57,39 @@ def js_string(value: object) -> str:
     """The text JavaScript's ``String(value)`` gives for a JSON value."""
     if value is None:
         return "null"
+    if isinstance(value, list | tuple):
+        return ",".join(_js_scalar_string(item) for item in _array_leaves(value))
+    return _js_scalar_string(value)
+
+
+def _js_scalar_string(value: object) -> str:
+    if value is None:
+        return ""  # inside an array, as Array.prototype.join writes it
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
         return str(int(value))
-    if isinstance(value, list | tuple):
-        return ",".join("" if item is None else js_string(item) for item in value)
     if isinstance(value, Mapping):
         return "[object Object]"
     return str(value)
+
+
+def _array_leaves(array: list[Any] | tuple[Any, ...]) -> list[object]:
+    """What joining a (nested) array joins: its non-array items in order, an empty array as
+    empty text. Without recursion, so an array nested as deep as the JSON parser allows is
+    text like any other."""
+    leaves: list[object] = []
+    pending: list[object] = [array]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list | tuple):
+            if node:
+                pending.extend(reversed(node))
+            elif node is not array:
+                leaves.append("")
+        else:
+            leaves.append(node)
+    return leaves
 
 
 def _printed(value: object) -> str:

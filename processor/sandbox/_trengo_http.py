@@ -96,8 +96,12 @@ class Validator:
             return None
         record = records.get(record_id)
         if record is None:
-            self.errors.setdefault(field, []).append(f"The selected {_label(field)} is invalid.")
+            self.invalid(field)
         return record
+
+    def invalid(self, field: str) -> None:
+        """Record Laravel's ``The selected <field> is invalid.`` for ``field``."""
+        self.errors.setdefault(field, []).append(f"The selected {_label(field)} is invalid.")
 
     def boolean(self, field: str) -> bool:
         """The optional boolean in ``field`` (missing means False)."""

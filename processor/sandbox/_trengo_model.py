@@ -2,8 +2,10 @@
 
 Pure data: no HTTP, no clock (timestamps are passed in). The shapes follow
 ``reference/trengo-api.md`` §3 to §8: bare objects for create/update, the Laravel *simple*
-pagination envelope for lists, 64-bit ids. Shapes no source establishes are marked (assumed):
-``custom_field_data`` keyed by the field id as a string, the label object, the message object.
+pagination envelope for lists, 64-bit ids; §13 for custom field values (``custom_field_data``
+keyed by the field's title, the ids in ``custom_field_values`` and ``custom_fields[].pivot``),
+``GET /custom_fields`` and ``GET /channels``. Shapes no source establishes are marked (assumed):
+the label object, the message object.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ JSONObject = dict[str, JSONValue]
 
 ChannelType = Literal["EMAIL", "SMS", "VOIP", "WA_BUSINESS"]
 PHONE_CHANNEL_TYPES: frozenset[str] = frozenset({"SMS", "VOIP", "WA_BUSINESS"})
-CustomFieldType = Literal["contact", "profile"]
+CustomFieldType = Literal["CONTACT", "PROFILE", "TICKET"]
 
 # Real Trengo ids exceed 2**32 (reference fixture 90002431001): clients must use 64-bit ints.
 FIRST_CONTACT_ID = 90_002_431_001
@@ -32,7 +34,7 @@ FIRST_LABEL_ID = 3001
 PAGE_SIZE = 25
 AGENCY_ID = 1249
 DEFAULT_AVATAR = "https://app.trengo.com/img/defaultpic.png"
-_AVATAR_COLORS = ("#f44336", "#e91e63", "#9c27b0", "#3f51b5", "#009688", "#ff9800")
+AVATAR_COLORS = ("#f44336", "#e91e63", "#9c27b0", "#3f51b5", "#009688", "#ff9800")
 _LABEL_COLORS = ("#4caf50", "#2196f3", "#ff9800", "#e91e63", "#9c27b0", "#607d8b")
 _PHONE_TERM = re.compile(r"\+?[\d\s().\-]+")
 _NON_DIGITS = re.compile(r"\D")
@@ -50,9 +52,42 @@ def laravel_timestamp(wall_seconds: float) -> str:
     return datetime.fromtimestamp(int(wall_seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
-def custom_field_data_json(values_by_field_id: dict[str, str]) -> JSONValue:
-    """``custom_field_data`` as Trengo sends it: null until a field is set (assumed shape)."""
-    return dict[str, JSONValue](values_by_field_id) or None
+@dataclass(frozen=True, slots=True)
+class FieldValue:
+    """One custom field value of a contact or profile."""
+
+    custom_field: SandboxCustomField
+    value: str
+
+
+def custom_field_values_json(
+    owner_key: str, owner_id: int, values: dict[int, FieldValue]
+) -> JSONObject:
+    """The three forms Trengo gives field values in (§13): ``custom_field_data`` keyed by the
+    field's title (null until a field is set), ``custom_field_values`` and ``custom_fields``
+    with their ``pivot`` (``owner_key``: ``contact_id`` or ``profile_id``)."""
+    return {
+        "custom_field_data": {v.custom_field.title: v.value for v in values.values()} or None,
+        "custom_field_values": [
+            {
+                "custom_field_id": v.custom_field.id,
+                "field_name": v.custom_field.title,
+                "value": v.value,
+            }
+            for v in values.values()
+        ],
+        "custom_fields": [
+            v.custom_field.to_json()
+            | {
+                "pivot": {
+                    owner_key: owner_id,
+                    "custom_field_id": v.custom_field.id,
+                    "value": v.value,
+                }
+            }
+            for v in values.values()
+        ],
+    }
 
 
 class SandboxChannel(BaseModel):
@@ -71,7 +106,7 @@ class SandboxChannel(BaseModel):
         return self.type in PHONE_CHANNEL_TYPES
 
     def to_json(self) -> JSONObject:
-        """The channel as it appears in ``contact.channels[]`` and ``ticket.channel``."""
+        """The channel as GET /channels, ``contact.channels[]`` and ``ticket.channel`` list it."""
         return {
             "id": self.id,
             "name": None,
@@ -100,16 +135,23 @@ class SandboxCustomField(BaseModel):
     id: int = Field(ge=1)
     title: str = Field(min_length=1)
     type: CustomFieldType
+    field_type: str = "TEXT"
 
     def to_json(self) -> JSONObject:
-        """The field as ``GET /custom_fields`` lists it (assumed shape)."""
-        return {"id": self.id, "title": self.title, "type": self.type}
+        """The field as ``GET /custom_fields`` lists it: ``type`` CONTACT/PROFILE/TICKET."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "type": self.type,
+            "field_type": self.field_type,
+        }
 
 
 DEFAULT_CUSTOM_FIELDS: tuple[SandboxCustomField, ...] = (
-    SandboxCustomField(id=1001, title="Plan", type="contact"),
-    SandboxCustomField(id=1002, title="Company", type="contact"),
-    SandboxCustomField(id=2001, title="External ID", type="profile"),
+    SandboxCustomField(id=1001, title="Plan", type="CONTACT"),
+    SandboxCustomField(id=1002, title="Company", type="CONTACT"),
+    SandboxCustomField(id=2001, title="External ID", type="PROFILE"),
+    SandboxCustomField(id=3001, title="Order reference", type="TICKET"),
 )
 DEFAULT_LABELS: tuple[str, ...] = ("lead", "order", "vip", "support")
 
@@ -154,9 +196,8 @@ class LinkedProfile(Protocol):
 class Contact:
     """One contact on one channel (Trengo keeps a separate contact per channel type).
 
-    ``custom_field_data`` maps a field id (as a string) to its value; the formatted variant maps
-    the field's title to it, as Trengo's ``formatted_custom_field_data`` does. ``profiles`` are
-    the profiles the contact is attached to, by id.
+    ``field_values`` are its custom field values by field id (answered in the three forms of
+    ``custom_field_values_json``). ``profiles`` are the profiles the contact is attached to.
     """
 
     id: int
@@ -165,8 +206,7 @@ class Contact:
     name: str | None
     created_at: str
     group_ids: tuple[int, ...] = ()
-    custom_field_data: dict[str, str] = field(default_factory=dict)
-    formatted_custom_field_data: dict[str, str] = field(default_factory=dict)
+    field_values: dict[int, FieldValue] = field(default_factory=dict)
     profiles: dict[int, LinkedProfile] = field(default_factory=dict)
     search_key: str = field(init=False)
 
@@ -197,8 +237,7 @@ class Contact:
 
     def set_custom_field(self, custom_field: SandboxCustomField, value: str) -> None:
         """Set one custom field (replacing its value)."""
-        self.custom_field_data[str(custom_field.id)] = value
-        self.formatted_custom_field_data[custom_field.title] = value
+        self.field_values[custom_field.id] = FieldValue(custom_field, value)
 
     def summary_json(self) -> JSONObject:
         """The short form listed in ``profile.contacts[]`` (assumed shape)."""
@@ -218,11 +257,10 @@ class Contact:
             "is_phone": self.channel.is_phone,
             "display_name": f"{self.name} ({self.identifier})" if self.name else self.identifier,
             "abbr": label[:1].upper(),
-            "color": _AVATAR_COLORS[self.id % len(_AVATAR_COLORS)],
+            "color": AVATAR_COLORS[self.id % len(AVATAR_COLORS)],
             "avatar": DEFAULT_AVATAR,
             "profile_image": None,
-            "custom_field_data": custom_field_data_json(self.custom_field_data),
-            "formatted_custom_field_data": dict[str, JSONValue](self.formatted_custom_field_data),
+            **custom_field_values_json("contact_id", self.id, self.field_values),
             "is_private": False,
             "profile": [profile.summary_json() for profile in self.profiles.values()],
             "pivot": None,
@@ -395,8 +433,8 @@ class TrengoData:
     ) -> None:
         self.channels: dict[int, SandboxChannel] = {channel.id: channel for channel in channels}
         self.custom_fields: dict[int, SandboxCustomField] = {f.id: f for f in custom_fields}
-        self.contact_fields = self._fields_of_type("contact")
-        self.profile_fields = self._fields_of_type("profile")
+        self.contact_fields = self._fields_of_type("CONTACT")
+        self.profile_fields = self._fields_of_type("PROFILE")
         self.labels = labels_from_names(label_names)
         self.contacts: dict[int, Contact] = {}
         self.tickets: dict[int, Ticket] = {}

@@ -28,6 +28,9 @@ DEFAULT_TOKEN = "sandbox-token"
 class FaultKnobs(BaseModel):
     """Authentication, rate limit and fault injection settings, changeable at runtime.
 
+    ``forbidden_channels``: channels the tokens' user may not use (a private channel, a role
+    without the permission): creating a contact or a ticket on one answers 403.
+
     ``outage_seconds``, ``storm_429_requests`` and ``hang`` start a transient fault when they are
     set (at start, or in an admin update that names them).
     """
@@ -36,6 +39,7 @@ class FaultKnobs(BaseModel):
 
     tokens: tuple[str, ...] = (DEFAULT_TOKEN,)
     denied_tokens: tuple[str, ...] = ()
+    forbidden_channels: tuple[int, ...] = ()
     requests_per_minute: int | None = Field(default=120, ge=0)
     latency_ms: float = Field(default=0.0, ge=0)
     error_rate: float = Field(default=0.0, ge=0, le=1)

@@ -1,26 +1,36 @@
 """Profiles of the Trengo sandbox: companies that group contacts, with their own custom fields.
 
-Pure data like ``_trengo_model``. The profile object and its search are (assumed): no source
-shows them, so the sandbox fixes ``{id, name, custom_field_data, contacts[{id, name,
-identifier}], created_at, updated_at}`` and a ``term`` that matches, as a case-insensitive
-substring, the name or any custom field value.
+Pure data like ``_trengo_model``. The profile object follows the captured ``GET /profiles/{id}``
+(reference/trengo-api.md §13): ``{id, name, abbr, color, created_at ("2022-06-26 18:20:20"),
+user, notes, custom_fields, custom_field_values, contacts}``, plus the title-keyed
+``custom_field_data`` contacts carry. What ``term`` matches is not known (§13); the sandbox
+takes the narrow reading: a case-insensitive substring of the name only, never a field value,
+so a client that finds profiles by their key must not rely on the search alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from processor.sandbox._trengo_model import (
+    AVATAR_COLORS,
     Contact,
+    FieldValue,
     JSONObject,
     Page,
     SandboxCustomField,
     SearchIndex,
-    custom_field_data_json,
+    custom_field_values_json,
     paginate,
 )
 
 FIRST_PROFILE_ID = 60_118_700_001
+
+
+def profile_timestamp(wall_seconds: float) -> str:
+    """A Unix time as the captured profile writes it: ``2022-06-26 18:20:20``."""
+    return datetime.fromtimestamp(int(wall_seconds), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(slots=True)
@@ -30,44 +40,43 @@ class Profile:
     id: int
     name: str
     created_at: str
-    updated_at: str = field(init=False)
-    custom_field_data: dict[str, str] = field(default_factory=dict)
+    field_values: dict[int, FieldValue] = field(default_factory=dict)
     contacts: dict[int, Contact] = field(default_factory=dict)
     search_key: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.updated_at = self.created_at
         self.refresh_search_key()
 
     def refresh_search_key(self) -> None:
-        """Recompute the lower-cased text searched by ``term`` (name and field values)."""
-        self.search_key = "\x1f".join((self.name, *self.custom_field_data.values())).lower()
-        self.search_key += "\x1e"
+        """Recompute the lower-cased text searched by ``term`` (the name only)."""
+        self.search_key = self.name.lower() + "\x1e"
 
     def matches(self, term: str, term_digits: str) -> bool:
         """Substring match of a lower-cased term (profiles have no phone-digit matching)."""
         return term in self.search_key
 
-    def attach_contact(self, contact: Contact, attached_at: str) -> None:
+    def attach_contact(self, contact: Contact) -> None:
         """Attach ``contact``; attaching it again changes nothing (assumed)."""
         if contact.id not in self.contacts:
             self.contacts[contact.id] = contact
             contact.profiles[self.id] = self
-            self.updated_at = attached_at
 
     def summary_json(self) -> JSONObject:
         """The short form listed in ``contact.profile[]`` (assumed shape)."""
         return {"id": self.id, "name": self.name}
 
     def to_json(self) -> JSONObject:
-        """The profile object answered by every profile route (assumed shape)."""
+        """The profile object answered by every profile route (the captured shape)."""
         return {
             "id": self.id,
             "name": self.name,
-            "custom_field_data": custom_field_data_json(self.custom_field_data),
-            "contacts": [contact.summary_json() for contact in self.contacts.values()],
+            "abbr": self.name[:1].upper(),
+            "color": AVATAR_COLORS[self.id % len(AVATAR_COLORS)],
             "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            "user": None,
+            "notes": [],
+            **custom_field_values_json("profile_id", self.id, self.field_values),
+            "contacts": [contact.summary_json() for contact in self.contacts.values()],
         }
 
 
@@ -90,23 +99,16 @@ class ProfileBook:
         self._search_index.add(profile)
         return profile
 
-    def rename(self, profile: Profile, name: str, renamed_at: str) -> None:
+    def rename(self, profile: Profile, name: str) -> None:
         """Give ``profile`` a new name."""
         profile.name = name
-        self._changed(profile, renamed_at)
-
-    def set_field(
-        self, profile: Profile, custom_field: SandboxCustomField, value: str, set_at: str
-    ) -> None:
-        """Set one profile custom field (replacing its value)."""
-        profile.custom_field_data[str(custom_field.id)] = value
-        self._changed(profile, set_at)
-
-    def search(self, term: str, page: int) -> Page[Profile]:
-        """Profiles whose name or a custom field value contains ``term``, 25 per page."""
-        return paginate(self._search_index.matches(term.strip().lower()), page)
-
-    def _changed(self, profile: Profile, changed_at: str) -> None:
-        profile.updated_at = changed_at
         profile.refresh_search_key()
         self._search_index.changed(profile)
+
+    def set_field(self, profile: Profile, custom_field: SandboxCustomField, value: str) -> None:
+        """Set one profile custom field (replacing its value)."""
+        profile.field_values[custom_field.id] = FieldValue(custom_field, value)
+
+    def search(self, term: str, page: int) -> Page[Profile]:
+        """Profiles whose name contains ``term``, 25 per page."""
+        return paginate(self._search_index.matches(term.strip().lower()), page)

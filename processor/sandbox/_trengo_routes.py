@@ -20,6 +20,7 @@ from processor.sandbox._trengo_http import (
     STATE_KEY,
     Validator,
     json_answer,
+    message_answer,
     model_not_found,
     page_number,
 )
@@ -33,6 +34,7 @@ from processor.sandbox._trengo_model import (
     paginate,
     simple_pagination_json,
 )
+from processor.sandbox._trengo_profiles import profile_timestamp
 from processor.sandbox._trengo_state import SandboxState
 
 API_PREFIX = "/api/v2"
@@ -50,6 +52,7 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_put(rf"{api}/contacts/{{contact_id:\d+}}", _update_contact)
     router.add_post(rf"{api}/contacts/{{contact_id:\d+}}/custom_fields", _set_contact_field)
     router.add_get(f"{api}/custom_fields", _list_custom_fields)
+    router.add_get(f"{api}/channels", _list_channels)
     router.add_get(f"{api}/profiles", _search_profiles)
     router.add_post(f"{api}/profiles", _create_profile)
     router.add_put(rf"{api}/profiles/{{profile_id:\d+}}", _rename_profile)
@@ -80,6 +83,13 @@ def _listing(request: web.Request, page: Page[JSONRecordT], term: str = "") -> w
     return json_answer(simple_pagination_json(page, path, query_suffix))
 
 
+def _forbidden(state: SandboxState, channel: SandboxChannel) -> web.Response | None:
+    """Laravel's policy refusal when the token's user may not use ``channel`` (§13)."""
+    if channel.id in state.knobs.forbidden_channels:
+        return message_answer("This action is unauthorized.", 403)
+    return None
+
+
 def _check_identifier(validator: Validator, channel: SandboxChannel, identifier: str) -> None:
     if channel.is_phone and not (_PHONE.fullmatch(identifier) and digits_of(identifier)):
         validator.fail("identifier", "field format is invalid.")
@@ -103,6 +113,8 @@ async def _create_contact(request: web.Request) -> web.Response:
     channel_id, channel = _bound(request, "channel_id", state.data.channels)
     if channel is None:
         return model_not_found("Channel", channel_id)
+    if (refusal := _forbidden(state, channel)) is not None:
+        return refusal
     validator = Validator(request[JSON_BODY_KEY])
     identifier = validator.string("identifier", required=True)
     name = validator.string("name", required=False)
@@ -157,8 +169,14 @@ def _field_value(
     return custom_field, value
 
 
+async def _list_channels(request: web.Request) -> web.Response:
+    """``GET /channels?page=``: every channel (§13: ``id``, ``type``, ``title``, ...)."""
+    channels = request.app[STATE_KEY].data.channels.values()
+    return _listing(request, paginate(channels, page_number(request.query.get("page"))))
+
+
 async def _list_custom_fields(request: web.Request) -> web.Response:
-    """``GET /custom_fields?page=``: every custom field, contact and profile ones alike."""
+    """``GET /custom_fields?page=``: every custom field, CONTACT, PROFILE and TICKET alike."""
     custom_fields = request.app[STATE_KEY].data.custom_fields.values()
     return _listing(request, paginate(custom_fields, page_number(request.query.get("page"))))
 
@@ -180,7 +198,8 @@ async def _create_profile(request: web.Request) -> web.Response:
     name = validator.string("name", required=True)
     if name is None or validator.errors:
         return validator.failure()
-    return json_answer(state.profiles.create(name, _now(state)).to_json())
+    created_at = profile_timestamp(state.clock.wall())
+    return json_answer(state.profiles.create(name, created_at).to_json())
 
 
 async def _rename_profile(request: web.Request) -> web.Response:
@@ -193,7 +212,7 @@ async def _rename_profile(request: web.Request) -> web.Response:
     name = validator.string("name", required=True)
     if name is None or validator.errors:
         return validator.failure()
-    state.profiles.rename(profile, name, _now(state))
+    state.profiles.rename(profile, name)
     return json_answer(profile.to_json())
 
 
@@ -209,14 +228,16 @@ async def _set_profile_field(request: web.Request) -> web.Response:
     field_value = _field_value(request, state.data.profile_fields)
     if isinstance(field_value, web.Response):
         return field_value
-    state.profiles.set_field(profile, *field_value, _now(state))
+    state.profiles.set_field(profile, *field_value)
     return json_answer(profile.to_json())
 
 
 async def _attach_profile_contact(request: web.Request) -> web.Response:
-    """``POST /profiles/{id}/contacts`` ``{contact_id, type?}``: the profile with the contact.
+    """``POST /profiles/{id}/contacts`` ``{contact_id, type}``: the profile with the contact.
 
-    An unknown contact is a 404 like an unknown profile; attaching twice is a no-op.
+    ``type`` is the contact's channel type, as every public client sends it (whether Trengo
+    needs it is not known, §13: the sandbox does, 422 without it or with another type). An
+    unknown contact is a 404 like an unknown profile; attaching twice is a no-op.
     """
     state = request.app[STATE_KEY]
     profile_id, profile = _bound(request, "profile_id", state.profiles.by_id)
@@ -224,12 +245,16 @@ async def _attach_profile_contact(request: web.Request) -> web.Response:
         return model_not_found("Profile", profile_id)
     validator = Validator(request[JSON_BODY_KEY])
     contact_id = validator.integer("contact_id")
-    if contact_id is None or validator.errors:
+    channel_type = validator.string("type", required=True)
+    if contact_id is None or channel_type is None or validator.errors:
         return validator.failure()
     contact = state.data.contacts.get(contact_id)
     if contact is None:
         return model_not_found("Contact", contact_id)
-    profile.attach_contact(contact, _now(state))
+    if channel_type != contact.channel.type:
+        validator.invalid("type")
+        return validator.failure()
+    profile.attach_contact(contact)
     return json_answer(profile.to_json())
 
 
@@ -245,6 +270,8 @@ async def _create_ticket(request: web.Request) -> web.Response:
     subject = validator.string("subject", required=False)
     if channel is None or contact is None or validator.errors:
         return validator.failure()
+    if (refusal := _forbidden(state, channel)) is not None:
+        return refusal
     ticket = state.data.create_ticket(channel, contact, subject, _now(state))
     return json_answer(ticket.to_json(), 201)
 

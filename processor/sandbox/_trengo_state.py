@@ -111,7 +111,7 @@ class SandboxState:
         }
 
     def contacts_json(self) -> list[JSONObject]:
-        """Every contact in its detail view (with ``groups`` and ``custom_field_data``)."""
+        """Every contact in its detail view (with ``groups`` and field values)."""
         return [contact.to_json(with_details=True) for contact in self.data.contacts.values()]
 
     def tickets_json(self) -> list[JSONObject]:
@@ -119,7 +119,7 @@ class SandboxState:
         return [ticket.to_json(with_messages=True) for ticket in self.data.tickets.values()]
 
     def profiles_json(self) -> list[JSONObject]:
-        """Every profile, with its ``custom_field_data`` and ``contacts``."""
+        """Every profile, with its field values and ``contacts``."""
         return [profile.to_json() for profile in self.profiles.by_id.values()]
 
     def config_json(self) -> JSONObject:

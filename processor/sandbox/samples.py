@@ -1,9 +1,9 @@
 """Realistic sample RudderStack events for the demo and the tests.
 
 Several users each identify, then place orders; one renames herself; a few events show the
-other outcomes: a bad JSON value is dead-lettered; an unmapped track, a page view and an order
-whose user denied the consent the destination needs (``DEMO_CONSENT``) are skipped, as
-RudderStack would never have sent them to Trengo.
+other outcomes: a bad JSON value and a track without an email are dead-lettered; a page view,
+an unmapped track, an order whose user denied consent and one whose integrations object
+excludes Trengo are skipped, as RudderStack would never have sent them to Trengo.
 """
 
 from __future__ import annotations
@@ -14,19 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-DEMO_DENIED_CATEGORY = "C0004"  # OneTrust's "targeting cookies" category
-# The destination's consent settings, as RudderStack's consent UI stores them: Trengo needs the
-# OneTrust category (new-style consent management) and, for legacy Ketch events, the purpose.
-DEMO_CONSENT: dict[str, Any] = {
-    "consentManagement": [
-        {
-            "provider": "oneTrust",
-            "resolutionStrategy": "and",
-            "consents": [{"consent": DEMO_DENIED_CATEGORY}],
-        }
-    ],
-    "ketchConsentPurposes": [{"purpose": "analytics"}],
-}
+# The OneTrust category the demo's destination requires (its consent settings).
+DEMO_REQUIRED_CONSENT = "C0004"
 SAMPLE_TEMPLATES = (
     {
         "from": "Order Completed",
@@ -56,7 +45,7 @@ class SampleEvent:
 
 
 def sample_events(users: int = 8, orders_per_user: int = 3, seed: int = 7) -> list[SampleEvent]:
-    """Identify + orders per user, one rename, one support ticket, and three odd events."""
+    """Identify + orders per user, one rename, one support ticket, and six odd events."""
     rng = random.Random(seed)
     clock = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
     events: list[dict[str, Any]] = []
@@ -80,12 +69,15 @@ def sample_events(users: int = 8, orders_per_user: int = 3, seed: int = 7) -> li
     )
     events.append(_track("user-003", "alan.turing@example.com", "Product Viewed", {"sku": "K-42"}))
     events.append({"type": "page", "userId": "user-004", "name": "Pricing", "properties": {}})
-    denied = _track("user-006", "ada.lovelace1@example.com", "Order Completed", {"order_id": "1"})
+    denied = _track("user-006", "ken.thompson@example.com", "Order Completed", properties)
     denied["context"]["consentManagement"] = {
         "provider": "oneTrust",
-        "deniedConsentIds": [DEMO_DENIED_CATEGORY],
+        "deniedConsentIds": [DEMO_REQUIRED_CONSENT],
     }
     events.append(denied)
+    excluded = _track("user-007", "margaret.hamilton@example.com", "Order Completed", properties)
+    events.append({**excluded, "integrations": {"All": True, "Trengo": False}})
+    events.append(_track("user-008", "", "Order Completed", properties))
     records = [
         SampleEvent(str(event["userId"]).encode(), _stamp(event, clock, index))
         for index, event in enumerate(events)

@@ -10,28 +10,33 @@ sandbox alone and are to be checked against a live account:
 * ``POST /api/v2/channels/{id}/contacts``: email channels find-or-create (200 with the existing
   contact, 201 with a new one); phone channels (SMS, VOIP, WA_BUSINESS) always create (201).
 * ``PUT /api/v2/contacts/{id}`` (200, 404) and ``POST /api/v2/tickets`` (201, 422).
-* ``POST /api/v2/contacts/{id}/custom_fields`` ``{custom_field_id, value}``: 200 with the contact,
-  whose ``custom_field_data`` is keyed by the field id as a string (assumed); the field must be a
-  contact field of ``SandboxOptions.custom_fields`` (422), the contact must exist (404).
-* ``GET /api/v2/custom_fields?page=``: the configured fields ``{id, title, type}`` (assumed).
-* ``GET /api/v2/profiles?term=&page=`` (``term``: substring of the name or of any custom field
-  value, assumed), ``POST /api/v2/profiles`` ``{name}`` (200), ``PUT /api/v2/profiles/{id}``,
-  ``POST /api/v2/profiles/{id}/custom_fields`` (profile fields only) and
-  ``POST /api/v2/profiles/{id}/contacts`` ``{contact_id}`` (twice is a no-op, assumed; unknown
-  contact 404); every one answers the profile object ``{id, name, custom_field_data, contacts
-  [{id, name, identifier}], created_at, updated_at}`` (assumed).
+* ``POST /api/v2/contacts/{id}/custom_fields`` ``{custom_field_id, value}``: 200 with the contact;
+  the field must be a CONTACT field of ``SandboxOptions.custom_fields`` (422), the contact must
+  exist (404). Contacts and profiles give field values as §13 shows them: ``custom_field_data``
+  keyed by the field's title, ``custom_field_values [{custom_field_id, field_name, value}]`` and
+  ``custom_fields[].pivot``.
+* ``GET /api/v2/custom_fields?page=``: ``{id, title, type (CONTACT|PROFILE|TICKET), field_type}``;
+  ``GET /api/v2/channels?page=``: the channels ``{id, type, title, display_name, ...}``.
+* ``GET /api/v2/profiles?term=&page=`` (``term``: substring of the name only: the narrow reading
+  of an open question), ``POST /api/v2/profiles`` ``{name}`` (200), ``PUT /api/v2/profiles/{id}``,
+  ``POST /api/v2/profiles/{id}/custom_fields`` (PROFILE fields only) and
+  ``POST /api/v2/profiles/{id}/contacts`` ``{contact_id, type}`` (``type`` required and equal to
+  the contact's channel type; twice is a no-op, assumed; unknown contact 404); every one answers
+  the captured profile object ``{id, name, abbr, color, created_at, user, notes, custom_fields,
+  custom_field_values, custom_field_data, contacts [{id, name, identifier}]}``.
 * ``GET /api/v2/labels?page=``: ``{id, name, color, sort_order}`` (assumed), ids from 3001;
   ``POST /api/v2/tickets/{id}/labels`` ``{label_id}``: 200 with the ticket and its ``labels``
   (twice is a no-op; unknown label 422, unknown ticket 404).
 * ``POST /api/v2/tickets/{id}/messages`` ``{message, internal_note?}``: 200 with ``{id, ticket_id,
   message, type: OUTBOUND|NOTE, internal_note, created_at}`` (assumed).
-* Bearer tokens (401), denied tokens (403), a per-token fixed 60 s window rate limit with
+* Bearer tokens (401), denied tokens (403 on every call), forbidden channels (403
+  ``{"message": "This action is unauthorized."}`` for a contact or ticket created on them, every
+  other call works), a per-token fixed 60 s window rate limit with
   ``x-ratelimit-*`` headers and 429 + ``Retry-After`` + ``X-RateLimit-Reset``, ids above 2**32.
 * Faults on demand: latency, a seeded 5xx rate, an outage window, a 429 storm, a hang.
 * ``/__admin/{health,requests,state,faults,reset}``: no auth, no rate limit, not recorded.
-  ``state`` (and ``RunningSandbox.snapshot()``) holds contacts (with ``custom_field_data``),
-  tickets (with ``labels`` and ``messages``) and profiles (with ``contacts`` and
-  ``custom_field_data``).
+  ``state`` (and ``RunningSandbox.snapshot()``) holds contacts (with their field values),
+  tickets (with ``labels`` and ``messages``) and profiles (with ``contacts`` and field values).
 
 In process: ``create_app`` (aiohttp tests) or ``RunningSandbox`` (a real server on a background
 thread). Foreground: ``serve``, behind ``trengo-processor sandbox``.
@@ -198,7 +203,7 @@ class RunningSandbox:
         return self._on_loop(self.state.snapshot)
 
     def contacts(self) -> list[JSONObject]:
-        """Every contact as ``snapshot()["contacts"]`` lists it (with ``custom_field_data``)."""
+        """Every contact as ``snapshot()["contacts"]`` lists it (with its field values)."""
         return self._on_loop(self.state.contacts_json)
 
     def tickets(self) -> list[JSONObject]:
@@ -286,12 +291,12 @@ def _custom_field_argument(text: str) -> SandboxCustomField:
     field_id, _, rest = text.partition(":")
     field_type, _, title = rest.partition(":")
     field_types = get_args(CustomFieldType)
-    if not field_id.isdigit() or field_type.lower() not in field_types or not title:
+    if not field_id.isdigit() or field_type.upper() not in field_types or not title:
         raise argparse.ArgumentTypeError(
             f"expected ID:TYPE:TITLE with TYPE one of {', '.join(field_types)}, got {text!r}"
         )
     return SandboxCustomField.model_validate(
-        {"id": int(field_id), "type": field_type.lower(), "title": title}
+        {"id": int(field_id), "type": field_type.upper(), "title": title}
     )
 
 
@@ -314,6 +319,14 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="TOKEN",
         help="a token that authenticates but gets 403; repeatable",
+    )
+    add(
+        "--forbidden-channel",
+        dest="forbidden_channels",
+        action="append",
+        type=int,
+        metavar="ID",
+        help="a channel the token's user may not use: contact/ticket creates on it get 403",
     )
     add(
         "--requests-per-minute",
@@ -363,7 +376,7 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=_custom_field_argument,
         metavar="ID:TYPE:TITLE",
-        help="an extra custom field (TYPE contact or profile) besides the default ones; repeatable",
+        help="an extra custom field (TYPE CONTACT, PROFILE or TICKET); repeatable",
     )
     add(
         "--label",
@@ -385,6 +398,7 @@ def options_from_args(args: argparse.Namespace) -> SandboxOptions:
     return SandboxOptions(
         tokens=tuple(args.tokens or (DEFAULT_TOKEN,)),
         denied_tokens=tuple(args.denied_tokens or ()),
+        forbidden_channels=tuple(args.forbidden_channels or ()),
         requests_per_minute=args.requests_per_minute,
         latency_ms=args.latency_ms,
         error_rate=args.error_rate,

@@ -7,6 +7,7 @@ from processor.trengo.contacts import ContactCache, SentNames, exact_matches
 from processor.trengo.delivery import DeliveryResult, PlanExecutor
 from processor.trengo.errors import (
     DestinationDown,
+    Forbidden,
     PermanentError,
     TransientError,
     TrengoError,
@@ -19,6 +20,7 @@ __all__ = [
     "ContactCache",
     "DeliveryResult",
     "DestinationDown",
+    "Forbidden",
     "PermanentError",
     "PlanExecutor",
     "RateLimiter",

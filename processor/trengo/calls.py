@@ -67,6 +67,16 @@ class CountedCalls:
         self.count += 1
         return await self._client.list_labels(page)
 
+    async def list_channels(self, page: int) -> Page:
+        """``TrengoClient.list_channels``, counted."""
+        self.count += 1
+        return await self._client.list_channels(page)
+
+    async def list_custom_fields(self, page: int) -> Page:
+        """``TrengoClient.list_custom_fields``, counted."""
+        self.count += 1
+        return await self._client.list_custom_fields(page)
+
     async def attach_label(self, ticket_id: TrengoId, label_id: TrengoId) -> None:
         """``TrengoClient.attach_label``, counted."""
         self.count += 1
@@ -94,10 +104,12 @@ class CountedCalls:
         self.count += 1
         await self._client.set_profile_custom_field(profile_id, field_id, value)
 
-    async def attach_contact_to_profile(self, profile_id: TrengoId, contact_id: ContactId) -> None:
+    async def attach_contact_to_profile(
+        self, profile_id: TrengoId, contact_id: ContactId, channel_type: str
+    ) -> None:
         """``TrengoClient.attach_contact_to_profile``, counted."""
         self.count += 1
-        await self._client.attach_contact_to_profile(profile_id, contact_id)
+        await self._client.attach_contact_to_profile(profile_id, contact_id, channel_type)
 
 
 async def every_page(fetch: Callable[[int], Awaitable[Page]], listing: str) -> list[JsonObject]:

@@ -69,6 +69,7 @@ class TrengoClient:
         requests_per_minute: int,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 256,
+        max_wait_seconds: float = 300.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         wall_clock: Clock = time.time,
@@ -79,21 +80,18 @@ class TrengoClient:
         self._wall_clock = wall_clock
         self._calls_made = 0
         self.rate_limiter = RateLimiter(
-            requests_per_minute, clock=clock, sleep=sleep, wall_clock=wall_clock
+            requests_per_minute,
+            max_pause_seconds=max_wait_seconds,
+            clock=clock,
+            sleep=sleep,
+            wall_clock=wall_clock,
         )
         self._http = httpx.AsyncClient(
             transport=transport or _aiohttp_transport(max_connections),
             cookies=_NoCookies(),
             follow_redirects=False,
         )
-        self._headers = httpx.Headers(
-            {
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/json",
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-            }
-        )
+        self._headers = _headers(token)
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
     def __repr__(self) -> str:
@@ -105,6 +103,16 @@ class TrengoClient:
         return self._base_url
 
     @property
+    def token(self) -> str:
+        """The API token calls are sent with."""
+        return self._token
+
+    def use_token(self, token: str) -> None:
+        """Send the next calls with ``token`` (a rotated Secret)."""
+        self._token = token
+        self._headers = _headers(token)
+
+    @property
     def calls_made(self) -> int:
         """Calls sent so far, whatever their outcome (for "API calls per event")."""
         return self._calls_made
@@ -114,11 +122,13 @@ class TrengoClient:
 
         Raises ``TransientError``, ``PermanentError`` or ``DestinationDown``.
         """
+        # Built before the limiter charges: a request that cannot be built is never sent.
+        http_request = self._build(request)
         await self.rate_limiter.acquire()
         sent_at = self._clock()
         self._calls_made += 1
         try:
-            response = await self._exchange(request)
+            response = await self._http.send(http_request)
         except _NO_ANSWER_ERRORS as error:
             self._measure(request.operation, "error", sent_at)
             raise transport_failure(request.operation, error, redact=self._token) from None
@@ -169,12 +179,20 @@ class TrengoClient:
         """One page of the account's ticket labels."""
         return await self._page(requests.list_labels(page))
 
+    async def list_channels(self, page: int) -> Page:
+        """One page of the account's channels."""
+        return await self._page(requests.list_channels(page))
+
+    async def list_custom_fields(self, page: int) -> Page:
+        """One page of the account's custom fields."""
+        return await self._page(requests.list_custom_fields(page))
+
     async def attach_label(self, ticket_id: TrengoId, label_id: TrengoId) -> None:
         """Attach a label to the ticket (attaching it twice changes nothing)."""
         await self.send(requests.attach_label(ticket_id, label_id))
 
     async def search_profiles(self, term: str, page: int) -> Page:
-        """One page of the profiles whose name or custom field values contain ``term``."""
+        """One page of the profiles Trengo's search finds for ``term`` (confirm them yourself)."""
         return await self._page(requests.search_profiles(term, page))
 
     async def create_profile(self, name: str) -> JsonObject:
@@ -194,9 +212,11 @@ class TrengoClient:
         """Set one custom field of the profile."""
         await self.send(requests.set_profile_custom_field(profile_id, field_id, value))
 
-    async def attach_contact_to_profile(self, profile_id: TrengoId, contact_id: ContactId) -> None:
-        """Attach the contact to the profile (attaching it twice changes nothing)."""
-        await self.send(requests.attach_contact_to_profile(profile_id, contact_id))
+    async def attach_contact_to_profile(
+        self, profile_id: TrengoId, contact_id: ContactId, channel_type: str
+    ) -> None:
+        """Attach the contact (of a ``channel_type`` channel) to the profile."""
+        await self.send(requests.attach_contact_to_profile(profile_id, contact_id, channel_type))
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -213,16 +233,15 @@ class TrengoClient:
     ) -> None:
         await self.aclose()
 
-    async def _exchange(self, request: TrengoRequest) -> httpx.Response:
-        """Send one request and read the whole answer."""
-        http_request = httpx.Request(
+    def _build(self, request: TrengoRequest) -> httpx.Request:
+        """The whole HTTP request, body encoded."""
+        return httpx.Request(
             request.method,
             _parsed_url(requests.url(self._base_url, request)),
             headers=self._headers,
             json=request.json,
             extensions=self._extensions,
         )
-        return await self._http.send(http_request)
 
     async def _page(self, request: TrengoRequest) -> Page:
         """Send a list request; its ``data`` objects and whether a next page exists."""
@@ -271,6 +290,17 @@ def id_of(trengo_object: JsonObject) -> TrengoId | None:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         return None
     return value
+
+
+def _headers(token: str) -> httpx.Headers:
+    return httpx.Headers(
+        {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+    )
 
 
 def _aiohttp_transport(max_connections: int) -> httpx.AsyncBaseTransport:

@@ -25,9 +25,10 @@ Then, per plan type:
 * Group: the profile found, created or renamed as needed (``profiles``), then the contact
   attached unless it is known to be attached already.
 
-A cached id can be stale (the contact was deleted or merged in Trengo): a 404 on the write
-drops it from the cache and the contact is resolved afresh, once per plan. A 404 for an id
-that was just resolved, or given in the event, is permanent: the retry cannot loop.
+A cached id can be stale (the contact was deleted or merged in Trengo): a 404 on the write,
+or a 422 naming the contact id ("The selected contact id is invalid." on ``POST /tickets``),
+drops it from the cache and the contact is resolved afresh, once per plan. Such an answer for
+an id that was just resolved, or given in the event, is permanent: the retry cannot loop.
 
 Concurrent plans for the same identifier resolve one at a time, so two identifies of one new
 phone contact cannot both create it.
@@ -35,6 +36,7 @@ phone contact cannot both create it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -54,6 +56,7 @@ from processor.pipeline.plan import (
 )
 from processor.trengo import requests
 from processor.trengo.calls import CountedCalls
+from processor.trengo.catalog import AccountCatalog
 from processor.trengo.client import TrengoClient, id_of
 from processor.trengo.contacts import (
     ContactCache,
@@ -76,6 +79,10 @@ Action = Literal["created", "updated", "unchanged", "ticket", "attached"]
 # Searched by the destination probe while halted: any answer but 401/403 proves the token works.
 PROBE_TERM = "trengo-processor-probe"
 _NOT_FOUND = 404
+_UNPROCESSABLE = 422
+# Laravel's validation text for a contact id it does not know: "The selected contact id is
+# invalid." (and the field name ``contact_id`` in ``errors``).
+_NAMES_CONTACT_ID = re.compile(r"contact[ _]id", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,7 @@ class PlanExecutor:
         self._contact_ids = ContactCache(size, ttl, clock=clock)
         self._sent_names = SentNames(size, ttl, clock=clock)
         self._sent_fields = SentFields(size, ttl, clock=clock)
-        self._profiles = ProfileDirectory(size, ttl, clock=clock)
+        self._profiles = ProfileDirectory(size, ttl, AccountCatalog(), clock=clock)
         self._follow_ups = TicketFollowUps(LabelDirectory(clock=clock), clock=clock)
         self._resolving: KeyedLocks[ContactKey] = KeyedLocks()
 
@@ -242,7 +249,7 @@ class PlanExecutor:
         try:
             return await write(contact_id)
         except PermanentError as error:
-            if error.status != _NOT_FOUND:
+            if not _unknown_contact(error):
                 raise
         self._contact_ids.invalidate_contact(contact_id)
         self._sent_names.forget(contact_id)
@@ -314,6 +321,13 @@ class PlanExecutor:
     def _remember(self, contact_id: ContactId, name: str | None) -> None:
         if name is not None:
             self._sent_names.remember(contact_id, name)
+
+
+def _unknown_contact(error: PermanentError) -> bool:
+    """Trengo no longer knows the contact: 404, or a 422 that names the contact id."""
+    if error.status == _NOT_FOUND:
+        return True
+    return error.status == _UNPROCESSABLE and bool(_NAMES_CONTACT_ID.search(error.reason))
 
 
 def _key(contact: ResolveContact) -> ContactKey:

@@ -4,7 +4,10 @@
   ``retry_after`` when Trengo gave one.
 * ``PermanentError``: any other 4xx, and contacts that cannot be resolved (none, or several).
   Dead-letter at once.
-* ``DestinationDown``: 401 and 403. The token does not work: halt, dead-letter nothing.
+* ``DestinationDown``: 401. The token does not work: halt, dead-letter nothing.
+* ``Forbidden`` (a ``DestinationDown``): 403. Either the token is refused (halt) or only this
+  action is forbidden (a private channel, a role without the permission: dead-letter the
+  event); the engine asks a probe with the same token which (DESIGN.md §3).
 
 ``classify`` is the one function that maps an HTTP answer to a class. Reasons are short human
 text ("create_ticket: HTTP 422 Unprocessable Entity: The contact id field is required.") and
@@ -13,10 +16,12 @@ never contain the API token.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import math
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC
 from http import HTTPStatus
 
 import httpx
@@ -24,6 +29,8 @@ import httpx
 _MAX_MESSAGE_CHARS = 300
 # X-RateLimit-Reset values below this are durations in seconds, not Unix timestamps.
 _SMALLEST_TIMESTAMP = 1_000_000_000
+# A wait asked for beyond this is a broken header, not a plan: ignored (backoff decides).
+_LONGEST_BELIEVABLE_WAIT = 86_400.0
 
 
 class TrengoError(Exception):
@@ -53,7 +60,11 @@ class PermanentError(TrengoError):
 
 
 class DestinationDown(TrengoError):  # noqa: N818 - the name DESIGN.md and the engine use
-    """Trengo refuses the API token (401/403): halt the destination."""
+    """Trengo refuses the API token (401): halt the destination."""
+
+
+class Forbidden(DestinationDown):
+    """403: the token is refused, or only this action is forbidden; a probe tells which."""
 
 
 def classify(
@@ -73,8 +84,10 @@ def classify(
     if 200 <= status < 300:
         return None
     reason = _reason(status, body_text, operation, redact)
-    if status in (401, 403):
+    if status == 401:
         return DestinationDown(reason, status)
+    if status == 403:
+        return Forbidden(reason, status)
     if status in (408, 429) or status >= 500:
         return TransientError(reason, status, retry_after_seconds(headers, wall_clock()))
     return PermanentError(reason, status)
@@ -89,34 +102,59 @@ def transport_failure(operation: str, error: Exception, *, redact: str = "") -> 
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds to wait from ``Retry-After``, else ``X-RateLimit-Reset`` minus ``now``.
+    """Seconds to wait from ``Retry-After``, else from ``X-RateLimit-Reset``.
 
-    ``now`` is Unix time. A reset value too small to be a timestamp is taken as seconds.
-    None when neither header is usable.
+    ``now`` is Unix time. Each header may hold seconds, a Unix timestamp (a number too large
+    to be seconds) or an HTTP date. A value that is not finite, negative seconds, or a wait
+    longer than a day is ignored as broken; a moment already past means no wait. None when
+    neither header is usable. Callers cap the wait (``delivery.retry_cap_seconds``).
     """
     lookup = _case_insensitive(headers)
-    retry_after = _number(lookup.get("retry-after"))
-    if retry_after is not None:
-        return max(retry_after, 0.0)
-    reset = _number(lookup.get("x-ratelimit-reset"))
-    if reset is None:
+    for name in ("retry-after", "x-ratelimit-reset"):
+        delay = _wait_from(lookup.get(name), now)
+        if delay is not None:
+            return delay
+    return None
+
+
+def _wait_from(text: str | None, now: float) -> float | None:
+    if text is None:
         return None
-    delay = reset if reset < _SMALLEST_TIMESTAMP else reset - now
-    return max(delay, 0.0)
+    number = _number(text)
+    if number is None:
+        moment = _http_date(text)
+        if moment is None:
+            return None
+        delay = max(moment - now, 0.0)
+    elif number >= _SMALLEST_TIMESTAMP:
+        delay = max(number - now, 0.0)
+    elif number >= 0:
+        delay = number
+    else:
+        return None
+    return delay if delay <= _LONGEST_BELIEVABLE_WAIT else None
 
 
 def _case_insensitive(headers: Mapping[str, str]) -> Mapping[str, str]:
     return headers if isinstance(headers, httpx.Headers) else httpx.Headers(dict(headers))
 
 
-def _number(text: str | None) -> float | None:
-    if text is None:
-        return None
+def _number(text: str) -> float | None:
     try:
         value = float(text.strip())
     except ValueError:
-        return None  # an HTTP date: Trengo sends seconds, and the reset header is the fallback
+        return None
     return value if math.isfinite(value) else None
+
+
+def _http_date(text: str) -> float | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # RFC 9110 dates are GMT
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def _reason(status: int, body_text: str, operation: str, redact: str) -> str:

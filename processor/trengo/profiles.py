@@ -4,15 +4,21 @@ A group's profile is the one whose custom field ``key_field_id`` holds the group
 Finding it, cheapest first:
 
 1. The profile-id cache (key → id): no call.
-2. ``GET /profiles?term=<key>`` (every page: the search also matches names and other values as
-   substrings), kept to the profiles whose key field equals the key exactly. One → it; several
-   → PermanentError naming the ids.
+2. ``GET /profiles?term=<key>`` (every page), kept to the profiles whose key field equals the
+   key exactly. No public source says whether ``term`` matches custom field values at all, so
+   when that finds none: ``GET /profiles?term=<name>`` (every page), confirmed the same way.
+   One → it; several → PermanentError naming the ids.
 3. None → ``POST /profiles {name}`` then ``POST /profiles/{id}/custom_fields {key}``. A profile
    created but not keyed yet (the second call failed) is remembered, so the retry keys that one
    instead of creating another.
 
+A profile's key is read where Trengo puts field values (README: The Trengo sandbox):
+``custom_field_values[].custom_field_id``, else ``custom_fields[].pivot``, else
+``custom_field_data`` (keyed by the field's title in real answers; by its id, just in case).
+
 Then ``PUT /profiles/{id} {name}`` only when the name differs from the one Trengo reported (or
-was last sent), and ``POST /profiles/{id}/contacts`` only when the contact is not known to be
+was last sent), and ``POST /profiles/{id}/contacts {contact_id, type}`` (``type``: the
+channel's type, as every public client sends it) only when the contact is not known to be
 attached (attached by this process, or listed in the search result's ``contacts``).
 
 A cached profile id that Trengo no longer knows (404) is dropped and the profile found afresh,
@@ -28,6 +34,7 @@ from typing import Literal
 
 from processor.pipeline.plan import ResolveProfile
 from processor.trengo.calls import CountedCalls, every_page
+from processor.trengo.catalog import AccountCatalog
 from processor.trengo.client import JsonObject, id_of
 from processor.trengo.contacts import SentNames
 from processor.trengo.errors import PermanentError
@@ -53,8 +60,14 @@ class ProfileDirectory:
     """Profiles by key, their names and attached contacts; one per API token."""
 
     def __init__(
-        self, size: int, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        size: int,
+        ttl_seconds: float,
+        catalog: AccountCatalog,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._catalog = catalog
         self._profile_ids: Expiring[ProfileKey, TrengoId] = Expiring(size, ttl_seconds, clock=clock)
         self._sent_names = SentNames(size, ttl_seconds, clock=clock)
         self._attached: Expiring[tuple[str, str], bool] = Expiring(size, ttl_seconds, clock=clock)
@@ -96,7 +109,8 @@ class ProfileDirectory:
         if self._attached.get(pair) or pair[1] in found.attached_contact_ids:
             self._attached.put(pair, True)
             return "updated" if renamed else "unchanged"
-        await calls.attach_contact_to_profile(profile_id, contact_id)
+        channel_type = await self._catalog.channel_type(profile.channel_id, calls)
+        await calls.attach_contact_to_profile(profile_id, contact_id, channel_type)
         self._attached.put(pair, True)
         return "attached"
 
@@ -115,14 +129,26 @@ class ProfileDirectory:
         return found
 
     async def _search(self, profile: ResolveProfile, calls: CountedCalls) -> _Found | None:
-        """The one profile keyed ``profile.key``; None when there is none."""
+        """The one profile keyed ``profile.key`` (searched by key, then by name); None: none."""
+        found = await self._search_by(profile.key, profile, calls)
+        if found is None and profile.name != profile.key:
+            found = await self._search_by(profile.name, profile, calls)
+        return found
+
+    async def _search_by(
+        self, term: str, profile: ResolveProfile, calls: CountedCalls
+    ) -> _Found | None:
+        """Of the profiles ``term`` finds, the one whose key field is ``profile.key``."""
         results = await every_page(
-            lambda page: calls.search_profiles(profile.key, page), "search_profiles"
+            lambda page: calls.search_profiles(term, page), "search_profiles"
         )
+        title = None
+        if any(_needs_title(result, profile.key_field_id) for result in results):
+            title = await self._catalog.custom_field_title(profile.key_field_id, calls)
         matches = [
             (match, profile_id)
             for match in results
-            if _key_of(match, profile.key_field_id) == profile.key
+            if _key_of(match, profile.key_field_id, title) == profile.key
             and (profile_id := id_of(match)) is not None
         ]
         if len(matches) > 1:
@@ -161,10 +187,47 @@ class ProfileDirectory:
         self._sent_names.forget(profile_id)
 
 
-def _key_of(profile: JsonObject, field_id: int) -> str | None:
-    """The profile's value of custom field ``field_id``, as text; None when it has none."""
+def _key_of(profile: JsonObject, field_id: int, title: str | None) -> str | None:
+    """The profile's value of custom field ``field_id`` (titled ``title``), as text; None when
+    it has none. Where Trengo puts it, most precise first: ``custom_field_values`` (by id),
+    ``custom_fields[].pivot`` (by id), ``custom_field_data`` (by id, else by title)."""
+    for entry in _list_of_objects(profile.get("custom_field_values")):
+        if _same_id(entry.get("custom_field_id"), field_id):
+            return _text(entry.get("value"))
+    for custom_field in _list_of_objects(profile.get("custom_fields")):
+        pivot = custom_field.get("pivot")
+        if isinstance(pivot, dict) and _same_id(pivot.get("custom_field_id"), field_id):
+            return _text(pivot.get("value"))
     values = profile.get("custom_field_data")
-    value = values.get(str(field_id)) if isinstance(values, dict) else None
+    if not isinstance(values, dict):
+        return None
+    if str(field_id) in values:
+        return _text(values[str(field_id)])
+    return _text(values.get(title)) if title is not None else None
+
+
+def _needs_title(profile: JsonObject, field_id: int) -> bool:
+    """True when only the title-keyed ``custom_field_data`` can tell the profile's key."""
+    values = profile.get("custom_field_data")
+    return (
+        isinstance(values, dict)
+        and str(field_id) not in values
+        and not _list_of_objects(profile.get("custom_field_values"))
+        and not _list_of_objects(profile.get("custom_fields"))
+    )
+
+
+def _list_of_objects(value: object) -> list[JsonObject]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _same_id(value: object, field_id: int) -> bool:
+    return (
+        not isinstance(value, bool) and isinstance(value, int | str) and str(value) == str(field_id)
+    )
+
+
+def _text(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     return str(value)

@@ -8,7 +8,8 @@ carries ``Retry-After`` (and ``X-RateLimit-Reset``). The server counts in fixed 
 The limiter combines three brakes; a call waits for the slowest:
 
 1. A token bucket at the configured ``requests_per_minute`` (the operator's ceiling).
-2. A pause of every call after a 429, until Trengo's ``Retry-After`` (or reset) has passed.
+2. A pause of every call after a 429, until Trengo's ``Retry-After`` (or reset) has passed,
+   at most ``max_pause_seconds`` (``delivery.retry_cap_seconds``).
 3. Pacing by the headers. The limiter tracks the server's current window: an upper bound of
    when it ends (the server counted a call in it, so it ends at most ``window_seconds`` after
    that call's answer arrived), the lowest ``remaining`` reported in it, and this replica's
@@ -150,6 +151,7 @@ class RateLimiter:
         *,
         burst: int | None = None,
         window_seconds: float = 60.0,
+        max_pause_seconds: float = 300.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         wall_clock: Clock = time.time,
@@ -158,7 +160,9 @@ class RateLimiter:
         self._sleep = sleep
         self._wall_clock = wall_clock
         self._window_seconds = window_seconds
+        self._max_pause_seconds = max_pause_seconds
         self._limit = requests_per_minute
+        self._reported_limit: int | None = None
         capacity = burst if burst is not None else max(1, requests_per_minute // 60)
         self._bucket = _TokenBucket(requests_per_minute / 60.0, capacity, clock())
         self._sends = _SendLog()
@@ -173,6 +177,11 @@ class RateLimiter:
     def remaining(self) -> int | None:
         """The lowest ``remaining`` Trengo reported in the current window, if known."""
         return self._window.lowest.remaining if self._window is not None else None
+
+    @property
+    def reported_limit(self) -> int | None:
+        """The latest ``x-ratelimit-limit`` Trengo sent; None until it sends one."""
+        return self._reported_limit
 
     @property
     def paused_until(self) -> float:
@@ -210,7 +219,7 @@ class RateLimiter:
         lookup = headers if isinstance(headers, httpx.Headers) else httpx.Headers(dict(headers))
         limit = _integer(lookup.get("x-ratelimit-limit"))
         if limit is not None and limit > 0:
-            self._limit = limit
+            self._limit = self._reported_limit = limit
         if status == 429:
             self._pause(lookup, now, now if sent_at is None else sent_at)
             return
@@ -294,6 +303,8 @@ class RateLimiter:
         if delay is None:
             known_end = self._window.ends_by - now if self._window is not None else 0.0
             delay = known_end if known_end > 0 else self._window_seconds
+        # However long Trengo asks for, the pause ends by the retry cap (a header may be wrong).
+        delay = min(delay, self._max_pause_seconds)
         self._paused_until = max(self._paused_until, now + delay)
         # Trengo's word on when this window ends beats our estimate; nothing is left in it.
         refused = _Observation(0, sent_at, now)

@@ -87,6 +87,17 @@ def list_labels(page: int = 1) -> TrengoRequest:
     return TrengoRequest("list_labels", "GET", "/labels", {"page": str(page)}, None)
 
 
+def list_channels(page: int = 1) -> TrengoRequest:
+    """``GET /channels?page=``: one page of the account's channels (``id``, ``type``, ...)."""
+    return TrengoRequest("list_channels", "GET", "/channels", {"page": str(page)}, None)
+
+
+def list_custom_fields(page: int = 1) -> TrengoRequest:
+    """``GET /custom_fields?page=``: one page of the account's custom fields (``id``, ``title``,
+    ``type``: CONTACT, PROFILE or TICKET)."""
+    return TrengoRequest("list_custom_fields", "GET", "/custom_fields", {"page": str(page)}, None)
+
+
 def attach_label(ticket_id: TrengoId, label_id: TrengoId) -> TrengoRequest:
     """``POST /tickets/{id}/labels`` with ``{label_id}``."""
     path = f"/tickets/{_segment(ticket_id)}/labels"
@@ -94,7 +105,7 @@ def attach_label(ticket_id: TrengoId, label_id: TrengoId) -> TrengoRequest:
 
 
 def search_profiles(term: str, page: int = 1) -> TrengoRequest:
-    """``GET /profiles?page=&term=``: a substring search on names and custom field values."""
+    """``GET /profiles?page=&term=``: a search (on names; on field values too is not known)."""
     params = {"page": str(page), "term": term}
     return TrengoRequest("search_profiles", "GET", "/profiles", params, None)
 
@@ -117,10 +128,13 @@ def set_profile_custom_field(profile_id: TrengoId, field_id: int, value: str) ->
     return TrengoRequest("set_profile_custom_field", "POST", path, {}, body)
 
 
-def attach_contact_to_profile(profile_id: TrengoId, contact_id: ContactId) -> TrengoRequest:
-    """``POST /profiles/{id}/contacts`` with ``{contact_id}``."""
+def attach_contact_to_profile(
+    profile_id: TrengoId, contact_id: ContactId, channel_type: str
+) -> TrengoRequest:
+    """``POST /profiles/{id}/contacts`` with ``{contact_id, type}`` (the contact's channel type,
+    e.g. ``EMAIL``, ``WA_BUSINESS``, as every public client sends it)."""
     path = f"/profiles/{_segment(profile_id)}/contacts"
-    body: JsonBody = {"contact_id": contact_id}
+    body: JsonBody = {"contact_id": contact_id, "type": channel_type}
     return TrengoRequest("attach_contact_to_profile", "POST", path, {}, body)
 
 

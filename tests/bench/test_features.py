@@ -115,8 +115,8 @@ def test_all_off_is_rudderstacks_config_and_features_use_the_sandboxs_defaults()
     assert set(destination(())["eventTemplateMap"][0]) == {"from", "to"}
     field_types = {field.id: field.type for field in DEFAULT_CUSTOM_FIELDS}
     everything = DestinationConfig.model_validate(destination(FEATURES))
-    assert {field_types[mapping.fieldId] for mapping in everything.customFieldMap} == {"contact"}
-    assert field_types[PROFILE_KEY_FIELD] == "profile"
+    assert {field_types[mapping.fieldId] for mapping in everything.customFieldMap} == {"CONTACT"}
+    assert field_types[PROFILE_KEY_FIELD] == "PROFILE"
     assert set(LABELS) <= set(DEFAULT_LABELS)
 
 
@@ -127,7 +127,7 @@ def test_expected_costs_per_feature() -> None:
     fields = expected_counts(SMALL, ["custom_fields"])
     assert fields.calls_by_route[SET_CONTACT_FIELD] == 2 * 60 + 12
     profiles = expected_counts(SMALL, ["profiles"])
-    assert profiles.calls - off.calls == 3 * 3 + 60
+    assert profiles.calls - off.calls == 4 * 3 + 1 + 60
     assert profiles.calls_by_route[ATTACH_CONTACT] == 60
     assert profiles.dead_letters == 0
     assert expected_counts(SMALL, ["message"]).calls - off.calls == 240
@@ -217,7 +217,7 @@ def test_the_cost_table_compares_each_configuration_with_the_first() -> None:
         "| as expected |"
     )
     assert lines[3].endswith(f"| 474 | {474 / 420:.3f} | +{174 / 420:.3f} | **unexpected** |")
-    assert lines[4].startswith("| (3) + enableProfiles | 420 | 420 | 0 | 369 |")
+    assert lines[4].startswith("| (3) + enableProfiles | 420 | 420 | 0 | 373 |")
 
 
 def test_the_routes_table_has_a_row_per_route_and_a_column_per_configuration() -> None:

@@ -48,10 +48,19 @@ class Rendered:
         return [document["kind"] for document in self.documents]
 
     def only(self, kind: str) -> dict[str, Any]:
-        """The single resource of this kind; fails when there are none or several."""
-        matching = [document for document in self.documents if document["kind"] == kind]
+        """The single release resource (not a hook) of this kind; fails when there are none or
+        several."""
+        matching = [
+            document
+            for document in self.documents
+            if document["kind"] == kind and not is_hook(document)
+        ]
         assert len(matching) == 1, f"expected one {kind}, rendered {self.kinds()}"
         return matching[0]
+
+    def hooks(self) -> list[dict[str, Any]]:
+        """The hook resources (``helm.sh/hook`` annotated), in order."""
+        return [document for document in self.documents if is_hook(document)]
 
     def config(self) -> dict[str, Any]:
         """config.yaml of the processor's ConfigMap (the one mounted by the Deployment)."""
@@ -74,6 +83,11 @@ class Rendered:
         """The processor container."""
         (container,) = self.pod_spec()["containers"]
         return dict(container)
+
+
+def is_hook(document: dict[str, Any]) -> bool:
+    """True for a Helm hook resource (created around install/upgrade, not part of the release)."""
+    return "helm.sh/hook" in (document["metadata"].get("annotations") or {})
 
 
 def helm_template(*extra_args: str) -> subprocess.CompletedProcess[str]:

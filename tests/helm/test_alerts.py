@@ -27,6 +27,7 @@ REQUIRED_ALERTS = {
     "TrengoProcessorDestinationDown",
     "TrengoProcessorRateLimited",
     "TrengoProcessorPodNotReady",
+    "TrengoProcessorPartitionStalled",
 }
 
 

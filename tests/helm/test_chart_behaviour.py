@@ -253,3 +253,48 @@ def test_optional_parts_are_off_by_default(rendered_default: Rendered) -> None:
         "ServiceAccount",
     ]
     assert "env" not in rendered_default.container()
+
+
+def test_the_online_check_hook_is_off_by_default(rendered_default: Rendered) -> None:
+    assert rendered_default.hooks() == []
+
+
+def test_the_online_check_hook_runs_check_config_online_before_install_and_upgrade(
+    rendered_all_on: Rendered,
+) -> None:
+    hooks = {document["kind"]: document for document in rendered_all_on.hooks()}
+    assert sorted(hooks) == ["ConfigMap", "Job", "NetworkPolicy", "Secret"]
+    for document in hooks.values():
+        assert document["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    weights = {
+        kind: int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) for kind, d in hooks.items()
+    }
+    assert weights["Job"] > max(weight for kind, weight in weights.items() if kind != "Job")
+    job = hooks["Job"]["spec"]
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"][:3] == ["trengo-processor", "check-config", "--online"]
+    assert (job["backoffLimit"], job["activeDeadlineSeconds"], pod["restartPolicy"]) == (
+        0,
+        ALL_ON["onlineCheck"]["activeDeadlineSeconds"],
+        "Never",
+    )
+    # The same config and token as the processor, from hook copies that exist before install.
+    hook_config = yaml.safe_load(hooks["ConfigMap"]["data"]["config.yaml"])
+    assert hook_config == rendered_all_on.config()
+    token = base64.b64decode(hooks["Secret"]["data"]["api-token"]).decode()
+    assert token == ALL_ON["auth"]["trengoApiToken"]
+    assert set(hooks["Secret"]["data"]) == {"api-token"}  # no Kafka credentials
+    # Not a processor pod: the Service, the PDB and the processor's NetworkPolicy skip it.
+    selector = rendered_all_on.only("Deployment")["spec"]["selector"]["matchLabels"]
+    pod_labels = job["template"]["metadata"]["labels"]
+    assert not selector.items() <= pod_labels.items()
+    assert hooks["NetworkPolicy"]["spec"]["podSelector"]["matchLabels"] == pod_labels
+
+
+def test_the_online_check_reads_an_existing_secret_directly() -> None:
+    rendered = render_all_on("--set", "auth.existingSecret=ops-managed")
+    hooks = {document["kind"]: document for document in rendered.hooks()}
+    assert "Secret" not in hooks
+    volumes = hooks["Job"]["spec"]["template"]["spec"]["volumes"]
+    assert next(v for v in volumes if "secret" in v)["secret"]["secretName"] == "ops-managed"

@@ -105,8 +105,9 @@ def test_custom_fields_profiles_labels_and_messages_reach_trengo(
         "POST /api/v2/channels/{channel_id}/contacts": 2,  # ann, ben (email find-or-create)
         "POST /api/v2/contacts/{contact_id}/custom_fields": 4,  # ann 2 + 1 change, ben 1
         "GET /api/v2/contacts": 1,  # zed's search: not found
-        "GET /api/v2/profiles": 1,
+        "GET /api/v2/profiles": 2,  # by key (the term matches names only), then by name
         "POST /api/v2/profiles": 1,
+        "GET /api/v2/channels": 1,  # the channel's type for attaching, once per process
         "POST /api/v2/profiles/{profile_id}/custom_fields": 1,
         "PUT /api/v2/profiles/{profile_id}": 1,
         "POST /api/v2/profiles/{profile_id}/contacts": 2,
@@ -170,12 +171,14 @@ def assert_trengo_holds_each_thing_once(sandbox: RunningSandbox) -> None:
     contacts = {contact["email"]: contact for contact in sandbox.contacts()}
     assert set(contacts) == {"ann@example.com", "ben@example.com"}
     ann, ben = contacts["ann@example.com"], contacts["ben@example.com"]
-    assert ann["custom_field_data"] == {str(PLAN_FIELD): "enterprise", str(COMPANY_FIELD): "Acme"}
-    assert ben["custom_field_data"] == {str(PLAN_FIELD): "3"}
+    assert ann["custom_field_data"] == {"Plan": "enterprise", "Company": "Acme"}
+    assert ben["custom_field_data"] == {"Plan": "3"}
 
     [profile] = sandbox.profiles()
     assert profile["name"] == "Acme Inc"
-    assert profile["custom_field_data"] == {str(PROFILE_KEY_FIELD): "acme-1"}
+    assert profile["custom_field_values"] == [
+        {"custom_field_id": PROFILE_KEY_FIELD, "field_name": "External ID", "value": "acme-1"}
+    ]
     assert sorted(member["id"] for member in profile["contacts"]) == sorted([ann["id"], ben["id"]])
 
     tickets = sandbox.tickets()

@@ -170,13 +170,30 @@ def _same_call(one: RecordedRequest, other: RecordedRequest) -> bool:
     )
 
 
+# How the token stops working, and how it is fixed: a revoked token (401), and a token whose
+# every call, the probe's included, is forbidden (403): both halt, neither dead-letters.
+TOKEN_FAULTS = {
+    "revoked-401": (
+        lambda token: {"tokens": ("a-rotated-token",)},
+        lambda token: {"tokens": (token,)},
+    ),
+    "forbidden-403": (
+        lambda token: {"denied_tokens": (token,)},
+        lambda token: {"denied_tokens": ()},
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", list(TOKEN_FAULTS))
 def test_a_refused_token_halts_everything_and_a_fixed_token_resumes_by_itself(
     kafka: KafkaTarget,
     kafka_topic_factory: TopicFactory,
     group_id: str,
     sandbox: RunningSandbox,
     tmp_path: Path,
+    fault: str,
 ) -> None:
+    refuse, fix = TOKEN_FAULTS[fault]
     partitions = 2
     topic, dead_letter_topic = kafka_topic_factory(partitions), kafka_topic_factory(1)
     users = [f"user{number}" for number in range(5)]
@@ -200,7 +217,7 @@ def test_a_refused_token_halts_everything_and_a_fixed_token_resumes_by_itself(
         wait_for_committed_offsets(
             kafka.bootstrap_servers, group_id, topic, committed_before, timeout=30
         )
-        sandbox.set_faults(tokens=("a-rotated-token",))
+        sandbox.set_faults(**refuse(sandbox.token))
         during = produce(kafka.bootstrap_servers, topic, orders(users, per_user=10, first=5))
 
         def halted() -> bool:
@@ -220,7 +237,7 @@ def test_a_refused_token_halts_everything_and_a_fixed_token_resumes_by_itself(
         assert processor.metric("trengo_processor_events_total", outcome="dead_lettered") == 0
         assert sum(ticket_subjects(sandbox).values()) == len(before) - len(users)
 
-        sandbox.set_faults(tokens=(sandbox.token,))
+        sandbox.set_faults(**fix(sandbox.token))
         fixed_at = time.monotonic()
         wait_until(lambda: processor.metric("trengo_processor_destination_up") == 1, 30, "resume")
         resumed_after = time.monotonic() - fixed_at
@@ -237,3 +254,46 @@ def test_a_refused_token_halts_everything_and_a_fixed_token_resumes_by_itself(
 
 def _probes(sandbox: RunningSandbox) -> int:
     return sum(1 for request in sandbox.requests() if request.query.get("term") == PROBE_TERM)
+
+
+def test_rotating_the_token_file_resumes_a_halted_destination_without_a_restart(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+) -> None:
+    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    users = [f"user{number}" for number in range(3)]
+    token_file = tmp_path / "api-token"  # the chart's mounted Secret
+    token_file.write_text(f"{sandbox.token}\n", encoding="utf-8")
+    config = processor_config(
+        kafka,
+        sandbox,
+        topic=topic,
+        group_id=group_id,
+        dead_letter_topic=dead_letter_topic,
+        destination={"apiToken": None},
+        trengo={**UNLIMITED_RATE, "api_token_file": str(token_file)},
+        delivery={"max_in_flight": 8, "halt_probe_seconds": 0.5},
+    )
+    before = produce(kafka.bootstrap_servers, topic, [identify_record(user) for user in users])
+
+    with ProcessorProcess(config, tmp_path) as processor:
+        wait_for_committed_offsets(
+            kafka.bootstrap_servers, group_id, topic, end_offsets(before), timeout=30
+        )
+        sandbox.set_faults(tokens=("rotated-token",))  # the old token is revoked
+        during = produce(kafka.bootstrap_servers, topic, orders(users, per_user=2))
+        wait_until(lambda: processor.metric("trengo_processor_destination_up") == 0, 30, "the halt")
+
+        token_file.write_text("  rotated-token\n", encoding="utf-8")  # the Secret is updated
+
+        wait_until(lambda: processor.metric("trengo_processor_destination_up") == 1, 30, "resume")
+        wait_for_committed_offsets(
+            kafka.bootstrap_servers, group_id, topic, end_offsets(before + during), timeout=30
+        )
+        assert processor.stop() == 0, processor.log()
+
+    assert_all_delivered_once(kafka, sandbox, before + during, dead_letter_topic)
+    assert consume_all(kafka.bootstrap_servers, dead_letter_topic) == []

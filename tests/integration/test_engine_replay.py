@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from processor.cli import main
 from processor.config import KafkaConfig
 from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.sandbox.broker import KafkaTarget
@@ -176,3 +177,45 @@ def test_dlq_replay_of_a_topic_that_does_not_exist_ends_at_once(kafka: KafkaTarg
 
     assert summary.read == 0
     assert f"{config.dead_letter_topic} does not exist: nothing to replay" in progress.getvalue()
+
+
+def test_dlq_replay_commits_only_what_the_broker_acknowledged_and_fails_loudly(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    servers = kafka.bootstrap_servers
+    stage = [("x-error-stage", b"deliver"), ("x-error-reason", b"HTTP 503")]
+    small, too_large = b'{"type": "identify"}', b'{"p": "' + b"x" * 3000 + b'"}'
+    produce(servers, dead_letter_topic, [(KEY, small, stage), (KEY, too_large, stage)] * 2)
+    # The replay producer refuses records over 2,000 bytes, as a broker with a smaller
+    # message.max.bytes than the dead-letter topic's would.
+    settings = {**kafka.consumer_settings, "message.max.bytes": 2000}
+    config_path = tmp_path / "replay.yaml"
+    config_path.write_text(
+        json.dumps(
+            {
+                "kafka": {
+                    "bootstrap_servers": servers,
+                    "topic": topic,
+                    "group_id": group_id,
+                    "dead_letter_topic": dead_letter_topic,
+                    "settings": settings,
+                },
+                "destination": {"apiToken": "t", "channelId": "1"},
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    exit_status = main(["dlq", "replay", "--config", str(config_path)])
+
+    assert exit_status == 1
+    summary = capsys.readouterr().out.strip()
+    assert "replayed 1 (deliver 1); FAILED 1 (not committed: replay again)" in summary
+    committed = committed_offsets(servers, f"{group_id}.dlq-replay", dead_letter_topic)
+    assert committed == {0: 1}  # up to the refused record, which the next replay reads again
+    assert [record.value for record in consume_all(servers, topic)] == [small]

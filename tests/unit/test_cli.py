@@ -64,6 +64,20 @@ def test_a_template_that_does_not_compile_fails_the_check(
     assert len(captured.err.strip().splitlines()) == 1
 
 
+def test_check_config_refuses_overriding_the_manual_commit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "auto-commit.yaml"
+    path.write_text(
+        CONFIG + "kafka: {settings: {enable.auto.commit: true, security.protocol: SSL}}\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("config error: kafka.settings: 'enable.auto.commit' may not")
+    assert len(captured.err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("properties", "event", "subject"),
     [
@@ -116,16 +130,16 @@ def test_render_shows_a_known_contact_identify_as_one_update(
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"event": "x"}, "rejected at validate: Event type is required"),
         (
             {"type": "track", "event": "Stress test4", "userId": "u"},
-            "skipped at filter (unmapped_event): Stress test4 is not present in Event-Map",
+            "skipped at filter (unmapped_event): event is not present in Event-Map template keys",
         ),
-        ({"type": "page", "userId": "u"}, "skipped at filter (message_type): Message type page"),
+        ({"type": "page", "userId": "u"}, "skipped at filter (message_type)"),
         (
-            {"type": "identify", "userId": "u", "integrations": {"All": False}},
-            "skipped at filter (integrations): integrations object disables Trengo",
+            {"type": "track", "event": "Order Completed", "integrations": {"Trengo": False}},
+            "skipped at filter (integrations)",
         ),
+        ({"event": "x"}, "rejected at validate: Event type is required"),
     ],
 )
 def test_render_explains_a_rejection(
@@ -140,9 +154,6 @@ def test_render_explains_a_rejection(
     out = capsys.readouterr().out
     assert expected in out
     assert "requests: none" in out
-    if "skipped" in expected:
-        assert "no Trengo call would be made" in out
-        assert "dead-letter" not in out
 
 
 def test_render_of_a_missing_event_file_is_a_usage_error(
@@ -152,83 +163,46 @@ def test_render_of_a_missing_event_file_is_a_usage_error(
     assert "cannot read event file" in capsys.readouterr().err
 
 
-RUDDERSTACK_EXPORT = Path(__file__).parent.parent / "fixtures" / "rudderstack-export.yaml"
+EXPORT = Path(__file__).parent.parent / "fixtures" / "rudderstack-trengo-destination.json"
 
 
-def test_check_config_accepts_a_rudderstack_export_and_says_which_entry(
-    capsys: pytest.CaptureFixture[str],
+def export_config(tmp_path: Path) -> Path:
+    path = tmp_path / "export.yaml"
+    path.write_text(f"destination: {EXPORT.read_text()}", encoding="utf-8")
+    return path
+
+
+def test_check_config_accepts_a_rudderstack_export_and_says_which_entries(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["check-config", "--config", str(RUDDERSTACK_EXPORT)]) == 0
+    assert main(["check-config", "--config", str(export_config(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert "config OK" in out
-    assert (
-        "consent: consentManagement 3 (the 'web' entry), oneTrustCookieCategories 1 "
-        "(the 'web' entry), ketchConsentPurposes 1 (the 'web' entry)"
-    ) in out
+    for key in ("connectionMode", "consentManagement", "oneTrustCookieCategories"):
+        assert f"destination.{key}: using the 'web' entry" in out
 
 
 @pytest.mark.parametrize(
-    ("destination", "expected"),
+    ("management", "expected"),
     [
-        pytest.param(
-            "whitelistedEvents: [{eventName: a}]",
-            "destination.whitelistedEvents: unknown key (a RudderStack device-mode setting",
-            id="device-mode-key-hint",
-        ),
-        pytest.param(
-            "consentManagment: []", "destination.consentManagment: unknown key", id="typo"
-        ),
-        pytest.param(
-            "connectionMode: {web: cloud, android: device}",
-            "destination.connectionMode: only cloud mode exists for Trengo, got cloud, device",
-            id="device-mode",
-        ),
-        pytest.param(
-            "connectionMode: hybrid",
-            "destination.connectionMode: only cloud mode exists for Trengo, got hybrid",
-            id="plain-mode",
-        ),
-        pytest.param(
-            "ketchConsentPurposes: {web: [], ios: []}",
-            "destination.ketchConsentPurposes: one entry per source type (ios, web) and none is "
-            "'cloud'",
-            id="ambiguous-source-type",
-        ),
-        pytest.param(
-            "consentManagement: [{provider: 7, consents: [{consent: [1]}]}]",
-            "destination.consentManagement[0].provider",
-            id="odd-types",
-        ),
-        pytest.param(
-            "oneTrustCookieCategories: {cloud: 5}",
-            "destination.oneTrustCookieCategories",
-            id="cloud-entry-not-a-list",
-        ),
+        ({"provider": "oneTrust", "deniedConsentIds": ["C0004"]}, "skipped at filter (consent)"),
+        ({"provider": "ketch", "deniedConsentIds": ["analytics"]}, "skipped at filter (consent)"),
+        ({"provider": "ketch", "deniedConsentIds": ["marketing"]}, "1. GET"),
     ],
 )
-def test_rudderstack_keys_that_cannot_be_honoured_are_config_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], destination: str, expected: str
+def test_render_applies_the_exported_consent_settings(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    management: dict[str, object],
+    expected: str,
 ) -> None:
-    path = tmp_path / "bad.yaml"
-    path.write_text(f'destination: {{apiToken: t, channelId: "1", {destination}}}\n', "utf-8")
-
-    assert main(["check-config", "--config", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert expected in err
-    assert "Traceback" not in err
-
-
-def test_the_cloud_entry_wins_and_plain_arrays_need_no_entry(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        'destination: {apiToken: t, channelId: "1",'
-        " ketchConsentPurposes: {web: [{purpose: a}], cloud: [{purpose: b}, {purpose: c}]},"
-        " oneTrustCookieCategories: [{oneTrustCookieCategory: C1}]}\n",
-        "utf-8",
+    event = event_file(
+        tmp_path,
+        type="track",
+        event="Order Completed",
+        userId="u",
+        properties={"order_id": 7},
+        context={"traits": {"email": "a@example.com"}, "consentManagement": management},
     )
-
-    assert main(["check-config", "--config", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "oneTrustCookieCategories 1, ketchConsentPurposes 2 (the 'cloud' entry)" in out
+    assert main(["render", "--config", str(export_config(tmp_path)), str(event)]) == 0
+    assert expected in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -203,6 +204,53 @@ def test_token_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
             "destination.eventTemplateMap[0].messageType: Input should be 'note' or 'message'",
             id="bad-message-type",
         ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {enable.auto.commit: true}}\n",
+            "kafka.settings: 'enable.auto.commit' may not be overridden: offsets are committed "
+            "only after an event is done",
+            id="auto-commit-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {enable.auto.offset.store: true}}\n",
+            "kafka.settings: 'enable.auto.offset.store' may not be overridden",
+            id="auto-offset-store-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\nkafka: {settings: {acks: 1}}\n',
+            "kafka.settings: 'acks' may not be overridden: a dead letter counts only once",
+            id="acks-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {Enable.Idempotence: false}}\n",
+            "kafka.settings: 'Enable.Idempotence' may not be overridden",
+            id="idempotence-override-any-case",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {isolation.level: read_uncommitted}}\n",
+            "kafka.settings: 'isolation.level' may not be overridden",
+            id="isolation-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\n'
+            "kafka: {settings: {request.required.acks: 1}}\n",
+            "kafka.settings: 'request.required.acks' may not be overridden",
+            id="acks-alias-override",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\nserver: {stall_seconds: 600}\n',
+            "server.stall_seconds: must be above 610 (twice delivery.retry_cap_seconds plus "
+            "trengo.timeout_seconds), or a backoff would count as a stall",
+            id="stall-within-a-backoff",
+        ),
+        pytest.param(
+            'destination: {apiToken: t, channelId: "1"}\ndelivery: {retry_cap_seconds: 3600}\n',
+            "server.stall_seconds: must be above 7210",
+            id="retry-cap-above-the-stall-bound",
+        ),
         pytest.param("- just\n- a list\n", "the top level must be a mapping", id="not-a-mapping"),
         pytest.param("destination: [\n", "bad YAML", id="bad-yaml"),
     ],
@@ -280,3 +328,84 @@ def test_profiles_switched_on_from_the_environment_still_need_the_key(
     monkeypatch.setenv("TRENGO_PROCESSOR_DESTINATION__ENABLEPROFILES", "true")
     with pytest.raises(ConfigError, match=r"^destination\.profileKeyFieldId: required"):
         load_settings(write(tmp_path, MINIMAL))
+
+
+EXPORT = Path(__file__).parent.parent / "fixtures" / "rudderstack-trengo-destination.json"
+
+
+def test_a_rudderstack_export_is_accepted_as_pasted(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, f"destination: {EXPORT.read_text()}"))
+    destination = settings.destination
+    assert destination.consent_items("oneTrustCookieCategories") == (
+        {"oneTrustCookieCategory": "C0004"},
+    )
+    providers = [item["provider"] for item in destination.consent_items("consentManagement")]
+    assert providers == ["oneTrust", "ketch"]
+    assert destination.consent_items("ketchConsentPurposes") == ({"purpose": "analytics"},)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        pytest.param([{"purpose": "a"}], ({"purpose": "a"},), id="plain-list"),
+        pytest.param({"web": [{"purpose": "a"}]}, ({"purpose": "a"},), id="only-entry"),
+        pytest.param(
+            {"web": [{"purpose": "w"}], "cloud": [{"purpose": "c"}]},
+            ({"purpose": "c"},),
+            id="cloud-entry-wins",
+        ),
+        pytest.param({}, (), id="empty-object"),
+    ],
+)
+def test_consent_settings_in_both_shapes(
+    tmp_path: Path, setting: object, expected: tuple[dict[str, str], ...]
+) -> None:
+    text = json.dumps({"apiToken": "t", "channelId": "1", "ketchConsentPurposes": setting})
+    settings = load_settings(write(tmp_path, f"destination: {text}\n"))
+    assert settings.destination.consent_items("ketchConsentPurposes") == expected
+
+
+@pytest.mark.parametrize(
+    ("destination", "message"),
+    [
+        pytest.param(
+            "eventFilteringOption: whitelistedEvents",
+            "destination: eventFilteringOption: a device-mode setting",
+            id="device-mode-key",
+        ),
+        pytest.param(
+            "blacklistedEvents: [{eventName: Page}]",
+            "destination: blacklistedEvents: a device-mode setting",
+            id="device-mode-list",
+        ),
+        pytest.param(
+            "connectionMode: device",
+            "destination.connectionMode: 'device' is not supported: Trengo only has cloud mode",
+            id="device-mode",
+        ),
+        pytest.param(
+            "connectionMode: {web: cloud, ios: hybrid}",
+            "'hybrid' is not supported",
+            id="per-source-mode",
+        ),
+        pytest.param(
+            "consentManagement: {web: [], android: []}",
+            "consentManagement: one entry per source type (android, web) and none for 'cloud'",
+            id="ambiguous-source-types",
+        ),
+        pytest.param(
+            "oneTrustCookieCategories: C0004",
+            "destination.oneTrustCookieCategories",
+            id="consent-not-a-list",
+        ),
+        pytest.param("enableDedupe: true", "enableDedupe", id="typo-still-an-error"),
+    ],
+)
+def test_rudderstack_keys_outside_cloud_mode_are_config_errors(
+    tmp_path: Path, destination: str, message: str
+) -> None:
+    text = f'destination:\n  apiToken: t\n  channelId: "1"\n  {destination}\n'
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, text))
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)

@@ -225,3 +225,74 @@ def test_mismatched_args_are_kept_and_redacted() -> None:
     RedactingFilter([TOKEN]).filter(record)
 
     assert record.getMessage() == "two %s %s ('***',)"
+
+
+DEAD_LETTER_REASONS = [
+    pytest.param(
+        "deliver: No contact found for term:ann.lee+vip@example.co.uk Order Completed failed",
+        "deliver: No contact found for term:<email> Order Completed failed",
+        id="email-in-rudderstack-reason",
+    ),
+    pytest.param(
+        "deliver: ambiguous contact: 2 exact matches for +31 6 1234 5678: ids 900024310, 7",
+        "deliver: ambiguous contact: 2 exact matches for <phone>: ids <phone>, 7",
+        id="international-phone-and-long-id",
+    ),
+    pytest.param(
+        "deliver: No contact found for term:0612345678 Signed Up failed",
+        "deliver: No contact found for term:<phone> Signed Up failed",
+        id="national-phone",
+    ),
+    pytest.param(
+        "deliver: create_ticket: HTTP 429 at 2026-12-04T20:00:00Z after 12 attempts",
+        "deliver: create_ticket: HTTP 429 at 2026-12-04T20:00:00Z after 12 attempts",
+        id="no-identifier-left-alone",
+    ),
+]
+
+
+@pytest.mark.parametrize(("reason", "logged"), DEAD_LETTER_REASONS)
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_warnings_mask_emails_and_phone_numbers(
+    capsys: pytest.CaptureFixture[str], reason: str, logged: str, log_format: str
+) -> None:
+    configure_logging(LogConfig(format=log_format))  # type: ignore[arg-type]
+
+    log_outcome(logging.getLogger(LOGGER_NAME), "dead_lettered", reason, sample_fields())
+    logging.getLogger(LOGGER_NAME).error("failed: %s", reason, extra={"detail": [reason]})
+
+    output = capsys.readouterr().err
+    assert f"event dead_lettered: {logged}" in output
+    assert f"failed: {logged}" in output
+    if logged != reason:
+        for identifier in ("ann.lee+vip@example.co.uk", "+31 6 1234 5678", "0612345678"):
+            assert identifier not in output
+
+
+def test_an_exception_text_is_masked_in_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogConfig(format="json"))
+
+    try:
+        raise ValueError("bad identifier ann@example.com")
+    except ValueError:
+        logging.getLogger(LOGGER_NAME).exception("failed")
+
+    [line] = json_lines(capsys)
+    assert "ValueError: bad identifier <email>" in str(line["exc"])
+    assert "ann@example.com" not in json.dumps(line)
+
+
+def test_identifiers_stay_in_info_lines_and_with_include_user_ids(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    reason = "No contact found for term:ann@example.com x failed"
+    configure_logging(LogConfig(format="json"))
+    logging.getLogger(LOGGER_NAME).info(reason)
+    configure_logging(LogConfig(format="json", include_user_ids=True))
+    fields = sample_fields(include_user_ids=True)
+    log_outcome(logging.getLogger(LOGGER_NAME), "dead_lettered", reason, fields)
+
+    info, warning = json_lines(capsys)
+    assert info["msg"] == reason
+    assert warning["msg"] == f"event dead_lettered: {reason}"
+    assert warning["userId"] == "user@example.com"

@@ -83,8 +83,9 @@ def track(
             ],
         ),
         (
-            GroupPlan("acme-1", KNOWN, ResolveProfile("acme-1", 2001, "Acme")),
+            GroupPlan("acme-1", KNOWN, ResolveProfile("acme-1", 2001, "Acme", "7")),
             [
+                "GET /profiles",
                 "GET /profiles",
                 "POST /profiles",
                 "POST /profiles/%7Bprofile_id%7D/custom_fields",
@@ -136,15 +137,23 @@ def test_a_ticket_without_follow_ups_is_unchanged() -> None:
 
 
 def test_a_group_never_creates_its_contact() -> None:
-    plan = GroupPlan("acme-1", EMAIL, ResolveProfile("acme-1", 2001, "Acme"))
-    search, profiles, create, key, rename, attach = plan_steps(plan, TrengoConfig())
+    plan = GroupPlan("acme-1", EMAIL, ResolveProfile("acme-1", 2001, "Acme", "7"))
+    search, profiles, by_name, create, key, rename, attach = plan_steps(plan, TrengoConfig())
     assert search.when.endswith("none → dead letter (a group never creates a contact)")
     assert profiles.request.params == {"page": "1", "term": "acme-1"}
     assert "custom field 2001 is exactly 'acme-1'" in profiles.when
+    assert by_name.request.params == {"page": "1", "term": "Acme"}
     assert create.request.json == {"name": "Acme"}
     assert key.request.json == {"custom_field_id": 2001, "value": "acme-1"}
     assert rename.request.json == {"name": "Acme"}
-    assert attach.request.json == {"contact_id": "{contact_id}"}
+    assert attach.request.json == {"contact_id": "{contact_id}", "type": "{channel_type}"}
+    assert "channel 7's type" in attach.when
+
+
+def test_a_group_named_by_its_key_searches_once() -> None:
+    plan = GroupPlan("acme-1", KNOWN, ResolveProfile("acme-1", 2001, "acme-1", "7"))
+    searches = [step for step in plan_steps(plan, TrengoConfig()) if step.request.method == "GET"]
+    assert [step.request.params["term"] for step in searches] == ["acme-1"]
 
 
 def test_render_shows_unknown_ids_readably() -> None:

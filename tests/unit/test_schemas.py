@@ -174,6 +174,8 @@ DLQ_HEADERS = {
     "x-original-offset": "1200",
     "x-attempts": "1",
     "x-first-attempt-at": "2026-01-02T03:04:05.678000+00:00",
+    "x-truncated": "true",
+    "x-original-size": "1048576",
     "traceparent": "00-abc-def-01",
 }
 
@@ -183,6 +185,9 @@ DLQ_HEADERS = {
     [
         pytest.param({}, True, id="complete"),
         pytest.param({"x-error-status": None}, True, id="no-status"),
+        pytest.param({"x-truncated": None, "x-original-size": None}, True, id="not-truncated"),
+        pytest.param({"x-truncated": "yes"}, False, id="truncated-not-true"),
+        pytest.param({"x-original-size": "1 MB"}, False, id="size-not-digits"),
         pytest.param({"x-error-stage": "poll"}, False, id="unknown-stage"),
         pytest.param({"x-original-offset": "-1"}, False, id="negative-offset"),
         pytest.param({"x-attempts": "0"}, False, id="zero-attempts"),

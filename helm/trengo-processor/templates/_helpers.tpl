@@ -31,6 +31,13 @@ app.kubernetes.io/name: {{ include "trengo-processor.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
+{{/* Labels of the online-check hook pod: not the Deployment's selector labels. */}}
+{{- define "trengo-processor.onlineCheckSelectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .context.Release.Name }}
+app.kubernetes.io/component: online-check
+{{- end }}
+
 {{- define "trengo-processor.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "trengo-processor.fullname" .) .Values.serviceAccount.name }}

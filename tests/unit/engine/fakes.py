@@ -114,6 +114,7 @@ class FakeMessage:
     topic_name: str
     partition_id: int
     offset_value: int
+    value_bytes: bytes = b"{}"
 
     def error(self) -> None:
         return None
@@ -131,7 +132,7 @@ class FakeMessage:
         return b"user"
 
     def value(self) -> bytes:
-        return b"{}"
+        return self.value_bytes
 
     def headers(self) -> None:
         return None
@@ -158,8 +159,8 @@ class FakeConsumer:
 
     # --- what tests call ------------------------------------------------------------------
 
-    def messages(self, partition: int, offsets: range) -> None:
-        self.steps.put(lambda _c: [FakeMessage(TOPIC, partition, o) for o in offsets])
+    def messages(self, partition: int, offsets: range, value: bytes = b"{}") -> None:
+        self.steps.put(lambda _c: [FakeMessage(TOPIC, partition, o, value) for o in offsets])
 
     def rebalance(self, kind: str, partitions: list[int]) -> None:
         self.steps.put(lambda consumer: consumer._rebalance(kind, partitions))

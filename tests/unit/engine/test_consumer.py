@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from processor import metrics
 from processor.engine.consumer import Batch, PollLoop, PollSettings
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
 from tests.unit.engine.fakes import TOPIC, FakeConsumer, done_future
+
+HIGH_WATER_BYTES = 10_000
 
 
 class QuietHealth:
@@ -73,7 +76,10 @@ async def harness() -> AsyncIterator[Harness]:
         is_halted=lambda: halted[0],
         health=QuietHealth(),
         settings=PollSettings(
-            high_water=100, commit_interval_seconds=3600, revoke_timeout_seconds=1
+            high_water=100,
+            high_water_bytes=HIGH_WATER_BYTES,
+            commit_interval_seconds=3600,
+            revoke_timeout_seconds=1,
         ),
     )
     poll.start()
@@ -106,6 +112,33 @@ async def test_all_partitions_pause_at_the_high_water_mark(harness: Harness) -> 
     consumer.messages(1, range(45, 55))
 
     await asyncio.to_thread(until, lambda: consumer.paused == paused(0, 1))
+
+
+async def test_a_stuck_partition_does_not_keep_a_drained_one_paused(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0, 1])  # shares of 50
+    consumer.messages(0, range(60))  # partition 0 overshoots its share and stays stuck
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0))
+    consumer.messages(1, range(50))
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0, 1))
+
+    harness.mark_done(1, range(50))  # partition 1 drains; 60 of 100 are still buffered
+
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0))
+
+
+async def test_large_records_pause_by_bytes_before_the_event_count(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0, 1])  # shares of 50 events or 5,000 bytes
+    consumer.messages(0, range(6), value=b"x" * 1000)  # 6 events, over 6,000 bytes
+    consumer.messages(1, range(6), value=b"{}")
+
+    await asyncio.to_thread(until, lambda: consumer.paused == paused(0))
+    assert metrics.REGISTRY.get_sample_value("trengo_processor_inflight_bytes") > 6000
+
+    harness.mark_done(0, range(4))  # 2 of 1,000 bytes left: below half its share
+
+    await asyncio.to_thread(until, lambda: consumer.paused == set())
 
 
 async def test_partitions_assigned_while_halted_are_paused_from_the_start(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from processor import metrics
 from processor.engine.destination import DestinationGate
-from processor.trengo.errors import DestinationDown, TransientError
+from processor.trengo.errors import DestinationDown, Forbidden, PermanentError, TransientError
 
 
 class ScriptedProbe:
@@ -88,3 +90,69 @@ async def test_counts_the_seconds_spent_halted_across_halts() -> None:
     now[0] = 205.0
     await reopened(gate)
     assert gate.halted_seconds() == 35.0
+
+
+async def test_every_probe_re_reads_the_token_source_first() -> None:
+    events: list[str] = []
+    rotated_after = 2  # the Secret holds a new token from the second re-read on
+
+    def reload_token() -> bool:
+        events.append("reload")
+        return events.count("reload") == rotated_after
+
+    async def probe() -> None:
+        events.append("probe")
+        if events.count("reload") < rotated_after:
+            raise DestinationDown("search: HTTP 401", 401)
+
+    gate = DestinationGate(
+        probe, probe_seconds=0.01, on_change=lambda _up: None, reload_token=reload_token
+    )
+    gate.halt("create_ticket: HTTP 401 Unauthorized")
+    await reopened(gate)
+
+    assert events == ["reload", "probe", "reload", "probe"]
+
+
+async def test_token_works_asks_one_probe_with_the_same_token() -> None:
+    reloads: list[int] = []
+
+    def reload_token() -> bool:
+        reloads.append(1)
+        return True
+
+    gate = DestinationGate(
+        ScriptedProbe(None, Forbidden("search: HTTP 403", 403), PermanentError("422", 422)),
+        probe_seconds=0.0,  # no answer is believed for long: every call probes
+        on_change=lambda _up: None,
+        reload_token=reload_token,
+    )
+    assert [await gate.token_works() for _ in range(3)] == [True, False, True]
+    assert reloads == [] and not gate.halted
+
+
+async def test_concurrent_403s_share_one_probe_and_a_working_token_is_believed_a_while() -> None:
+    now = [0.0]
+    probe = ScriptedProbe()
+    gate = DestinationGate(
+        probe, probe_seconds=30, on_change=lambda _up: None, clock=lambda: now[0]
+    )
+
+    assert await asyncio.gather(*(gate.token_works() for _ in range(5))) == [True] * 5
+    now[0] = 29
+    assert await gate.token_works()
+    assert probe.calls == 1
+    now[0] = 31
+    assert await gate.token_works()
+    assert probe.calls == 2
+
+
+async def test_a_refused_or_unanswered_token_check_is_not_reused() -> None:
+    probe = ScriptedProbe(Forbidden("403", 403), TransientError("503", 503))
+    gate = DestinationGate(probe, probe_seconds=30, on_change=lambda _up: None)
+
+    assert await gate.token_works() is False
+    with pytest.raises(TransientError):
+        await gate.token_works()
+    assert await gate.token_works() is True
+    assert probe.calls == 3

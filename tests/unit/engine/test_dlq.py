@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from processor.config import KafkaConfig
 from processor.engine.dlq import (
@@ -69,14 +71,14 @@ def test_the_producer_shares_security_settings_but_not_consumer_ones() -> None:
             "sasl.mechanism": "PLAIN",
             "session.timeout.ms": 6000,
             "fetch.wait.max.ms": 50,
-            "enable.auto.commit": False,
+            "enable.partition.eof": True,
         },
     )
     config = producer_config(kafka)
     assert config["bootstrap.servers"] == "broker:9093"
     assert (config["enable.idempotence"], config["acks"]) == (True, "all")
     assert (config["security.protocol"], config["sasl.mechanism"]) == ("SASL_SSL", "PLAIN")
-    assert not {"session.timeout.ms", "fetch.wait.max.ms", "enable.auto.commit"} & set(config)
+    assert not {"session.timeout.ms", "fetch.wait.max.ms", "enable.partition.eof"} & set(config)
 
 
 async def test_a_letter_is_acknowledged_only_by_a_successful_delivery_report() -> None:
@@ -107,3 +109,56 @@ async def test_a_full_producer_queue_fails_the_letter_at_once() -> None:
 def test_the_first_attempt_is_written_in_utc() -> None:
     headers = dict(letter(first_attempt_at=datetime(2026, 5, 1, tzinfo=UTC)).record_headers())
     assert headers["x-first-attempt-at"] == b"2026-05-01T00:00:00+00:00"
+
+
+class SizeLimitedProducer(FakeProducer):
+    """Refuses records over ``max_bytes`` as librdkafka does: at produce, or in the report."""
+
+    def __init__(self, max_bytes: int, *, at_produce: bool) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+        self.at_produce = at_produce
+        self.refused = 0
+
+    def produce(self, topic: str, value: bytes | None = None, **kwargs: Any) -> None:
+        headers = kwargs.get("headers") or []
+        size = len(value or b"") + sum(len(n) + len(v or b"") for n, v in headers)
+        if size <= self.max_bytes:
+            super().produce(topic, value, **kwargs)
+            return
+        self.refused += 1
+        too_large = KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)
+        if self.at_produce:
+            raise KafkaException(too_large)
+        kwargs["on_delivery"](too_large, None)
+
+
+@pytest.mark.parametrize("at_produce", [True, False], ids=["producer-check", "broker-refusal"])
+async def test_a_letter_too_large_for_the_broker_is_written_truncated(at_produce: bool) -> None:
+    producer = SizeLimitedProducer(1000, at_produce=at_produce)
+    writer = DeadLetterWriter(producer, "events.dlq")
+    original = b'{"traits": "' + b"x" * 2986 + b'"}'  # 3,000 bytes
+
+    acknowledged = writer.send(letter(value=original))
+    producer.poll()
+    await acknowledged
+
+    (written,) = producer.produced
+    headers = dict(written.headers)
+    assert (headers["x-truncated"], headers["x-original-size"]) == (b"true", b"3000")
+    assert written.value == original[: len(written.value or b"")]
+    assert 250 <= len(written.value or b"") <= 750  # halved until it fit
+    assert headers["x-error-reason"] == b"create_ticket: HTTP 422"
+    assert producer.refused == 2
+
+
+async def test_a_letter_too_large_even_without_a_value_fails() -> None:
+    producer = SizeLimitedProducer(10, at_produce=True)
+    refused = DeadLetterWriter(producer, "events.dlq").send(letter(value=b"{}"))
+    with pytest.raises(DeadLetterError, match=r"(?i)too large"):
+        await refused
+
+
+def test_a_letter_that_fits_has_no_truncation_headers() -> None:
+    names = [name for name, _value in letter().record_headers()]
+    assert "x-truncated" not in names and "x-original-size" not in names

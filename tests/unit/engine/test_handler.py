@@ -17,11 +17,16 @@ import pytest
 from processor import metrics
 from processor.engine.backoff import Backoff
 from processor.engine.destination import DestinationGate
-from processor.engine.dlq import DeadLetterWriter
+from processor.engine.dlq import DeadLetter, DeadLetterWriter
 from processor.engine.handler import EventHandler
 from processor.engine.offsets import OffsetTracker
 from processor.pipeline.plan import Plan, Rejection
-from processor.trengo.errors import DestinationDown, PermanentError, TransientError
+from processor.trengo.errors import (
+    DestinationDown,
+    Forbidden,
+    PermanentError,
+    TransientError,
+)
 from tests.unit.engine.fakes import TOPIC, FakeProducer, identify_plan, work_item
 
 DLQ = "events.dlq"
@@ -48,6 +53,7 @@ class Engine:
     tracker: OffsetTracker
     gate: DestinationGate
     probe_answers: list[Exception | None]
+    token_reloads: list[bool]  # what re-reading the token source answers, in turn (then False)
 
 
 @pytest.fixture
@@ -55,13 +61,19 @@ async def engine() -> AsyncIterator[Engine]:
     delivery, producer, tracker = FakeDelivery(), FakeProducer(), OffsetTracker()
     writer = DeadLetterWriter(producer, DLQ)
     probe_answers: list[Exception | None] = []
+    token_reloads: list[bool] = []
 
     async def probe() -> None:
         answer = probe_answers.pop(0) if probe_answers else None
         if answer is not None:
             raise answer
 
-    gate = DestinationGate(probe, probe_seconds=0.01, on_change=lambda _up: None)
+    def reload_token() -> bool:
+        return token_reloads.pop(0) if token_reloads else False
+
+    gate = DestinationGate(
+        probe, probe_seconds=0.01, on_change=lambda _up: None, reload_token=reload_token
+    )
     handler = EventHandler(
         deliver=delivery,
         dead_letters=writer,
@@ -71,7 +83,7 @@ async def engine() -> AsyncIterator[Engine]:
         retry_max_seconds=60,
     )
     serving = asyncio.create_task(writer.serve(interval_seconds=0.001))
-    yield Engine(handler, delivery, producer, tracker, gate, probe_answers)
+    yield Engine(handler, delivery, producer, tracker, gate, probe_answers, token_reloads)
     serving.cancel()
     await gate.close()
 
@@ -142,6 +154,64 @@ async def test_time_halted_does_not_count_towards_retry_max(engine: Engine) -> N
     assert committable(engine.tracker) == {}
 
 
+async def test_an_unexpected_exception_is_retried_with_backoff_not_every_five_seconds(
+    engine: Engine,
+) -> None:
+    engine.delivery.errors.append(RuntimeError("boom"))
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+    before = counted("trengo_processor_retries_total", reason="internal")
+
+    delay = await engine.handler.handle(item)
+
+    assert delay is not None and 0 <= delay <= 0.5  # backoff base 0.5 s, first attempt
+    assert counted("trengo_processor_retries_total", reason="internal") == before + 1
+    assert engine.producer.produced == [] and committable(engine.tracker) == {}
+    assert await engine.handler.handle(item) is None  # the next attempt delivers
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_an_unexpected_exception_past_retry_max_is_dead_lettered_with_its_type(
+    engine: Engine,
+) -> None:
+    engine.delivery.errors.append(KeyError("contact"))
+    item = work_item(engine.tracker, 4, identify_plan("a@example.com", "A"))
+    item.first_attempt_at = datetime.now(UTC)
+    item.first_attempt_monotonic = time.monotonic() - 61  # retry_max_seconds is 60
+
+    assert await engine.handler.handle(item) == 0.0  # dead-letter at once, on the next turn
+    assert await engine.handler.handle(item) is None
+
+    headers = headers_of(engine)
+    assert headers["x-error-stage"] == "deliver"
+    assert headers["x-error-reason"] == "internal error: KeyError: 'contact'"
+    assert "x-error-status" not in headers
+    assert engine.delivery.delivered == []  # Trengo was not called again
+    assert committable(engine.tracker) == {(TOPIC, 0): 5}
+
+
+async def test_an_exception_while_dead_lettering_is_retried_then_written_with_the_reason(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    item = work_item(engine.tracker, 0, Rejection("Event value is empty", "decode"))
+    writer = engine.handler._dead_letters
+    real_send = writer.send
+    failures = [ValueError("bad header")]
+
+    def send_failing_once(letter: DeadLetter) -> asyncio.Future[None]:
+        if failures:
+            raise failures.pop()
+        return real_send(letter)
+
+    monkeypatch.setattr(writer, "send", send_failing_once)
+
+    delay = await engine.handler.handle(item)
+    assert delay is not None and delay <= 0.5
+    assert committable(engine.tracker) == {}
+    assert await engine.handler.handle(item) is None
+    assert headers_of(engine)["x-error-reason"] == "Event value is empty"
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
 async def test_a_permanent_failure_is_dead_lettered_at_once(engine: Engine) -> None:
     engine.delivery.errors.append(PermanentError("create_ticket: HTTP 422", 422))
     item = work_item(engine.tracker, 3, identify_plan("a@example.com", "A"))
@@ -200,6 +270,60 @@ async def test_a_refused_token_halts_dead_letters_nothing_and_resumes(engine: En
         assert await engine.handler.handle(item) is None  # waits for the probe to succeed
     assert not engine.gate.halted
     assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_a_401_with_a_rotated_token_is_tried_again_at_once_without_halting(
+    engine: Engine,
+) -> None:
+    engine.delivery.errors.append(DestinationDown("create: HTTP 401", 401))
+    engine.token_reloads.append(True)  # the mounted Secret holds a new token
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+
+    assert await engine.handler.handle(item) == 0.0
+
+    assert not engine.gate.halted
+    assert await engine.handler.handle(item) is None
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_a_403_whose_token_probe_gets_through_is_a_forbidden_action_dead_letter(
+    engine: Engine,
+) -> None:
+    engine.delivery.errors.append(Forbidden("create_ticket: HTTP 403 Forbidden", 403))
+    engine.probe_answers.append(None)  # the same token searches contacts fine
+    item = work_item(engine.tracker, 2, identify_plan("a@example.com", "A"))
+
+    assert await engine.handler.handle(item) is None
+
+    assert not engine.gate.halted
+    headers = headers_of(engine)
+    assert headers["x-error-status"] == "403"
+    assert headers["x-error-reason"] == "create_ticket: HTTP 403 Forbidden"
+    assert committable(engine.tracker) == {(TOPIC, 0): 3}
+
+
+async def test_a_403_whose_token_probe_is_refused_too_halts(engine: Engine) -> None:
+    engine.delivery.errors.append(Forbidden("create_ticket: HTTP 403 Forbidden", 403))
+    engine.probe_answers.extend([Forbidden("search: HTTP 403", 403), None])
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+
+    assert await engine.handler.handle(item) == 0.0
+
+    assert engine.gate.halted and item.attempts == 0
+    assert engine.producer.produced == []
+    async with asyncio.timeout(2):
+        assert await engine.handler.handle(item) is None
+    assert committable(engine.tracker) == {(TOPIC, 0): 1}
+
+
+async def test_a_403_whose_probe_gets_no_answer_is_retried(engine: Engine) -> None:
+    engine.delivery.errors.append(Forbidden("create_ticket: HTTP 403 Forbidden", 403))
+    engine.probe_answers.append(TransientError("search: HTTP 503", 503, retry_after=3.0))
+    item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
+
+    assert await engine.handler.handle(item) == 3.0
+
+    assert not engine.gate.halted and engine.producer.produced == []
 
 
 async def test_work_of_a_partition_revoked_while_halted_is_dropped(engine: Engine) -> None:

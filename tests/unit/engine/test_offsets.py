@@ -108,3 +108,17 @@ def test_revoking_partition_starts_no_work_but_still_counts_finishing_work() -> 
     assert tracker.commit_positions([TP]) == {TP: 1}
     tracker.drop([TP])
     assert tracker.assigned() == [other]
+
+
+def test_pending_bytes_count_the_records_not_yet_committable() -> None:
+    tracker = OffsetTracker()
+    other = ("other", 0)
+    tracker.assign([TP, other])
+    tickets = [tracker.register(*TP, offset, size=100 * (offset + 1)) for offset in range(3)]
+    tracker.register(*other, 0, size=7)
+    assert tracker.pending_bytes() == {TP: 600, other: 7}
+
+    tracker.mark_done(tickets[1])  # behind offset 0: still buffered
+    assert tracker.pending_bytes()[TP] == 600
+    tracker.mark_done(tickets[0])
+    assert tracker.pending_bytes()[TP] == 300

@@ -1,326 +1,197 @@
-"""Filter stage: RudderStack's per-destination rules, table-driven.
-
-The consent rows marked ``rudder-server`` are ported from rudderlabs/rudder-server
-``processor/consent_test.go`` (TestFilterDestinations): each of its destinations becomes one row
-(its config, the event's ``context.consentManagement``, kept or dropped).
-"""
+"""Filter stage: RudderStack's integrations, consent, message-type and unmapped-event rules."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from processor.config import Settings
-from processor.pipeline.filters import FilterRules, filter_event
+from processor.config import ConsentItems, Settings
+from processor.pipeline.filters import ConsentRules, EventFilter
 from processor.pipeline.plan import Skip
 
-DENIED_1_2_3 = ["foo-1", "foo-2", "foo-3"]
+MAPPED = "Order Completed"
 
 
-def rules(destination: dict[str, Any] | None = None, **pipeline: Any) -> FilterRules:
-    settings = Settings(
-        destination={
-            "apiToken": "t",
-            "channelId": "7",
-            "eventTemplateMap": [{"from": "Order Completed", "to": "Order"}],
-            **(destination or {}),
-        },
-        pipeline=pipeline,
-    )
-    return FilterRules.from_settings(settings)
-
-
-def identify(**fields: Any) -> dict[str, Any]:
-    return {"type": "identify", "userId": "u1", **fields}
-
-
-def one_trust(*categories: str) -> dict[str, Any]:
-    return {"oneTrustCookieCategories": [{"oneTrustCookieCategory": c} for c in categories]}
-
-
-def ketch(*purposes: str) -> dict[str, Any]:
-    return {"ketchConsentPurposes": [{"purpose": p} for p in purposes]}
-
-
-def generic(provider: str, *consents: str, strategy: str = "") -> dict[str, Any]:
-    entry = {"provider": provider, "resolutionStrategy": strategy}
-    entry["consents"] = [{"consent": c} if c else {} for c in consents]  # type: ignore[assignment]
-    return {"consentManagement": [entry]}
-
-
-def consent(provider: str | None = None, strategy: str | None = None) -> dict[str, Any]:
-    found: dict[str, Any] = {"deniedConsentIds": DENIED_1_2_3}
-    if provider is not None:
-        found["provider"] = provider
-    if strategy is not None:
-        found["resolutionStrategy"] = strategy
-    return {"consentManagement": found}
-
-
-CONSENT_CASES = [
-    # rudder-server: "no denied consent categories"
-    ("rs-no-denied", {}, one_trust("foo"), True),
-    # rudder-server: "filter out destination with oneTrustCookieCategories" (and the same with
-    # provider oneTrust / strategy and, which must not change anything)
-    *[
-        (f"rs-onetrust-{label}-{dest}", consent(*event), config, kept)
-        for label, event in (("legacy", ()), ("provider", ("oneTrust", "and")))
-        for dest, config, kept in (
-            ("d1-empty-category", {"oneTrustCookieCategories": [{}]}, True),
-            ("d2", one_trust("foo-4"), True),
-            ("d3", one_trust("foo-1"), False),
-            ("d4", one_trust("foo-1", "foo-4"), False),
-            ("d5", one_trust("foo-1", "foo-2", "foo-3"), False),
-            ("d6", one_trust("foo-1", "foo-1", "foo-1"), False),
-        )
-    ],
-    # rudder-server: "filter out destination with ketchConsentPurposes" (and with provider
-    # ketch / strategy or)
-    *[
-        (f"rs-ketch-{label}-{dest}", consent(*event), config, kept)
-        for label, event in (("legacy", ()), ("provider", ("ketch", "or")))
-        for dest, config, kept in (
-            ("d1-empty-purpose", {"ketchConsentPurposes": [{}]}, True),
-            ("d2", ketch("foo-4"), True),
-            ("d3", ketch("foo-1"), False),
-            ("d4", ketch("foo-1", "foo-4"), True),
-            ("d5", ketch("foo-1", "foo-2", "foo-3"), False),
-            ("d6", ketch("foo-1", "foo-1", "foo-1"), False),
-        )
-    ],
-    # rudder-server: "filter out destination with generic consent management (Ketch)"
-    ("rs-gcm-ketch-d1-empty", consent("ketch", "or"), generic("ketch", ""), True),
-    ("rs-gcm-ketch-d2", consent("ketch", "or"), generic("ketch", "foo-4"), True),
-    ("rs-gcm-ketch-d3", consent("ketch", "or"), generic("ketch", "foo-1"), False),
-    ("rs-gcm-ketch-d4", consent("ketch", "or"), generic("ketch", "foo-1", "foo-4"), True),
-    ("rs-gcm-ketch-d5", consent("ketch", "or"), generic("ketch", "foo-1", "foo-2", "foo-3"), False),
-    ("rs-gcm-ketch-d6", consent("ketch", "or"), generic("ketch", "foo-1", "foo-1"), False),
-    ("rs-gcm-ketch-s2-custom-empty", consent("ketch", "or"), generic("custom", ""), True),
-    ("rs-gcm-ketch-s2-custom", consent("ketch", "or"), generic("custom", "foo-4"), True),
-    ("rs-gcm-ketch-s2-onetrust", consent("ketch", "or"), generic("oneTrust", "foo-1"), True),
-    ("rs-gcm-ketch-s2-ketch", consent("ketch", "or"), generic("ketch", "foo-4", "foo-5"), True),
-    # rudder-server: "... generic consent management is unavailable and falls back to legacy
-    # consents (Ketch)"
-    (
-        "rs-fallback-ketch-d1-gcm-preferred",
-        consent("ketch", "or"),
-        {**generic("ketch", "foo-1"), **ketch("foo-5")},
-        False,
-    ),
-    ("rs-fallback-ketch-d2", consent("ketch", "or"), ketch("foo-4"), True),
-    ("rs-fallback-ketch-d3-no-onetrust", consent("ketch", "or"), one_trust("foo-1", "foo-2"), True),
-    ("rs-fallback-ketch-d4", consent("ketch", "or"), ketch("foo-1"), False),
-    (
-        "rs-fallback-ketch-d5-other-gcm",
-        consent("ketch", "or"),
-        {**generic("custom", "foo-1"), **ketch("foo-5")},
-        True,
-    ),
-    # rudder-server: "filter out destination with generic consent management (OneTrust)"
-    ("rs-gcm-onetrust-d1-empty", consent("oneTrust", "and"), generic("oneTrust", ""), True),
-    ("rs-gcm-onetrust-d2", consent("oneTrust", "and"), generic("oneTrust", "foo-4"), True),
-    ("rs-gcm-onetrust-d3", consent("oneTrust", "and"), generic("oneTrust", "foo-1"), False),
-    (
-        "rs-gcm-onetrust-d4",
-        consent("oneTrust", "and"),
-        generic("oneTrust", "foo-1", "foo-4"),
-        False,
-    ),
-    ("rs-gcm-onetrust-s2-ketch", consent("oneTrust", "and"), generic("ketch", "foo-1"), True),
-    # rudder-server: "... falls back to legacy consents (OneTrust)"
-    (
-        "rs-fallback-onetrust-d1-gcm-preferred",
-        consent("oneTrust", "and"),
-        {**generic("oneTrust", "foo-1"), **one_trust("foo-5")},
-        False,
-    ),
-    ("rs-fallback-onetrust-d2", consent("oneTrust", "and"), one_trust("foo-4"), True),
-    ("rs-fallback-onetrust-d3-no-ketch", consent("oneTrust", "and"), ketch("foo-1", "foo-2"), True),
-    ("rs-fallback-onetrust-d4", consent("oneTrust", "and"), one_trust("foo-1"), False),
-    # rudder-server: "filter out destination with generic consent management (Custom - AND)"
-    ("rs-custom-and-d1-empty", consent("custom"), generic("custom", "", strategy="and"), True),
-    ("rs-custom-and-d2", consent("custom"), generic("custom", "foo-4", strategy="and"), True),
-    ("rs-custom-and-d3", consent("custom"), generic("custom", "foo-1", strategy="and"), False),
-    (
-        "rs-custom-and-d4",
-        consent("custom"),
-        generic("custom", "foo-1", "foo-4", strategy="and"),
-        False,
-    ),
-    # Ours: the custom strategy comes from the config, never from the event.
-    (
-        "custom-or-config",
-        consent("custom", "and"),
-        generic("custom", "foo-1", "foo-4", strategy="or"),
-        True,
-    ),
-    (
-        "custom-or-all-denied",
-        consent("custom", "and"),
-        generic("custom", "foo-1", "foo-2", strategy="or"),
-        False,
-    ),
-    (
-        "custom-no-strategy-is-and",
-        consent("custom", "or"),
-        generic("custom", "foo-1", "foo-9"),
-        False,
-    ),
-    (
-        "iubenda-event-strategy-or",
-        consent("iubenda", "or"),
-        generic("iubenda", "foo-1", "foo-9"),
-        True,
-    ),
-    (
-        "iubenda-unknown-strategy-is-and",
-        consent("iubenda", "x"),
-        generic("iubenda", "foo-1", "foo-9"),
-        False,
-    ),
-    ("unconfigured-provider-kept", consent("didomi"), one_trust("foo-1"), True),
-    ("nothing-configured-kept", consent(), {}, True),
-    (
-        "later-entry-per-provider-wins",
-        consent("custom"),
+def event_filter(destination: dict[str, Any] | None = None, **pipeline: Any) -> EventFilter:
+    settings = Settings.model_validate(
         {
-            "consentManagement": [
-                {"provider": "custom", "consents": [{"consent": "foo-1"}]},
-                {"provider": "custom", "consents": [{"consent": "foo-9"}]},
-            ]
-        },
-        True,
-    ),
-    (
-        "empty-denied-ids-kept",
-        {"consentManagement": {"deniedConsentIds": ["", ""]}},
-        one_trust(""),
-        True,
-    ),
-]
+            "destination": {
+                "apiToken": "token",
+                "channelId": "1",
+                "eventTemplateMap": [{"from": MAPPED, "to": "Order"}],
+                **(destination or {}),
+            },
+            "pipeline": pipeline,
+        }
+    )
+    return EventFilter.from_settings(settings)
+
+
+def track(**fields: Any) -> dict[str, Any]:
+    return {"type": "track", "event": MAPPED, "userId": "u1", **fields}
+
+
+def reason(skip: Skip | None) -> str | None:
+    return None if skip is None else skip.reason
+
+
+# --- integrations: rudder-server processor/integrations/integrations.go FilterClientIntegrations
 
 
 @pytest.mark.parametrize(
-    ("context", "destination", "kept"),
-    [pytest.param(context, dest, kept, id=name) for name, context, dest, kept in CONSENT_CASES],
-)
-def test_consent_as_rudder_server_decides(
-    context: dict[str, Any], destination: dict[str, Any], kept: bool
-) -> None:
-    result = filter_event(identify(context=context), rules(destination))
-
-    if kept:
-        assert result is None
-    else:
-        assert isinstance(result, Skip)
-        assert result.reason == "consent"
-
-
-@pytest.mark.parametrize(
-    ("integrations", "kept"),
+    ("integrations", "expected"),
     [
-        pytest.param({}, True, id="empty-object"),
-        pytest.param({"All": True}, True, id="all-true"),
-        pytest.param({"All": False}, False, id="all-false"),
-        pytest.param({"All": False, "Trengo": True}, True, id="own-true-wins"),
-        pytest.param({"All": True, "Trengo": False}, False, id="own-false-wins"),
-        pytest.param({"All": False, "Trengo": {"x": 1}}, True, id="own-object-keeps"),
-        pytest.param({"All": False, "Trengo": "yes"}, False, id="own-other-type-all-decides"),
-        pytest.param({"Trengo": None}, True, id="own-null-missing-all-is-true"),
-        pytest.param({"All": False, "TRENGO": True}, False, id="definition-name-does-not-match"),
-        pytest.param({"All": False, "trengo": True}, False, id="case-sensitive"),
-        pytest.param({"All": "false"}, False, id="all-not-boolean-keeps-nothing"),
-        pytest.param({"All": None, "Trengo": True}, False, id="all-null-keeps-nothing"),
-        pytest.param(None, False, id="null-keeps-nothing"),
-        pytest.param(["Trengo"], False, id="list-keeps-nothing"),
-        pytest.param(7, False, id="number-keeps-nothing"),
+        pytest.param({}, None, id="empty object: All defaults to true"),
+        pytest.param({"All": True}, None, id="All true"),
+        pytest.param({"All": False}, "integrations", id="All false"),
+        pytest.param({"All": False, "Trengo": True}, None, id="Trengo true wins over All"),
+        pytest.param({"All": True, "Trengo": False}, "integrations", id="Trengo false drops"),
+        pytest.param({"All": False, "Trengo": {"x": 1}}, None, id="an object keeps"),
+        pytest.param({"Trengo": False}, "integrations", id="Trengo false, All missing"),
+        pytest.param({"All": False, "Trengo": "yes"}, "integrations", id="Trengo text: All"),
+        pytest.param({"All": True, "TRENGO": False}, None, id="names are case-sensitive"),
+        pytest.param({"All": "true"}, "integrations", id="All not a boolean drops"),
+        pytest.param([], "integrations", id="a list drops"),
+        pytest.param("Trengo", "integrations", id="text drops"),
+        pytest.param(None, "integrations", id="null drops (not an object)"),
+        pytest.param(7, "integrations", id="a number drops"),
     ],
 )
-def test_integrations_as_filter_client_integrations(integrations: object, kept: bool) -> None:
-    result = filter_event(identify(integrations=integrations), rules())
-
-    assert (
-        result is None
-        if kept
-        else result == Skip("integrations", "integrations object disables Trengo")
-    )
+def test_integrations_object(integrations: object, expected: str | None) -> None:
+    assert reason(event_filter()(track(integrations=integrations))) == expected
 
 
 def test_a_missing_integrations_object_keeps_the_event() -> None:
-    assert filter_event(identify(), rules()) is None
+    assert event_filter()(track()) is None
+
+
+# --- consent: rudder-server processor/consent.go getConsentFilteredDestinations, with the cases
+# of processor/consent_test.go TestFilterDestinations ported (one destination per case here).
+
+
+def rules(
+    generic: ConsentItems = (), one_trust: ConsentItems = (), ketch: ConsentItems = ()
+) -> ConsentRules:
+    return ConsentRules.from_items(generic, one_trust, ketch)
+
+
+def one_trust(*categories: object) -> ConsentItems:
+    return tuple({"oneTrustCookieCategory": category} for category in categories)
+
+
+def ketch(*purposes: object) -> ConsentItems:
+    return tuple({"purpose": purpose} for purpose in purposes)
+
+
+def generic(provider: str, *consents: str, strategy: str = "") -> ConsentItems:
+    item: dict[str, Any] = {"provider": provider, "consents": [{"consent": c} for c in consents]}
+    if strategy:
+        item["resolutionStrategy"] = strategy
+    return (item,)
+
+
+DENIED = frozenset({"foo-1", "foo-2", "foo-3"})
 
 
 @pytest.mark.parametrize(
-    ("document", "destination", "pipeline", "expected"),
+    ("consent", "provider", "strategy", "allowed"),
     [
-        pytest.param({"type": "page"}, {}, {}, "message_type", id="page"),
-        pytest.param({"type": "Screen"}, {}, {}, "message_type", id="screen-any-case"),
-        pytest.param({"type": "alias"}, {}, {}, "message_type", id="alias"),
-        pytest.param({"type": "group"}, {}, {}, "message_type", id="group-profiles-off"),
+        # "filter out destination with oneTrustCookieCategories" (destID-1 … destID-6)
+        pytest.param(rules(one_trust=({},)), "", "", True, id="ot: empty category item"),
+        pytest.param(rules(one_trust=one_trust("foo-4")), "", "", True, id="ot: not denied"),
+        pytest.param(rules(one_trust=one_trust("foo-1")), "", "", False, id="ot: denied"),
+        pytest.param(rules(one_trust=one_trust("foo-1", "foo-4")), "", "", False, id="ot: any"),
+        pytest.param(rules(one_trust=one_trust("foo-1", "foo-2", "foo-3")), "", "", False),
+        pytest.param(rules(one_trust=one_trust("foo-1", "foo-1")), "", "", False, id="ot: dup"),
+        # "... with event containing provider details": provider oneTrust, strategy ignored
+        pytest.param(rules(one_trust=one_trust("foo-4")), "oneTrust", "and", True),
+        pytest.param(rules(one_trust=one_trust("foo-1", "foo-4")), "oneTrust", "and", False),
+        # "filter out destination with ketchConsentPurposes": all purposes denied drops
+        pytest.param(rules(ketch=({},)), "", "", True, id="ketch: empty purpose item"),
+        pytest.param(rules(ketch=ketch("foo-4")), "", "", True, id="ketch: not denied"),
+        pytest.param(rules(ketch=ketch("foo-1")), "", "", False, id="ketch: the one denied"),
+        pytest.param(rules(ketch=ketch("foo-1", "foo-4")), "", "", True, id="ketch: one allowed"),
+        pytest.param(rules(ketch=ketch("foo-1", "foo-2", "foo-3")), "", "", False),
+        pytest.param(rules(ketch=ketch("foo-1", "foo-4")), "ketch", "or", True),
+        # "filter out destination with generic consent management (Ketch)", strategy "or"
         pytest.param(
-            {"type": "group"},
-            {"enableProfiles": True, "profileKeyFieldId": 1},
-            {},
-            None,
-            id="group-profiles-on",
+            rules(generic=({"provider": "ketch", "consents": [{}]},)), "ketch", "or", True
+        ),
+        pytest.param(rules(generic("ketch", "foo-4")), "ketch", "or", True, id="gcm or: kept"),
+        pytest.param(rules(generic("ketch", "foo-1")), "ketch", "or", False, id="gcm or: all"),
+        pytest.param(rules(generic("ketch", "foo-1", "foo-4")), "ketch", "or", True),
+        # strategy "and" (the default): any configured consent denied drops
+        pytest.param(rules(generic("ketch", "foo-1", "foo-4")), "ketch", "and", False),
+        pytest.param(rules(generic("ketch", "foo-1", "foo-4")), "ketch", "", False),
+        pytest.param(rules(generic("iubenda", "foo-4", "foo-5")), "iubenda", "", True),
+        # custom provider: the strategy comes from the destination, not the event
+        pytest.param(
+            rules(generic("custom", "foo-1", "foo-4", strategy="or")), "custom", "and", True
         ),
         pytest.param(
-            {"type": "page"}, {}, {"dead_letter_unsupported_types": True}, None, id="opt-out"
+            rules(generic("custom", "foo-1", "foo-4", strategy="and")), "custom", "or", False
         ),
+        # generic settings of another provider do not apply; legacy ones do for oneTrust
         pytest.param(
-            {"type": "identify"}, {}, {"ignore_types": ["IDENTIFY"]}, "ignore_types", id="ignore"
+            rules(generic("ketch", "foo-1"), one_trust=one_trust("foo-4")), "oneTrust", "", True
         ),
+        pytest.param(rules(generic("ketch", "foo-1")), "oneTrust", "", True),
+        # legacy Ketch settings are not read for a oneTrust event, and vice versa
+        pytest.param(rules(ketch=ketch("foo-1")), "oneTrust", "", True),
+        pytest.param(rules(one_trust=one_trust("foo-1")), "ketch", "", True),
+        pytest.param(rules(one_trust=one_trust("foo-1")), "custom", "", True),
+        # our own: nothing configured keeps everything; junk items are left out
+        pytest.param(rules(), "", "", True, id="no consent settings"),
+        pytest.param(rules(one_trust=one_trust(123, "", None)), "", "", True, id="junk ids"),
         pytest.param(
-            {"type": "page"}, {}, {"ignore_types": ["page"]}, "message_type", id="unsupported-first"
-        ),
-        pytest.param({"type": "track", "event": "Viewed"}, {}, {}, "unmapped_event", id="unmapped"),
-        pytest.param({"type": "track", "event": "Order Completed"}, {}, {}, None, id="mapped"),
-        pytest.param(
-            {"type": "track", "event": "order completed"},
-            {},
-            {},
-            "unmapped_event",
-            id="case-sensitive",
-        ),
-        pytest.param(
-            {"type": "track", "event": "Viewed"},
-            {},
-            {"unmapped_events": "dead_letter"},
-            None,
-            id="unmapped-dl",
-        ),
-        pytest.param(
-            {"type": "track", "event": 5}, {}, {}, None, id="non-text-event-left-to-validate"
-        ),
-        pytest.param({"event": "x"}, {}, {}, None, id="missing-type-left-to-validate"),
-        pytest.param({"type": ["page"]}, {}, {}, None, id="list-type-left-to-validate"),
-        pytest.param(
-            {"type": "page", "integrations": {"All": False}},
-            {},
-            {},
-            "integrations",
-            id="integrations-first",
-        ),
-        pytest.param(
-            {"type": "page", "context": consent()},
-            one_trust("foo-2"),
-            {},
-            "consent",
-            id="consent-before-type",
+            rules(generic=({"provider": 5}, {"consents": "x"}, {"provider": "", "consents": []})),
+            "",
+            "",
+            True,
         ),
     ],
 )
-def test_types_ignore_list_and_unmapped_events(
-    document: dict[str, Any],
-    destination: dict[str, Any],
-    pipeline: dict[str, Any],
-    expected: str | None,
-) -> None:
-    result = filter_event(document, rules(destination, **pipeline))
+def test_consent_rules(consent: ConsentRules, provider: str, strategy: str, allowed: bool) -> None:
+    assert consent.allows(DENIED, provider, strategy) is allowed
 
-    assert (result.reason if result else None) == expected
+
+def test_no_denied_consents_keeps_every_destination() -> None:
+    assert rules(one_trust=one_trust("foo-1")).allows(frozenset(), "", "") is True
+
+
+@pytest.mark.parametrize(
+    ("management", "expected"),
+    [
+        pytest.param({"deniedConsentIds": ["C0004"]}, "consent", id="legacy OneTrust"),
+        pytest.param(
+            {"provider": "oneTrust", "deniedConsentIds": ["C0002", "C0004"]}, "consent", id="gcm"
+        ),
+        pytest.param({"provider": "oneTrust", "deniedConsentIds": ["C0002"]}, None, id="other"),
+        pytest.param({"deniedConsentIds": []}, None, id="nothing denied"),
+        pytest.param({"deniedConsentIds": "C0004"}, None, id="denied ids not a list"),
+        pytest.param({"deniedConsentIds": [4, None, {"a": 1}]}, None, id="ids not text"),
+        pytest.param({"deniedConsentIds": ["", "C0004"]}, "consent", id="empty ids dropped"),
+        pytest.param({"provider": ["x"], "deniedConsentIds": ["C0004"]}, "consent"),
+        pytest.param("denied", None, id="consentManagement not an object"),
+        pytest.param({"provider": "\ud800", "deniedConsentIds": ["\ud800"]}, None),
+    ],
+)
+def test_consent_read_from_the_event(management: object, expected: str | None) -> None:
+    destination = {
+        "consentManagement": [
+            {"provider": "oneTrust", "consents": [{"consent": "C0004"}]},
+        ],
+        "oneTrustCookieCategories": [{"oneTrustCookieCategory": "C0004"}],
+    }
+    event = track(context={"consentManagement": management})
+    assert reason(event_filter(destination)(event)) == expected
+
+
+@pytest.mark.parametrize("context", [None, "text", [1, 2], {"consentManagement": None}])
+def test_odd_contexts_keep_the_event(context: object) -> None:
+    destination = {"oneTrustCookieCategories": [{"oneTrustCookieCategory": "C0004"}]}
+    assert event_filter(destination)(track(context=context)) is None
 
 
 HOSTILE_VALUES: list[object] = [
@@ -330,17 +201,19 @@ HOSTILE_VALUES: list[object] = [
     True,
     "text",
     [],
-    [None, 1, {"a": 1}, ["foo-1"]],
+    [None, 1, {"a": 1}, ["C0004"]],
     {"nested": {"deeper": [1, 2, {"x": None}]}},
     ["x" * 100_000] * 100,
     list(range(100_000)),
 ]
 
 
-@pytest.mark.parametrize("value", HOSTILE_VALUES, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("value", HOSTILE_VALUES, ids=lambda value: type(value).__name__)
 @pytest.mark.parametrize(
     "place",
     [
+        "type",
+        "event",
         "integrations",
         "integrations.All",
         "integrations.Trengo",
@@ -349,40 +222,92 @@ HOSTILE_VALUES: list[object] = [
         "context.consentManagement.deniedConsentIds",
         "context.consentManagement.provider",
         "context.consentManagement.resolutionStrategy",
-        "event",
     ],
 )
 def test_hostile_fields_never_raise(place: str, value: object) -> None:
-    document: dict[str, Any] = {
-        "type": "track",
-        "event": "Order Completed",
-        "integrations": {"All": True},
-        "context": {"consentManagement": {"deniedConsentIds": ["foo-1"], "provider": "custom"}},
-    }
+    document: dict[str, Any] = track(
+        integrations={"All": True},
+        context={"consentManagement": {"deniedConsentIds": ["C0001"], "provider": "custom"}},
+    )
     *parents, leaf = place.split(".")
     target = document
     for parent in parents:
         target = target[parent]
     target[leaf] = value
-    destination = {**generic("custom", "foo-2"), **one_trust("foo-2"), **ketch("foo-2")}
+    consent = [{"provider": "custom", "consents": [{"consent": "C0004"}]}]
+    destination = {
+        "consentManagement": consent,
+        "oneTrustCookieCategories": [{"oneTrustCookieCategory": "C0004"}],
+        "ketchConsentPurposes": [{"purpose": "C0004"}],
+    }
 
-    result = filter_event(json.loads(json.dumps(document)), rules(destination))
+    result = event_filter(destination)(document)
 
     assert result is None or isinstance(result, Skip)
 
 
-def test_a_huge_denied_list_is_read_once() -> None:
-    denied = [f"c{n}" for n in range(200_000)] + ["foo-1"]
-    context = {"consentManagement": {"deniedConsentIds": denied}}
+def test_a_huge_denied_list_still_finds_the_configured_category() -> None:
+    denied = [f"C{number}" for number in range(200_000)] + ["C0004"]
+    destination = {"oneTrustCookieCategories": [{"oneTrustCookieCategory": "C0004"}]}
 
-    result = filter_event(identify(context=context), rules(one_trust("foo-1")))
+    event = track(context={"consentManagement": {"deniedConsentIds": denied}})
 
-    assert result == Skip("consent", "OneTrust category foo-1 denied")
+    assert reason(event_filter(destination)(event)) == "consent"
 
 
-def test_the_consent_reason_names_the_denied_consent() -> None:
-    result = filter_event(
-        identify(context=consent("custom")), rules(generic("custom", "foo-9", "foo-2"))
-    )
+# --- message types and unmapped events
 
-    assert result == Skip("consent", "custom consent foo-2 denied (and)")
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"type": "identify"}, None),
+        ({"type": "IDENTIFY"}, None),
+        (track(), None),
+        ({"type": "page", "name": "Home"}, "message_type"),
+        ({"type": "screen"}, "message_type"),
+        ({"type": "alias"}, "message_type"),
+        ({"type": "group", "groupId": "g"}, "message_type"),
+        ({"type": "merge"}, "message_type"),
+        ({"type": "x" * 100_000}, "message_type"),
+        ({"type": 5}, None),  # validation explains a type that is not text
+        ({}, None),
+        (track(event="Product Viewed"), "unmapped_event"),
+        (track(event=None), "unmapped_event"),
+        (track(event=["Order Completed"]), "unmapped_event"),
+        (track(event="order completed"), "unmapped_event"),  # names are case-sensitive
+    ],
+)
+def test_message_types_and_unmapped_events(document: dict[str, Any], expected: str | None) -> None:
+    assert reason(event_filter()(document)) == expected
+
+
+def test_groups_are_for_trengo_when_profiles_are_on() -> None:
+    profiles = {"enableProfiles": True, "profileKeyFieldId": 7}
+    assert event_filter(profiles)({"type": "group", "groupId": "g"}) is None
+
+
+def test_dead_letter_unsupported_types_hands_them_to_validation() -> None:
+    assert event_filter(dead_letter_unsupported_types=True)({"type": "page"}) is None
+
+
+def test_unmapped_events_may_be_dead_lettered() -> None:
+    assert event_filter(unmapped_events="dead_letter")(track(event="Product Viewed")) is None
+
+
+def test_ignore_types_come_first_and_win_over_supported_types() -> None:
+    only = event_filter(ignore_types=["Identify", "page"])
+    assert reason(only({"type": "identify"})) == "ignore_types"
+    assert reason(only({"type": "PAGE"})) == "ignore_types"
+
+
+def test_integrations_are_checked_before_consent_and_types() -> None:
+    destination = {"oneTrustCookieCategories": [{"oneTrustCookieCategory": "C1"}]}
+    event = {
+        "type": "page",
+        "integrations": {"All": False},
+        "context": {"consentManagement": {"deniedConsentIds": ["C1"]}},
+    }
+    assert reason(event_filter(destination)(event)) == "integrations"
+    event["integrations"] = {}
+    assert reason(event_filter(destination)(event)) == "consent"

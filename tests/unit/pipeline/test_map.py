@@ -39,7 +39,8 @@ from processor.pipeline.validate import validate
 
 EMAIL_CHANNEL = "trengo_email_channel"
 PHONE_CHANNEL = "trengo_phone_channel"
-EXTERNAL_CHANNEL = "trengo_emailext_channel"
+# RudderStack's suite names it "trengo_emailext_channel"; an id from an event must be digits.
+EXTERNAL_CHANNEL = "470011"
 EMAIL = "utsab@outlook.com"
 PHONE = "9830311521"
 
@@ -477,9 +478,11 @@ def test_name_resolution(
 @pytest.mark.parametrize(
     ("ids", "channel"),
     [
-        pytest.param([("trengoChannelId", "override")], "override", id="override"),
+        pytest.param([("trengoChannelId", "4712")], "4712", id="override"),
         pytest.param([("trengoChannelId", 4711)], "4711", id="integer-override-as-text"),
-        pytest.param([("trengoChannelId", "a"), ("trengoChannelId", "b")], "a", id="first-wins"),
+        pytest.param(
+            [("trengoChannelId", "4713"), ("trengoChannelId", "4714")], "4713", id="first-wins"
+        ),
         pytest.param([("trengoChannelId", "")], EMAIL_CHANNEL, id="empty-id-ignored"),
         pytest.param([("other", "x")], EMAIL_CHANNEL, id="other-type-ignored"),
     ],
@@ -524,16 +527,100 @@ def test_contact_id(contact_id: object, contact: KnownContact | ResolveContact) 
         pytest.param("trengoContactId", 1.5, "1.5", id="contact-float"),
         pytest.param("trengoContactId", True, "true", id="contact-bool"),
         pytest.param("trengoChannelId", {"id": 1}, '{"id": 1}', id="channel-object"),
+        pytest.param("trengoContactId", "..", '".."', id="contact-dot-dot"),
+        pytest.param(
+            "trengoContactId", "../../channels/1", '"../../channels/1"', id="contact-traversal"
+        ),
+        pytest.param("trengoContactId", "1/labels", '"1/labels"', id="contact-sub-path"),
+        pytest.param("trengoContactId", -1, "-1", id="contact-negative"),
+        pytest.param("trengoContactId", "-1", '"-1"', id="contact-negative-text"),
+        pytest.param("trengoContactId", "0", '"0"', id="contact-zero-text"),
+        pytest.param("trengoContactId", " 12", '" 12"', id="contact-space"),
+        pytest.param("trengoContactId", "12\n", '"12\\n"', id="contact-newline"),
+        pytest.param("trengoContactId", "\u0661", '"\\u0661"', id="contact-arabic-digit"),
+        pytest.param("trengoContactId", 10**19, str(10**19), id="contact-20-digits"),
+        pytest.param("trengoContactId", "9" * 25, f'"{"9" * 25}"'[:40], id="contact-huge-text"),
+        pytest.param("trengoChannelId", "..", '".."', id="channel-dot-dot"),
+        pytest.param("trengoChannelId", "1?x=2", '"1?x=2"', id="channel-query"),
+        pytest.param("trengoChannelId", "1e3", '"1e3"', id="channel-exponent"),
     ],
 )
-def test_a_trengo_id_that_is_not_text_or_integer_is_rejected(
+def test_a_trengo_id_that_is_not_a_positive_integer_is_rejected(
     id_type: str, bad_id: object, shown: str
 ) -> None:
+    """An id from an event becomes a URL path segment: only digits may get there."""
     document = track("Order Completed", {"email": EMAIL}, context=external_ids((id_type, bad_id)))
 
     assert plan(document, destination()) == rejected(
-        f"{id_type} id must be text or an integer, got {shown}"
+        f"{id_type} id must be a positive integer (at most 19 digits), got {shown}"
     )
+
+
+@pytest.mark.parametrize(
+    "contact_id", [1, "1", 10**19 - 1, "9" * 19], ids=["one", "one-text", "max", "max-text"]
+)
+def test_a_trengo_id_of_up_to_19_digits_is_kept(contact_id: int | str) -> None:
+    document = track(
+        "Order Completed", {"email": EMAIL}, context=external_ids(("trengoContactId", contact_id))
+    )
+
+    assert plan(document, destination()) == ticket(
+        KnownContact(contact_id), EMAIL_CHANNEL, "Completed Order", "Order Completed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("identifier", "traits", "reason"),
+    [
+        pytest.param(
+            "email",
+            {"email": "a" * 243 + "@example.com"},
+            "email is longer than Trengo accepts (at most 254 characters), aborting event",
+            id="email-255",
+        ),
+        pytest.param(
+            "phone",
+            {"phone": "+" + "1" * 21},
+            "phone is longer than Trengo accepts (at most 20 digits (64 characters)), "
+            "aborting event",
+            id="phone-21-digits",
+        ),
+        pytest.param(
+            "phone",
+            {"phone": 10**21},
+            "phone is longer than Trengo accepts (at most 20 digits (64 characters)), "
+            "aborting event",
+            id="phone-number-22-digits",
+        ),
+        pytest.param(
+            "phone",
+            {"phone": "1" + " -" * 40},
+            "phone is longer than Trengo accepts (at most 20 digits (64 characters)), "
+            "aborting event",
+            id="phone-81-characters",
+        ),
+    ],
+)
+def test_an_identifier_longer_than_trengo_accepts_is_rejected(
+    identifier: str, traits: dict[str, Any], reason: str
+) -> None:
+    config = destination(PHONE_CHANNEL, identifier) if identifier == "phone" else destination()
+
+    assert plan(bare_identify(traits=traits), config) == rejected(reason)
+    assert plan(track("Order Completed", traits), config) == rejected(reason)
+
+
+@pytest.mark.parametrize(
+    ("identifier", "traits"),
+    [
+        pytest.param("email", {"email": "a" * 242 + "@example.com"}, id="email-254"),
+        pytest.param("phone", {"phone": "+" + "1" * 20}, id="phone-20-digits"),
+    ],
+)
+def test_an_identifier_at_trengos_limit_is_kept(identifier: str, traits: dict[str, Any]) -> None:
+    config = destination(PHONE_CHANNEL, identifier) if identifier == "phone" else destination()
+
+    assert isinstance(plan(bare_identify(traits=traits), config), IdentifyPlan)
 
 
 # §6 identify ------------------------------------------------------------------------------
@@ -674,9 +761,9 @@ def test_identify(
         ),
         pytest.param(
             destination(),
-            track("Product Purchased", {}, context=external_ids(("trengoContactId", "c-1"))),
+            track("Product Purchased", {}, context=external_ids(("trengoContactId", "101"))),
             ticket(
-                KnownContact("c-1"),
+                KnownContact("101"),
                 EMAIL_CHANNEL,
                 "Product Purchased from Rudderstack",
                 "Product Purchased",
@@ -1026,11 +1113,15 @@ def group(
     return document
 
 
-def attach(contact: ContactRef, name: str = "Acme", group_id: str = GROUP_ID) -> GroupPlan:
+def attach(
+    contact: ContactRef, name: str = "Acme", group_id: str = GROUP_ID, channel: str = EMAIL_CHANNEL
+) -> GroupPlan:
     return GroupPlan(
         group_id=group_id,
         contact=contact,
-        profile=ResolveProfile(key=group_id, key_field_id=PROFILE_KEY_FIELD, name=name),
+        profile=ResolveProfile(
+            key=group_id, key_field_id=PROFILE_KEY_FIELD, name=name, channel_id=channel
+        ),
     )
 
 

@@ -230,7 +230,31 @@ def test_a_failing_render_raises_render_error(
         pytest.param("text", "text", id="string"),
         pytest.param([1, [2, None], None, "x"], "1,2,,,x", id="nested-list"),
         pytest.param({}, "[object Object]", id="object"),
+        pytest.param([1, []], "1,", id="empty-list-item-is-empty-text"),
+        pytest.param([[], []], ",", id="two-empty-lists"),
+        pytest.param([[[]]], "", id="nested-empty-lists"),
+        pytest.param([[None]], "", id="null-in-nested-list"),
+        pytest.param([[1, 2], [3], {"a": 1}], "1,2,3,[object Object]", id="lists-and-object"),
     ],
 )
 def test_js_string(value: object, text: str) -> None:
     assert js_string(value) == text
+
+
+def _nested_list(depth: int, innermost: object) -> object:
+    nested = innermost
+    for _ in range(depth):
+        nested = [nested]
+    return nested
+
+
+@TEMPLATE_KEYS
+@pytest.mark.parametrize("template", ["{{ properties }}", "{{ items }}"])
+def test_renders_a_list_nested_far_deeper_than_the_recursion_limit(template: str, key: str) -> None:
+    """Flattening is not recursive: the decode stage lets nesting through as deep as the JSON
+    parser reaches (about the recursion limit), and a printed list may be that deep."""
+    properties = {"items": [_nested_list(5_000, "x"), 1]}
+
+    rendered = _render(template, properties, key)
+
+    assert rendered == ("items: x,1" if template == "{{ properties }}" else "x,1")

@@ -55,11 +55,10 @@ def test_type_checks_keep_rudderstack_texts(document: dict[str, Any], reason: st
     assert validate(document) == Rejection(reason=reason, stage="validate")
 
 
-def test_unsupported_types_reaching_validate_are_rejected() -> None:
-    # Only with pipeline.dead_letter_unsupported_types: the filter stage skips them otherwise.
-    rejection = validate({"type": "page"})
+def test_unsupported_types_are_rejected_when_they_reach_validation() -> None:
+    rejection = validate({"type": "group"})
 
-    assert rejection == Rejection(reason="Event type page is not supported", stage="validate")
+    assert rejection == Rejection(reason="Event type group is not supported", stage="validate")
 
 
 @pytest.mark.parametrize(
@@ -96,7 +95,7 @@ def test_groups_are_accepted_when_profiles_are_on(
         ),
     ],
 )
-def test_groups_rejected(
+def test_groups_rejected_without_profiles(
     document: dict[str, Any], accept_groups: bool, expected: Rejection
 ) -> None:
     assert validate(document, accept_groups=accept_groups) == expected

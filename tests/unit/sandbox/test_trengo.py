@@ -70,7 +70,10 @@ def test_accessors_list_contacts_tickets_and_profiles() -> None:
         ticket = api.post("/tickets", json={"channel_id": channel_id, "contact_id": contact_id})
         api.post(f"/tickets/{ticket.json()['id']}/labels", json={"label_id": FIRST_LABEL_ID})
         profile = api.post("/profiles", json={"name": "Acme"})
-        api.post(f"/profiles/{profile.json()['id']}/contacts", json={"contact_id": contact_id})
+        api.post(
+            f"/profiles/{profile.json()['id']}/contacts",
+            json={"contact_id": contact_id, "type": "EMAIL"},
+        )
         snapshot = sandbox.snapshot()
 
         contacts, tickets, profiles = sandbox.contacts(), sandbox.tickets(), sandbox.profiles()
@@ -197,12 +200,25 @@ def test_no_flags_give_the_default_options() -> None:
             {
                 "custom_fields": (
                     *DEFAULT_CUSTOM_FIELDS,
-                    SandboxCustomField(id=7, type="profile", title="Account Manager"),
-                    SandboxCustomField(id=8, type="contact", title="Tier"),
+                    SandboxCustomField(id=7, type="PROFILE", title="Account Manager"),
+                    SandboxCustomField(id=8, type="CONTACT", title="Tier"),
                 )
             },
         ),
         (("--label", "refund", "--label", "b2b"), {"labels": (*DEFAULT_LABELS, "refund", "b2b")}),
+        (
+            ("--forbidden-channel", "650578", "--forbidden-channel", "7"),
+            {"forbidden_channels": (650578, 7)},
+        ),
+        (
+            ("--custom-field", "9:ticket:Order"),
+            {
+                "custom_fields": (
+                    *DEFAULT_CUSTOM_FIELDS,
+                    SandboxCustomField(id=9, type="TICKET", title="Order"),
+                )
+            },
+        ),
     ],
 )
 def test_flags_set_options(flags: tuple[str, ...], expected: dict[str, object]) -> None:
@@ -216,8 +232,9 @@ def test_flags_set_options(flags: tuple[str, ...], expected: dict[str, object]) 
         ("--channel", "7:FAX"),
         ("--channel", "7"),
         ("--custom-field", "x:contact:A"),
-        ("--custom-field", "7:ticket:A"),
+        ("--custom-field", "7:deal:A"),
         ("--custom-field", "7:contact"),
+        ("--forbidden-channel", "email"),
     ],
 )
 def test_malformed_channel_or_custom_field_flag_is_a_usage_error(flags: tuple[str, ...]) -> None:

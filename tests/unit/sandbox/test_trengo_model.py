@@ -227,7 +227,7 @@ def test_labels_are_numbered_from_the_first_label_id_in_order() -> None:
     assert list(labels) == [FIRST_LABEL_ID, FIRST_LABEL_ID + 1]
 
 
-def test_contact_custom_fields_show_by_id_and_by_title() -> None:
+def test_contact_custom_fields_show_by_title_with_their_ids_alongside() -> None:
     data = TrengoData(DEFAULT_CHANNELS)
     contact, _ = data.find_or_create_contact(EMAIL, "a@b.c", None, CREATED_AT)
     fresh = contact.to_json()
@@ -237,9 +237,17 @@ def test_contact_custom_fields_show_by_id_and_by_title() -> None:
     contact.set_custom_field(company, "Acme")
     contact.set_custom_field(plan, "free")
 
-    assert (fresh["custom_field_data"], fresh["formatted_custom_field_data"]) == (None, {})
-    assert contact.to_json()["custom_field_data"] == {"1001": "free", "1002": "Acme"}
-    assert contact.to_json()["formatted_custom_field_data"] == {"Plan": "free", "Company": "Acme"}
+    assert (fresh["custom_field_data"], fresh["custom_field_values"]) == (None, [])
+    shown = contact.to_json()
+    assert shown["custom_field_data"] == {"Plan": "free", "Company": "Acme"}
+    assert shown["custom_field_values"] == [
+        {"custom_field_id": 1001, "field_name": "Plan", "value": "free"},
+        {"custom_field_id": 1002, "field_name": "Company", "value": "Acme"},
+    ]
+    assert [f["pivot"] for f in shown["custom_fields"]] == [
+        {"contact_id": contact.id, "custom_field_id": 1001, "value": "free"},
+        {"contact_id": contact.id, "custom_field_id": 1002, "value": "Acme"},
+    ]
 
 
 def test_fields_are_split_by_type() -> None:

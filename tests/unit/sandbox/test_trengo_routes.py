@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from processor.sandbox._trengo_model import laravel_timestamp
+from processor.sandbox._trengo_profiles import profile_timestamp
 from processor.sandbox.trengo import (
     DEFAULT_CHANNELS,
     FIRST_LABEL_ID,
@@ -140,7 +141,7 @@ def assert_404(answer: Answer, model: str, record_id: int) -> None:
 # --- contact custom fields --------------------------------------------------------------------
 
 
-async def test_contact_custom_fields_are_keyed_by_field_id(api: SandboxApi) -> None:
+async def test_contact_custom_fields_are_keyed_by_title_with_ids_alongside(api: SandboxApi) -> None:
     created = await api.call("POST", f"/channels/{EMAIL.id}/contacts", {"identifier": "a@b.c"})
     path = f"/contacts/{created.body['id']}/custom_fields"
 
@@ -150,9 +151,12 @@ async def test_contact_custom_fields_are_keyed_by_field_id(api: SandboxApi) -> N
 
     assert created.body["custom_field_data"] is None
     assert (first.status, first.body["id"]) == (200, created.body["id"])
-    assert first.body["custom_field_data"] == {"1001": "pro"}
-    assert replaced.body["custom_field_data"] == {"1001": "enterprise", "1002": "Acme"}
-    assert replaced.body["formatted_custom_field_data"] == {"Plan": "enterprise", "Company": "Acme"}
+    assert first.body["custom_field_data"] == {"Plan": "pro"}
+    assert replaced.body["custom_field_data"] == {"Plan": "enterprise", "Company": "Acme"}
+    assert replaced.body["custom_field_values"] == [
+        {"custom_field_id": PLAN, "field_name": "Plan", "value": "enterprise"},
+        {"custom_field_id": COMPANY, "field_name": "Company", "value": "Acme"},
+    ]
     assert {"channels", "groups"} <= replaced.body.keys()
 
 
@@ -188,7 +192,7 @@ async def test_contact_custom_field_validation(
     answer = await api.call("POST", f"/contacts/{contact}/custom_fields", body)
 
     assert_422(answer, field, message)
-    assert api.state.data.contacts[contact].custom_field_data == {}
+    assert api.state.data.contacts[contact].field_values == {}
 
 
 async def test_contact_custom_field_of_an_unknown_contact_is_404_before_validation(
@@ -204,16 +208,17 @@ async def test_custom_fields_list_every_configured_field(api: SandboxApi) -> Non
 
     assert answer.status == 200
     assert answer.body["data"] == [
-        {"id": PLAN, "title": "Plan", "type": "contact"},
-        {"id": COMPANY, "title": "Company", "type": "contact"},
-        {"id": EXTERNAL_ID, "title": "External ID", "type": "profile"},
+        {"id": PLAN, "title": "Plan", "type": "CONTACT", "field_type": "TEXT"},
+        {"id": COMPANY, "title": "Company", "type": "CONTACT", "field_type": "TEXT"},
+        {"id": EXTERNAL_ID, "title": "External ID", "type": "PROFILE", "field_type": "TEXT"},
+        {"id": 3001, "title": "Order reference", "type": "TICKET", "field_type": "TEXT"},
     ]
     assert answer.body["links"]["next"] is None
 
 
 async def test_custom_fields_are_paginated(open_api: OpenApi) -> None:
     fields = tuple(
-        SandboxCustomField(id=n, title=f"F{n}", type="contact") for n in range(1, MANY + 1)
+        SandboxCustomField(id=n, title=f"F{n}", type="CONTACT") for n in range(1, MANY + 1)
     )
     api = await open_api(SandboxOptions(tokens=(TOKEN,), custom_fields=fields))
 
@@ -227,18 +232,24 @@ async def test_custom_fields_are_paginated(open_api: OpenApi) -> None:
 # --- profiles ---------------------------------------------------------------------------------
 
 
-async def test_create_profile_answers_a_bare_profile(api: SandboxApi, clock: ManualClock) -> None:
+async def test_create_profile_answers_the_captured_profile_shape(
+    api: SandboxApi, clock: ManualClock
+) -> None:
     answer = await api.call("POST", "/profiles", {"name": " Acme Inc "})
 
-    created_at = laravel_timestamp(clock.wall)
     assert answer.status == 200
     assert answer.body == {
         "id": FIRST_PROFILE_ID,
         "name": "Acme Inc",
+        "abbr": "A",
+        "color": answer.body["color"],
+        "created_at": profile_timestamp(clock.wall),
+        "user": None,
+        "notes": [],
         "custom_field_data": None,
+        "custom_field_values": [],
+        "custom_fields": [],
         "contacts": [],
-        "created_at": created_at,
-        "updated_at": created_at,
     }
 
 
@@ -267,7 +278,7 @@ async def test_rename_profile(api: SandboxApi, clock: ManualClock) -> None:
 
     assert answer.status == 200
     assert (answer.body["id"], answer.body["name"]) == (profile, "New Name")
-    assert answer.body["updated_at"] == laravel_timestamp(clock.wall) != answer.body["created_at"]
+    assert answer.body["created_at"] == profile_timestamp(clock.wall - 60)
 
 
 @pytest.mark.parametrize(
@@ -296,7 +307,10 @@ async def test_profile_custom_field_is_set(api: SandboxApi) -> None:
     )
 
     assert answer.status == 200
-    assert answer.body["custom_field_data"] == {"2001": "acme-1"}
+    assert answer.body["custom_field_data"] == {"External ID": "acme-1"}
+    assert answer.body["custom_field_values"] == [
+        {"custom_field_id": EXTERNAL_ID, "field_name": "External ID", "value": "acme-1"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -333,8 +347,8 @@ async def test_attach_contact_lists_it_once(api: SandboxApi) -> None:
     contact = await api.contact("jo@example.com", "Jo")
     path = f"/profiles/{profile}/contacts"
 
-    first = await api.call("POST", path, {"contact_id": contact, "type": "USER"})
-    again = await api.call("POST", path, {"contact_id": str(contact)})
+    first = await api.call("POST", path, {"contact_id": contact, "type": "EMAIL"})
+    again = await api.call("POST", path, {"contact_id": str(contact), "type": "EMAIL"})
 
     expected = [{"id": contact, "name": "Jo", "identifier": "jo@example.com"}]
     assert (first.status, again.status) == (200, 200)
@@ -345,17 +359,20 @@ async def test_attach_contact_errors(api: SandboxApi) -> None:
     profile = await api.profile()
     contact = await api.contact()
 
+    path = f"/profiles/{profile}/contacts"
     unknown_profile = await api.call(
-        "POST", f"/profiles/{UNKNOWN_ID}/contacts", {"contact_id": contact}
+        "POST", f"/profiles/{UNKNOWN_ID}/contacts", {"contact_id": contact, "type": "EMAIL"}
     )
-    unknown_contact = await api.call(
-        "POST", f"/profiles/{profile}/contacts", {"contact_id": UNKNOWN_ID}
-    )
-    missing = await api.call("POST", f"/profiles/{profile}/contacts", {})
+    unknown_contact = await api.call("POST", path, {"contact_id": UNKNOWN_ID, "type": "EMAIL"})
+    missing = await api.call("POST", path, {"type": "EMAIL"})
+    without_type = await api.call("POST", path, {"contact_id": contact})
+    other_type = await api.call("POST", path, {"contact_id": contact, "type": "WA_BUSINESS"})
 
     assert_404(unknown_profile, "Profile", UNKNOWN_ID)
     assert_404(unknown_contact, "Contact", UNKNOWN_ID)
     assert_422(missing, "contact_id", "The contact id field is required.")
+    assert_422(without_type, "type", "The type field is required.")
+    assert_422(other_type, "type", "The selected type is invalid.")
     assert api.state.profiles.by_id[profile].contacts == {}
 
 
@@ -364,13 +381,13 @@ async def test_attach_contact_errors(api: SandboxApi) -> None:
     [
         ("ACME", ["acme", "acme_west"]),
         ("west", ["acme_west"]),
-        ("key-7", ["globex"]),
-        ("KEY-", ["globex", "acme_west"]),
+        ("key-7", []),  # field values are never searched: the narrow reading (README)
+        ("KEY-", []),
         ("nothing", []),
         ("", ["acme", "globex", "acme_west"]),
     ],
 )
-async def test_profile_search_matches_name_or_field_value(
+async def test_profile_search_matches_the_name_only(
     api: SandboxApi, term: str, expected: list[str]
 ) -> None:
     ids = {
@@ -385,7 +402,7 @@ async def test_profile_search_matches_name_or_field_value(
     assert [p["id"] for p in answer.body["data"]] == [ids[name] for name in expected]
 
 
-async def test_profile_search_finds_a_renamed_or_rekeyed_profile(api: SandboxApi) -> None:
+async def test_profile_search_finds_a_renamed_profile_by_its_new_name(api: SandboxApi) -> None:
     profile = await api.profile("Before", key="old-key")
     await api.call("PUT", f"/profiles/{profile}", {"name": "After"})
     await api.call(
@@ -403,7 +420,7 @@ async def test_profile_search_finds_a_renamed_or_rekeyed_profile(api: SandboxApi
         "before": 0,
         "old-key": 0,
         "after": 1,
-        "new-key": 1,
+        "new-key": 0,
     }
 
 
@@ -418,6 +435,50 @@ async def test_profile_search_pages_keep_the_term(api: SandboxApi) -> None:
     assert first.body["links"]["next"].endswith("/api/v2/profiles?page=2&term=shop")
     assert first.body["meta"]["per_page"] == 25
     assert second.body["links"]["next"] is None
+
+
+async def test_channels_list_every_channel_with_its_type(api: SandboxApi) -> None:
+    answer = await api.call("GET", "/channels")
+
+    assert answer.status == 200
+    assert [(c["id"], c["type"], c["title"]) for c in answer.body["data"]] == [
+        (EMAIL.id, "EMAIL", "Email"),
+        (WHATSAPP.id, "WA_BUSINESS", "WhatsApp"),
+    ]
+    assert answer.body["data"][0]["display_name"] == "Email (support@example.com)"
+    assert answer.body["links"]["next"] is None
+
+
+async def test_a_forbidden_channel_refuses_contacts_and_tickets_but_not_other_calls(
+    open_api: OpenApi,
+) -> None:
+    api = await open_api(SandboxOptions(tokens=(TOKEN,), forbidden_channels=(WHATSAPP.id,)))
+    contact = await api.contact()
+
+    on_whatsapp = await api.call(
+        "POST", f"/channels/{WHATSAPP.id}/contacts", {"identifier": "+31612345678"}
+    )
+    ticket = await api.call(
+        "POST", "/tickets", {"contact_id": contact, "channel_id": WHATSAPP.id, "subject": "x"}
+    )
+    on_email = await api.call("POST", "/tickets", {"contact_id": contact, "channel_id": EMAIL.id})
+    listed = await api.call("GET", "/channels")
+
+    refusal = {"message": "This action is unauthorized."}
+    assert (on_whatsapp.status, on_whatsapp.body) == (403, refusal)
+    assert (ticket.status, ticket.body) == (403, refusal)
+    assert (on_email.status, listed.status) == (201, 200)
+    assert len(api.state.data.tickets) == 1
+
+
+async def test_a_channel_can_be_forbidden_while_the_sandbox_runs(api: SandboxApi) -> None:
+    api.state.apply_faults({"forbidden_channels": [EMAIL.id]})
+
+    refused = await api.call("POST", f"/channels/{EMAIL.id}/contacts", {"identifier": "a@b.c"})
+    api.state.apply_faults({"forbidden_channels": []})
+    allowed = await api.call("POST", f"/channels/{EMAIL.id}/contacts", {"identifier": "a@b.c"})
+
+    assert (refused.status, allowed.status) == (403, 201)
 
 
 # --- labels -----------------------------------------------------------------------------------
@@ -554,6 +615,7 @@ async def test_post_message_to_an_unknown_ticket_is_404(api: SandboxApi) -> None
 NEW_ROUTES = [
     ("POST", "/contacts/{contact_id}/custom_fields"),
     ("GET", "/custom_fields"),
+    ("GET", "/channels"),
     ("GET", "/profiles"),
     ("POST", "/profiles"),
     ("PUT", "/profiles/{profile_id}"),
@@ -577,7 +639,7 @@ async def new_route_calls(api: SandboxApi) -> list[tuple[str, str, object]]:
         "/profiles": {"name": "Acme"},
         "/profiles/{profile_id}": {"name": "Acme 2"},
         "/profiles/{profile_id}/custom_fields": {"custom_field_id": EXTERNAL_ID, "value": "k"},
-        "/profiles/{profile_id}/contacts": {"contact_id": ids["contact_id"]},
+        "/profiles/{profile_id}/contacts": {"contact_id": ids["contact_id"], "type": "EMAIL"},
         "/tickets/{ticket_id}/labels": {"label_id": VIP},
         "/tickets/{ticket_id}/messages": {"message": "hi"},
     }

@@ -129,8 +129,8 @@ def test_snapshot_reports_config_and_transient_faults(
     [
         (
             (
-                SandboxCustomField(id=1, title="A", type="contact"),
-                SandboxCustomField(id=1, title="B", type="profile"),
+                SandboxCustomField(id=1, title="A", type="CONTACT"),
+                SandboxCustomField(id=1, title="B", type="PROFILE"),
             ),
             DEFAULT_LABELS,
             "custom field ids must be unique",
@@ -148,7 +148,7 @@ def test_options_refuse_ambiguous_custom_fields_and_labels(
 
 @pytest.mark.parametrize(
     "custom_field",
-    [{"id": 1, "title": "A", "type": "ticket"}, {"id": 0, "title": "A", "type": "contact"}],
+    [{"id": 1, "title": "A", "type": "ticket"}, {"id": 0, "title": "A", "type": "CONTACT"}],
 )
 def test_options_refuse_bad_custom_fields(custom_field: dict[str, object]) -> None:
     with pytest.raises(pydantic.ValidationError):
@@ -156,14 +156,16 @@ def test_options_refuse_bad_custom_fields(custom_field: dict[str, object]) -> No
 
 
 def test_options_set_the_account_setup(clock: ManualClock) -> None:
-    fields = (SandboxCustomField(id=7, title="Tier", type="profile"),)
+    fields = (SandboxCustomField(id=7, title="Tier", type="PROFILE"),)
 
     state = SandboxState(
         SandboxOptions(custom_fields=fields, labels=("a", "b")), clock.as_sandbox_clock()
     )
     snapshot = state.snapshot()
 
-    assert snapshot["custom_fields"] == [{"id": 7, "title": "Tier", "type": "profile"}]
+    assert snapshot["custom_fields"] == [
+        {"id": 7, "title": "Tier", "type": "PROFILE", "field_type": "TEXT"}
+    ]
     assert list(state.data.profile_fields) == [7]
     assert state.data.contact_fields == {}
     assert [label.name for label in state.data.labels.values()] == ["a", "b"]
@@ -175,7 +177,7 @@ def fill(state: SandboxState) -> None:
     contact, _ = data.find_or_create_contact(DEFAULT_CHANNELS[0], "a@b.c", "A", "then")
     contact.set_custom_field(DEFAULT_CUSTOM_FIELDS[0], "pro")
     profile = state.profiles.create("Acme", "then")
-    profile.attach_contact(contact, "then")
+    profile.attach_contact(contact)
     ticket = data.create_ticket(DEFAULT_CHANNELS[0], contact, "Hi", "then")
     ticket.add_label(data.labels[FIRST_LABEL_ID], "then")
     data.post_message(ticket, "note", internal_note=True, posted_at="then")
@@ -201,7 +203,7 @@ def test_snapshot_shows_profiles_labels_and_messages(state: SandboxState) -> Non
     assert snapshot["contacts"] == state.contacts_json()
     assert snapshot["tickets"] == state.tickets_json()
     assert snapshot["profiles"] == state.profiles_json()
-    assert state.contacts_json()[0]["custom_field_data"] == {"1001": "pro"}
+    assert state.contacts_json()[0]["custom_field_data"] == {"Plan": "pro"}
     ticket = state.tickets_json()[0]
     assert (ticket["labels"], ticket["messages"]) == (
         [state.data.labels[FIRST_LABEL_ID].to_json()],

@@ -91,4 +91,4 @@ def ticket(
 
 
 def group(contact: ContactRef | None = None, name: str = "Acme", key: str = GROUP) -> GroupPlan:
-    return GroupPlan(key, contact or resolve(), ResolveProfile(key, KEY_FIELD, name))
+    return GroupPlan(key, contact or resolve(), ResolveProfile(key, KEY_FIELD, name, CHANNEL))

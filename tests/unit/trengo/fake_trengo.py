@@ -3,10 +3,12 @@
 It searches fuzzily (a term hits any contact whose email, phone digits or name contains it),
 finds-or-creates email contacts on ``POST /channels/{id}/contacts``, and answers 404 for
 unknown contact ids. Tickets keep their messages and labels; profiles are searched by name or
-custom field value (substring, case-insensitively) and keep their contacts; labels and
-profile searches are paginated (``page_size``, ``links.next``). ``fail_next`` queues error
-answers, ``failing`` answers a status to every call of one route ("POST /tickets",
-"POST /tickets/{id}/labels"); ``calls`` records what was sent.
+custom field value (substring, case-insensitively; by name only when
+``profile_term_matches_values`` is off) and keep their contacts; labels and profile searches
+are paginated (``page_size``, ``links.next``). Field values are kept as Trengo answers them:
+``custom_field_data`` keyed by the field's title plus ``custom_field_values`` (ids).
+``fail_next`` queues error answers, ``failing`` answers a status to every call of one route
+("POST /tickets", "POST /tickets/{id}/labels"); ``calls`` records what was sent.
 """
 
 from __future__ import annotations
@@ -46,6 +48,19 @@ class FakeTrengo:
     failing: dict[str, int] = field(default_factory=dict)
     next_id: int = 5_000_000_001  # above 2**32, as in Trengo
     on_request: Callable[[], Any] | None = None
+    profile_term_matches_values: bool = True
+    channels: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"id": 1, "type": "EMAIL", "title": "Email"},
+            {"id": 2, "type": "WA_BUSINESS", "title": "WhatsApp"},
+        ]
+    )
+    custom_fields: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {"id": 2001, "title": "External ID", "type": "PROFILE"},
+            {"id": 999, "title": "Other", "type": "PROFILE"},
+        ]
+    )
 
     def add(
         self,
@@ -64,6 +79,7 @@ class FakeTrengo:
             "identifier": email or phone,
             "channels": [{"id": channel_id, "type": "EMAIL" if email else "SMS"}],
             "custom_field_data": None,
+            "custom_field_values": [],
         }
         return contact_id
 
@@ -72,15 +88,33 @@ class FakeTrengo:
         self.labels.append({"id": label_id, "name": name, "color": "#fff", "sort_order": 0})
         return label_id
 
-    def add_profile(self, name: str, key: dict[str, str] | None = None) -> int:
+    def add_profile(self, name: str, key: dict[int, str] | None = None) -> int:
         profile_id = 9001 + len(self.profiles)
-        self.profiles[profile_id] = {
+        profile: dict[str, Any] = {
             "id": profile_id,
             "name": name,
-            "custom_field_data": key,
+            "custom_field_data": None,
+            "custom_field_values": [],
             "contacts": [],
         }
+        for field_id, value in (key or {}).items():
+            self.set_value(profile, field_id, value)
+        self.profiles[profile_id] = profile
         return profile_id
+
+    def title_of(self, field_id: int) -> str:
+        titles = {f["id"]: f["title"] for f in self.custom_fields}
+        return titles.get(field_id, f"Field {field_id}")
+
+    def set_value(self, found: dict[str, Any], field_id: int, value: str) -> None:
+        """Set a field value in both forms Trengo answers (title-keyed data, id-bearing list)."""
+        found["custom_field_data"] = {
+            **(found["custom_field_data"] or {}),
+            self.title_of(field_id): value,
+        }
+        others = [v for v in found["custom_field_values"] if v["custom_field_id"] != field_id]
+        entry = {"custom_field_id": field_id, "field_name": self.title_of(field_id), "value": value}
+        found["custom_field_values"] = [*others, entry]
 
     def paths(self) -> list[str]:
         return [f"{call.method} {call.path}" for call in self.calls]
@@ -108,6 +142,8 @@ class FakeTrengo:
         routes = {
             "GET /contacts": lambda: _json(200, {"data": self._search(term), "links": {}}),
             "GET /labels": lambda: self._page(self.labels, params),
+            "GET /channels": lambda: self._page(self.channels, params),
+            "GET /custom_fields": lambda: self._page(self.custom_fields, params),
             "GET /profiles": lambda: self._page(self._search_profiles(term), params),
             "POST /tickets": lambda: self._ticket(body),
             "POST /profiles": lambda: _json(200, self.profiles[self.add_profile(body["name"])]),
@@ -130,8 +166,7 @@ class FakeTrengo:
         if method == "PUT" and action == "":
             found["name"] = body.get("name", found["name"])
         elif method == "POST" and action == "/custom_fields":
-            values = found["custom_field_data"] or {}
-            found["custom_field_data"] = {**values, str(body["custom_field_id"]): body["value"]}
+            self.set_value(found, int(body["custom_field_id"]), body["value"])
         elif method == "POST" and action == "/messages":
             found["messages"].append(body)
             return _json(200, {"id": len(found["messages"]), "ticket_id": object_id, **body})
@@ -160,15 +195,19 @@ class FakeTrengo:
             profile
             for profile in self.profiles.values()
             if needle in profile["name"].casefold()
-            or any(
-                needle in str(value).casefold()
-                for value in (profile["custom_field_data"] or {}).values()
+            or (
+                self.profile_term_matches_values
+                and any(
+                    needle in str(value).casefold()
+                    for value in (profile["custom_field_data"] or {}).values()
+                )
             )
         ]
 
     def _ticket(self, body: dict[str, Any]) -> httpx.Response:
-        if int(body["contact_id"]) not in self.contacts:
-            return _json(404, {"message": "No query results for model [Contact]."})
+        if int(body["contact_id"]) not in self.contacts:  # Laravel's `exists` rule, as Trengo
+            invalid = "The selected contact id is invalid."
+            return _json(422, {"message": invalid, "errors": {"contact_id": [invalid]}})
         ticket_id = 7_000_000_001 + len(self.calls)
         self.tickets[ticket_id] = {"id": ticket_id, **body, "messages": [], "labels": []}
         return _json(201, self.tickets[ticket_id])
@@ -222,3 +261,8 @@ def make_client(
         sleep=asyncio.sleep,
         wall_clock=lambda: 1_700_000_000.0 + loop.time(),
     )
+
+
+def values_of(found: dict[str, Any]) -> dict[int, str]:
+    """A contact's or profile's field values by field id (from ``custom_field_values``)."""
+    return {entry["custom_field_id"]: entry["value"] for entry in found["custom_field_values"]}

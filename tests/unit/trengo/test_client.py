@@ -298,7 +298,7 @@ def test_follow_up_calls_send_their_json_bodies() -> None:
             created = await client.create_profile("Acme")
             await client.rename_profile(9001, "Acme Inc")
             await client.set_profile_custom_field(9001, 2001, "acme-1")
-            await client.attach_contact_to_profile(9001, 5)
+            await client.attach_contact_to_profile(9001, 5, "EMAIL")
             return created, client.calls_made
 
     assert run_simulated(main()) == ({"id": 9001, "name": "Acme"}, 7)
@@ -313,7 +313,7 @@ def test_follow_up_calls_send_their_json_bodies() -> None:
             "/api/v2/profiles/9001/custom_fields",
             {"custom_field_id": 2001, "value": "acme-1"},
         ),
-        ("POST", "/api/v2/profiles/9001/contacts", {"contact_id": 5}),
+        ("POST", "/api/v2/profiles/9001/contacts", {"contact_id": 5, "type": "EMAIL"}),
     ]
 
 
@@ -401,3 +401,28 @@ def test_production_transport_is_aiohttp_with_enough_connections() -> None:
     assert type(transport).__name__ == "AiohttpTransport"
     assert transport.limits.max_connections == 300
     assert base_url == "https://x.test/api/v2"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("Jane \ud800", id="lone-surrogate"), pytest.param(float("nan"), id="nan")],
+)
+def test_a_request_that_cannot_be_built_is_not_sent_and_costs_no_budget(name: object) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={})
+
+    async def main() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        async with make_client(handler, requests_per_minute=60) as client:
+            with pytest.raises((UnicodeEncodeError, ValueError)):
+                await client.send(update_contact(5, UpdateContact(name)))  # type: ignore[arg-type]
+            start = loop.time()
+            await client.send(update_contact(5, UpdateContact("Jane")))
+            return client.calls_made, loop.time() - start
+
+    calls, waited = run_simulated(main())
+    assert (calls, len(sent)) == (1, 1)
+    assert waited == 0  # the token the unsent request would have spent is still there

@@ -23,7 +23,7 @@ from tests.unit.trengo.executor_support import (
     run,
     ticket,
 )
-from tests.unit.trengo.fake_trengo import FakeTrengo, error, make_client
+from tests.unit.trengo.fake_trengo import FakeTrengo, error, make_client, values_of
 from tests.unit.trengo.simulated_time import run_simulated
 
 
@@ -285,7 +285,7 @@ def test_ticket_with_several_exact_matches_is_ambiguous() -> None:
 # A cached id that Trengo no longer knows
 
 
-def test_a_404_for_a_cached_id_resolves_the_ticket_contact_afresh() -> None:
+def test_a_422_naming_a_cached_contact_id_resolves_the_ticket_contact_afresh() -> None:
     trengo = FakeTrengo()
     stale = trengo.add(email=EMAIL)
 
@@ -329,6 +329,45 @@ def test_a_404_for_a_freshly_resolved_id_is_permanent() -> None:
     with pytest.raises(PermanentError) as raised:
         run(trengo, scenario)
     assert raised.value.status == 404
+    assert trengo.paths() == ["GET /contacts", "POST /tickets"]  # no second resolution
+
+
+def test_a_422_that_does_not_name_the_contact_keeps_the_cached_id() -> None:
+    trengo = FakeTrengo()
+    contact_id = trengo.add(email=EMAIL)
+    subject_too_long = "The subject may not be greater than 255 characters."
+
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(ticket())  # caches the contact
+        trengo.calls.clear()
+        trengo.fail_next.append(error(422, {"message": subject_too_long}))
+        with pytest.raises(PermanentError) as raised:
+            await executor.execute(ticket())
+        assert raised.value.status == 422
+        await executor.execute(ticket())
+
+    run(trengo, scenario)
+    assert trengo.paths() == ["POST /tickets", "POST /tickets"]  # no search: the id is good
+    assert [call.body["contact_id"] for call in trengo.calls] == [contact_id, contact_id]
+
+
+def test_a_422_naming_the_contact_of_a_freshly_resolved_id_is_permanent() -> None:
+    trengo = FakeTrengo()
+    trengo.add(email=EMAIL)
+    invalid = "The selected contact id is invalid."
+    trengo.fail_next.extend(
+        [
+            error(200, {"data": [*trengo.contacts.values()], "links": {}}),
+            error(422, {"message": invalid, "errors": {"contact_id": [invalid]}}),
+        ]
+    )
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(ticket())
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.status == 422
     assert trengo.paths() == ["GET /contacts", "POST /tickets"]  # no second resolution
 
 
@@ -437,10 +476,7 @@ def test_custom_fields_are_sent_once_then_only_when_their_value_changes() -> Non
         {"custom_field_id": 1002, "value": "Acme"},
         {"custom_field_id": 1001, "value": "enterprise"},
     ]
-    assert trengo.contacts[int(contact_id)]["custom_field_data"] == {
-        "1001": "enterprise",
-        "1002": "Acme",
-    }
+    assert values_of(trengo.contacts[int(contact_id)]) == {1001: "enterprise", 1002: "Acme"}
 
 
 def test_a_renamed_contact_with_a_changed_field_costs_both_calls() -> None:
@@ -462,7 +498,7 @@ def test_dedup_off_creates_then_sets_the_fields() -> None:
 
     result = run(trengo, scenario)
     assert (result.action, result.calls) == ("created", 2)
-    assert trengo.contacts[int(result.contact_id)]["custom_field_data"] == {"1": "a"}
+    assert values_of(trengo.contacts[int(result.contact_id)]) == {1: "a"}
 
 
 def test_a_field_value_is_remembered_only_once_trengo_accepted_it() -> None:
@@ -528,13 +564,15 @@ def test_a_group_resolves_its_contact_once_then_from_the_cache() -> None:
         return [await executor.execute(group()) for _ in range(2)]
 
     first, again = run(trengo, scenario)
-    assert (first.action, first.contact_id, first.calls) == ("attached", contact_id, 5)
+    assert (first.action, first.contact_id, first.calls) == ("attached", contact_id, 7)
     assert again == DeliveryResult("unchanged", contact_id, calls=0, profile_id=first.profile_id)
     assert trengo.routes() == [
         "GET /contacts",
-        "GET /profiles",
+        "GET /profiles",  # by key
+        "GET /profiles",  # by name
         "POST /profiles",
         "POST /profiles/{id}/custom_fields",
+        "GET /channels",
         "POST /profiles/{id}/contacts",
     ]
 
@@ -542,7 +580,7 @@ def test_a_group_resolves_its_contact_once_then_from_the_cache() -> None:
 def test_a_404_attaching_a_cached_contact_resolves_it_afresh() -> None:
     trengo = FakeTrengo()
     stale = trengo.add(email=EMAIL)
-    profile_id = trengo.add_profile("Acme", {str(KEY_FIELD): GROUP})
+    profile_id = trengo.add_profile("Acme", {KEY_FIELD: GROUP})
 
     async def scenario(executor: PlanExecutor) -> tuple[int, DeliveryResult]:
         await executor.execute(ticket())  # caches `stale`
@@ -554,9 +592,10 @@ def test_a_404_attaching_a_cached_contact_resolves_it_afresh() -> None:
     fresh, result = run(trengo, scenario)
     assert trengo.routes() == [
         "GET /profiles",
+        "GET /channels",  # the channel's type, once per process
         "POST /profiles/{id}/contacts",  # 404: the contact is gone
         "GET /contacts",
         "POST /profiles/{id}/contacts",
     ]
-    assert result == DeliveryResult("attached", fresh, calls=4, profile_id=profile_id)
+    assert result == DeliveryResult("attached", fresh, calls=5, profile_id=profile_id)
     assert trengo.profiles[profile_id]["contacts"] == [{"id": fresh}]

@@ -7,6 +7,7 @@ import pytest
 
 from processor.trengo.errors import (
     DestinationDown,
+    Forbidden,
     PermanentError,
     TransientError,
     TrengoError,
@@ -27,7 +28,7 @@ NOW = 1_700_000_000.0
         (301, PermanentError),
         (400, PermanentError),
         (401, DestinationDown),
-        (403, DestinationDown),
+        (403, Forbidden),
         (404, PermanentError),
         (405, PermanentError),
         (408, TransientError),
@@ -108,13 +109,19 @@ def test_retry_after_seconds_wins_over_reset() -> None:
     [
         ({"retry-after": "12"}, 12.0),
         ({"Retry-After": " 2.5 "}, 2.5),
-        ({"Retry-After": "-3"}, 0.0),
+        ({"Retry-After": "-3", "X-RateLimit-Reset": "4"}, 4.0),  # negative: ignored
         ({"X-RateLimit-Reset": str(int(NOW) + 42)}, 42.0),
         ({"x-ratelimit-reset": str(int(NOW) - 5)}, 0.0),
         ({"X-RateLimit-Reset": "17"}, 17.0),  # too small for a timestamp: seconds
-        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT", "X-RateLimit-Reset": "9"}, 9.0),
+        ({"Retry-After": "Tue, 14 Nov 2023 22:30:00 GMT"}, 1000.0),  # NOW + 1000 s
+        ({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT", "X-RateLimit-Reset": "9"}, 0.0),
+        ({"Retry-After": "Wed, 99 Oct 2015 07:28:00 GMT", "X-RateLimit-Reset": "9"}, 9.0),
         ({"Retry-After": "soon"}, None),
         ({"Retry-After": "nan"}, None),
+        ({"Retry-After": "inf", "X-RateLimit-Reset": "1e400"}, None),
+        ({"Retry-After": "1e12"}, None),  # years: a broken header, not a plan
+        ({"X-RateLimit-Reset": str(int(NOW) + 90_000)}, None),  # more than a day ahead
+        ({"Retry-After": "86400"}, 86400.0),
         ({}, None),
     ],
 )

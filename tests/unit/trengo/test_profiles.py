@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from processor.config import TrengoConfig
@@ -11,13 +12,15 @@ from processor.pipeline.plan import KnownContact
 from processor.trengo.delivery import DeliveryResult, PlanExecutor
 from processor.trengo.errors import PermanentError, TransientError
 from tests.unit.trengo.executor_support import EMAIL, GROUP, KEY_FIELD, group, run
-from tests.unit.trengo.fake_trengo import FakeTrengo
+from tests.unit.trengo.fake_trengo import FakeTrengo, values_of
 
-KEYED = {str(KEY_FIELD): GROUP}
+KEYED = {KEY_FIELD: GROUP}
+SEARCHES = ["GET /profiles", "GET /profiles"]  # by key, then by name
 CREATE_AND_ATTACH = [
-    "GET /profiles",
+    *SEARCHES,
     "POST /profiles",
     "POST /profiles/{id}/custom_fields",
+    "GET /channels",  # the channel's type for the attach, once per process
     "POST /profiles/{id}/contacts",
 ]
 
@@ -36,15 +39,25 @@ def test_a_new_group_creates_keys_and_attaches_then_costs_nothing() -> None:
 
     first, repeated, other_member = run(trengo, scenario)
     (profile_id,) = trengo.profiles
-    assert first == DeliveryResult("attached", jane.contact_id, 4, profile_id=profile_id)
+    assert first == DeliveryResult("attached", jane.contact_id, 6, profile_id=profile_id)
     assert repeated == DeliveryResult("unchanged", jane.contact_id, 0, profile_id=profile_id)
     assert other_member == DeliveryResult("attached", john.contact_id, 1, profile_id=profile_id)
     assert trengo.routes() == [*CREATE_AND_ATTACH, "POST /profiles/{id}/contacts"]
-    assert trengo.calls[0].params == {"page": "1", "term": GROUP}
+    assert [call.params for call in trengo.calls[:2]] == [
+        {"page": "1", "term": GROUP},
+        {"page": "1", "term": "Acme"},
+    ]
+    assert [call.body for call in trengo.calls if call.path.endswith("/contacts")] == [
+        {"contact_id": jane.contact_id, "type": "EMAIL"},
+        {"contact_id": john.contact_id, "type": "EMAIL"},
+    ]
     assert trengo.profiles[profile_id] == {
         "id": profile_id,
         "name": "Acme",
-        "custom_field_data": KEYED,
+        "custom_field_data": {"External ID": GROUP},
+        "custom_field_values": [
+            {"custom_field_id": KEY_FIELD, "field_name": "External ID", "value": GROUP}
+        ],
         "contacts": [{"id": jane.contact_id}, {"id": john.contact_id}],
     }
 
@@ -75,12 +88,13 @@ def test_a_profile_under_another_name_is_renamed_once() -> None:
         return [first, again, renamed]
 
     first, again, renamed = run(trengo, scenario)
-    assert (first.action, first.calls) == ("attached", 3)
+    assert (first.action, first.calls) == ("attached", 4)
     assert (again.action, again.calls) == ("unchanged", 0)
     assert (renamed.action, renamed.calls) == ("updated", 1)
     assert trengo.routes() == [
         "GET /profiles",
         "PUT /profiles/{id}",
+        "GET /channels",
         "POST /profiles/{id}/contacts",
         "PUT /profiles/{id}",
     ]
@@ -90,19 +104,19 @@ def test_a_profile_under_another_name_is_renamed_once() -> None:
 def test_only_an_exact_key_matches_across_pages() -> None:
     trengo = FakeTrengo(page_size=2)
     jane = known(trengo)
-    for name, key in [("acme-1 GmbH", None), ("B", {str(KEY_FIELD): "acme-10"})]:
+    for name, key in [("acme-1 GmbH", None), ("B", {KEY_FIELD: "acme-10"})]:
         trengo.add_profile(name, key)
-    trengo.add_profile("C", {"999": GROUP})  # the key in another field
-    trengo.add_profile("D", {str(KEY_FIELD): "ACME-1"})  # keys are exact, case included
+    trengo.add_profile("C", {999: GROUP})  # the key in another field
+    trengo.add_profile("D", {KEY_FIELD: "ACME-1"})  # keys are exact, case included
     wanted = trengo.add_profile("Acme", KEYED)
 
     async def scenario(executor: PlanExecutor) -> DeliveryResult:
         return await executor.execute(group(jane))
 
     assert run(trengo, scenario) == DeliveryResult(
-        "attached", jane.contact_id, 4, profile_id=wanted
+        "attached", jane.contact_id, 5, profile_id=wanted
     )
-    assert [call.params.get("page") for call in trengo.calls] == ["1", "2", "3", None]
+    assert [call.params.get("page") for call in trengo.calls] == ["1", "2", "3", "1", None]
 
 
 def test_several_profiles_with_the_key_are_ambiguous() -> None:
@@ -138,16 +152,17 @@ def test_a_retry_keys_the_profile_it_created_instead_of_creating_another(
 
     retried = run(trengo, scenario, config)
     (profile_id,) = trengo.profiles
-    assert retried == DeliveryResult("attached", jane.contact_id, 3, profile_id=profile_id)
+    assert retried == DeliveryResult("attached", jane.contact_id, 5, profile_id=profile_id)
     assert trengo.routes() == [
-        "GET /profiles",
+        *SEARCHES,
         "POST /profiles",
         "POST /profiles/{id}/custom_fields",  # 503
-        "GET /profiles",
+        *SEARCHES,
         "POST /profiles/{id}/custom_fields",
+        "GET /channels",
         "POST /profiles/{id}/contacts",
     ]
-    assert trengo.profiles[profile_id]["custom_field_data"] == KEYED
+    assert values_of(trengo.profiles[profile_id]) == KEYED
 
 
 def test_a_cached_profile_deleted_in_trengo_is_found_afresh() -> None:
@@ -162,8 +177,11 @@ def test_a_cached_profile_deleted_in_trengo_is_found_afresh() -> None:
 
     result = run(trengo, scenario)
     (profile_id,) = trengo.profiles
-    assert result == DeliveryResult("attached", john.contact_id, 5, profile_id=profile_id)
-    assert trengo.routes() == ["POST /profiles/{id}/contacts", *CREATE_AND_ATTACH]
+    assert result == DeliveryResult("attached", john.contact_id, 6, profile_id=profile_id)
+    assert trengo.routes() == [
+        "POST /profiles/{id}/contacts",
+        *[route for route in CREATE_AND_ATTACH if route != "GET /channels"],
+    ]
 
 
 def test_concurrent_groups_of_one_key_create_one_profile() -> None:
@@ -191,7 +209,7 @@ def test_with_caches_off_every_group_searches_but_trusts_the_listed_contacts() -
     async def scenario(executor: PlanExecutor) -> list[int]:
         return [(await executor.execute(group(jane))).calls for _ in range(2)]
 
-    assert run(trengo, scenario, TrengoConfig(contact_cache_size=0)) == [4, 1]
+    assert run(trengo, scenario, TrengoConfig(contact_cache_size=0)) == [6, 1]
     assert trengo.routes() == [*CREATE_AND_ATTACH, "GET /profiles"]
 
 
@@ -206,3 +224,131 @@ def test_the_group_contact_is_the_one_the_plan_names() -> None:
     (profile_id,) = trengo.profiles
     assert trengo.profiles[profile_id]["contacts"] == [{"id": contact_id}]
     assert result.contact_id == contact_id
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(
+            {"custom_field_values": [{"custom_field_id": KEY_FIELD, "value": GROUP}]}, id="values"
+        ),
+        pytest.param(
+            {
+                "custom_fields": [
+                    {"id": KEY_FIELD, "pivot": {"custom_field_id": KEY_FIELD, "value": GROUP}}
+                ]
+            },
+            id="pivot",
+        ),
+        pytest.param({"custom_field_data": {str(KEY_FIELD): GROUP}}, id="data-by-id"),
+        pytest.param({"custom_field_data": {"External ID": GROUP}}, id="data-by-title"),
+    ],
+)
+def test_the_key_is_read_wherever_trengo_puts_it(shape: dict[str, object]) -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+    profile_id = trengo.add_profile("Acme")
+    trengo.profiles[profile_id].update({"custom_field_data": None, "custom_field_values": []})
+    trengo.profiles[profile_id].update(shape)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group(jane))
+
+    assert run(trengo, scenario).profile_id == profile_id
+    assert "POST /profiles" not in trengo.routes()
+    title_lookups = trengo.routes().count("GET /custom_fields")
+    assert title_lookups == (1 if "External ID" in str(shape) else 0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param([{"custom_field_id": 999, "value": GROUP}], id="another-field"),
+        pytest.param([{"custom_field_id": KEY_FIELD, "value": True}], id="not-text"),
+        pytest.param("garbage", id="not-a-list"),
+        pytest.param([None, 7, {"custom_field_id": None}], id="junk-entries"),
+    ],
+)
+def test_hostile_field_values_never_match_the_key(values: object) -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+    trengo.add_profile("Acme")
+    trengo.profiles[9001].update(
+        {"custom_field_data": {"Other": GROUP}, "custom_field_values": values}
+    )
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group(jane))
+
+    created = run(trengo, scenario)
+    assert created.profile_id != 9001
+    assert trengo.routes().count("POST /profiles") == 1
+
+
+def test_a_search_that_ignores_field_values_finds_the_profile_by_name() -> None:
+    trengo = FakeTrengo(profile_term_matches_values=False)
+    jane = known(trengo)
+    trengo.add_profile("Acme", {KEY_FIELD: "another-group"})  # same name, other key
+    wanted = trengo.add_profile("Acme", KEYED)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group(jane))
+
+    assert run(trengo, scenario).profile_id == wanted
+    assert trengo.routes() == [*SEARCHES, "GET /channels", "POST /profiles/{id}/contacts"]
+    assert len(trengo.profiles) == 2
+
+
+def test_a_failed_name_search_creates_nothing() -> None:
+    trengo = FakeTrengo(profile_term_matches_values=False)
+    jane = known(trengo)
+
+    async def scenario(executor: PlanExecutor) -> None:
+        trengo.fail_next.extend([_ok_empty_page(), _server_error()])
+        await executor.execute(group(jane))
+
+    with pytest.raises(TransientError):
+        run(trengo, scenario)
+    assert trengo.routes() == SEARCHES
+    assert not trengo.profiles
+
+
+def test_a_channel_trengo_does_not_list_is_a_permanent_error_before_attaching() -> None:
+    trengo = FakeTrengo(channels=[{"id": 2, "type": "WA_BUSINESS"}])
+    jane = known(trengo)
+    trengo.add_profile("Acme", KEYED)
+
+    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+        return await executor.execute(group(jane))
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.reason == "channel 1 not found in GET /channels (no type)"
+    assert "POST /profiles/{id}/contacts" not in trengo.routes()
+
+
+def _ok_empty_page() -> httpx.Response:
+    return httpx.Response(200, json={"data": [], "links": {"next": None}})
+
+
+def _server_error() -> httpx.Response:
+    return httpx.Response(503, json={"message": "Service Unavailable"})
+
+
+def test_groups_of_different_companies_at_once_list_the_channels_once() -> None:
+    trengo = FakeTrengo()
+    members = [known(trengo, name) for name in ("Ann", "Bob", "Cy")]
+
+    async def slow() -> None:
+        await asyncio.sleep(0.01)
+
+    trengo.on_request = slow
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        plans = [group(m, key=f"co-{n}", name=f"Co {n}") for n, m in enumerate(members)]
+        return list(await asyncio.gather(*(executor.execute(plan) for plan in plans)))
+
+    results = run(trengo, scenario)
+    assert [result.action for result in results] == ["attached"] * 3
+    assert trengo.routes().count("GET /channels") == 1
+    assert trengo.routes().count("POST /profiles/{id}/contacts") == 3

@@ -21,7 +21,7 @@ UNIX_OFFSET = 1_700_000_000.0
 
 
 def limiter(
-    requests_per_minute: int = 120, sleep: Sleep = asyncio.sleep, **options: int
+    requests_per_minute: int = 120, sleep: Sleep = asyncio.sleep, **options: float
 ) -> RateLimiter:
     loop = asyncio.get_running_loop()
     return RateLimiter(
@@ -116,6 +116,32 @@ def test_a_429_pauses_every_call_until_trengo_allows(
     waits = run_simulated(main())
     assert waits[0] == pytest.approx(pause)
     assert waits[1] > pause and waits[2] > waits[1]  # then paced, not a burst
+
+
+@pytest.mark.parametrize(
+    "response_headers",
+    [
+        {"Retry-After": "3600"},
+        {"Retry-After": "Tue, 14 Nov 2023 23:30:00 GMT"},  # an HTTP date an hour ahead
+        {"X-RateLimit-Reset": str(int(UNIX_OFFSET) + 1000 + 3600)},
+    ],
+)
+def test_a_429_pause_is_capped_however_long_trengo_asks(response_headers: dict[str, str]) -> None:
+    async def main() -> float:
+        rate_limiter = limiter(max_pause_seconds=120)
+        rate_limiter.observe(response_headers, 429)
+        return await rate_limiter.acquire()
+
+    assert run_simulated(main()) == pytest.approx(120)
+
+
+def test_a_429_with_an_absurd_retry_after_pauses_a_window() -> None:
+    async def main() -> float:
+        rate_limiter = limiter()
+        rate_limiter.observe({"Retry-After": "1e12"}, 429)
+        return await rate_limiter.acquire()
+
+    assert run_simulated(main()) == pytest.approx(60)
 
 
 def test_a_429_without_headers_pauses_a_whole_window() -> None:

@@ -132,6 +132,11 @@ def test_url_without_query() -> None:
             ),
         ),
         (requests.list_labels(3), ("list_labels", "GET", "/labels", {"page": "3"}, None)),
+        (requests.list_channels(2), ("list_channels", "GET", "/channels", {"page": "2"}, None)),
+        (
+            requests.list_custom_fields(1),
+            ("list_custom_fields", "GET", "/custom_fields", {"page": "1"}, None),
+        ),
         (
             requests.attach_label(77, 3001),
             ("attach_label", "POST", "/tickets/77/labels", {}, {"label_id": 3001}),
@@ -163,13 +168,13 @@ def test_url_without_query() -> None:
             ),
         ),
         (
-            requests.attach_contact_to_profile(9001, 90002431001),
+            requests.attach_contact_to_profile(9001, 90002431001, "WA_BUSINESS"),
             (
                 "attach_contact_to_profile",
                 "POST",
                 "/profiles/9001/contacts",
                 {},
-                {"contact_id": 90002431001},
+                {"contact_id": 90002431001, "type": "WA_BUSINESS"},
             ),
         ),
     ],

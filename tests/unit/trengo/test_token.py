@@ -1,0 +1,88 @@
+"""Token rotation: the token is re-read from the source it came from, whitespace stripped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from processor.config import load_settings
+from processor.trengo.token import TokenRotation, token_reader
+from tests.unit.trengo.fake_trengo import make_client
+from tests.unit.trengo.simulated_time import run_simulated
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("TRENGO_"):
+            monkeypatch.delenv(name)
+
+
+def config(tmp_path: Path, trengo: str = "") -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f'{trengo}destination: {{channelId: "1"}}\n', encoding="utf-8")
+    return path
+
+
+def test_a_token_file_is_re_read_and_stripped(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("old-token\n", encoding="utf-8")
+    settings = load_settings(config(tmp_path, f"trengo: {{api_token_file: {token_file}}}\n"))
+    read = token_reader(settings)
+    assert read is not None and read() == "old-token"
+
+    token_file.write_text("  new-token \n", encoding="utf-8")
+    assert read() == "new-token"
+    token_file.unlink()  # mid-rotation: nothing to read, keep the token in use
+    assert read() is None
+
+
+def test_the_environment_token_is_re_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRENGO_API_TOKEN", "env-token")
+    read = token_reader(load_settings(config(tmp_path)))
+    assert read is not None
+    monkeypatch.setenv("TRENGO_API_TOKEN", "rotated\n")
+    assert read() == "rotated"
+
+
+def test_a_token_written_in_the_yaml_has_no_source_to_re_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text('destination: {apiToken: yaml-token, channelId: "1"}\n', encoding="utf-8")
+    monkeypatch.setenv("TRENGO_PROCESSOR_TRENGO__API_TOKEN_FILE", str(tmp_path / "none"))
+    assert token_reader(load_settings(path)) is None
+
+
+def test_a_reload_sends_the_next_calls_with_the_new_token() -> None:
+    tokens = ["old-token", "old-token", "new-token", "", None]
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Authorization"])
+        return httpx.Response(200, json={"data": []})
+
+    async def main() -> list[bool]:
+        async with make_client(handler) as client:
+            client.use_token("old-token")
+            rotation = TokenRotation(client, lambda: tokens.pop(0))
+            reloads = []
+            for _ in range(len(tokens)):
+                reloads.append(rotation.reload())
+                await client.search_contacts("x")
+            return reloads
+
+    assert run_simulated(main()) == [False, False, True, False, False]
+    assert seen == ["Bearer old-token"] * 2 + ["Bearer new-token"] * 3
+
+
+def test_without_a_source_reload_changes_nothing() -> None:
+    async def main() -> bool:
+        async with make_client(lambda _request: httpx.Response(200)) as client:
+            return TokenRotation(client, None).reload()
+
+    assert asyncio.run(main()) is False
