@@ -98,7 +98,13 @@ def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
     topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
     produced = produce(kafka.bootstrap_servers, topic, EVENTS)
     config = processor_config(
-        kafka, sandbox, topic=topic, group_id=group_id, dead_letter_topic=dead_letter_topic
+        kafka,
+        sandbox,
+        topic=topic,
+        group_id=group_id,
+        dead_letter_topic=dead_letter_topic,
+        # The unmapped track must reach the dead-letter topic (skipped by default).
+        pipeline={"unmapped_events": "dead_letter"},
     )
     end_offsets = {p: max(r.offset for r in produced if r.partition == p) + 1 for p in (0, 1)}
     end_offsets = {p: o for p, o in end_offsets.items() if o > 0}
@@ -293,7 +299,13 @@ def test_the_api_token_never_appears_in_logs_metrics_or_dead_letters(
         produce(kafka.bootstrap_servers, topic, EVENTS)
         port = free_port()
         config = processor_config(
-            kafka, sandbox, topic=topic, group_id=group_id, dead_letter_topic=dead_letter_topic
+            kafka,
+            sandbox,
+            topic=topic,
+            group_id=group_id,
+            dead_letter_topic=dead_letter_topic,
+            # The unmapped track is one of the dead letters searched for the token.
+            pipeline={"unmapped_events": "dead_letter"},
         )
         config["server"]["port"] = port
         config["log"]["level"] = "DEBUG"

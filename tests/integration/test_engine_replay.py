@@ -93,6 +93,8 @@ def test_dlq_replay_sends_dead_letters_back_once_with_dry_run_limit_and_stage_fi
         group_id=group_id,
         dead_letter_topic=dead_letter_topic,
         trengo=UNLIMITED_RATE,
+        # Unmapped tracks are what this test replays (they are skipped by default).
+        pipeline={"unmapped_events": "dead_letter"},
     )
 
     processor = ProcessorProcess(config, tmp_path)
