@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS := .tools
 
-.PHONY: help venv run test fuzz check tools bench bench-quick schemas format clean
+.PHONY: help venv run test fuzz check tools bench bench-quick schemas format audit clean
 
 help:
 	@echo "make run    - demo: embedded Kafka + Trengo sandbox + sample events through the processor"
@@ -18,6 +18,7 @@ help:
 	@echo "make check  - ruff format --check, ruff check, mypy --strict"
 	@echo "make fuzz   - the property-based fuzz tests with 20,000 random examples each"
 	@echo "make bench  - benchmarks (results in bench/RESULTS.md); make bench-quick: ~5 minutes"
+	@echo "make audit  - pip-audit of the virtualenv (needs network access to the vulnerability database)"
 	@echo "make clean  - remove the virtualenv, tools and caches"
 
 venv: $(STAMP)
@@ -54,6 +55,10 @@ bench-quick: venv
 
 schemas: venv
 	$(BIN)/python -m processor.schemas schemas
+
+# Not part of `make test`: it needs the network (PyPI's vulnerability data).
+audit: venv
+	$(BIN)/python scripts/audit.py
 
 format: venv
 	$(BIN)/ruff format processor tests $(wildcard bench)

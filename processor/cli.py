@@ -121,7 +121,7 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_checked_settings(args.config)
-    configure_logging(settings.log, secrets=[settings.api_token])
+    configure_logging(settings.log, secrets=settings.secrets)
     tune_garbage_collector()
     asyncio.run(_run_until_signal(settings))
     return 0

@@ -10,9 +10,12 @@ RudderStack config can be pasted in as it is.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -39,6 +42,18 @@ ENV_PREFIX = "TRENGO_PROCESSOR_"
 TOKEN_ENV = "TRENGO_API_TOKEN"
 
 KafkaSettingValue = str | int | float | bool
+# librdkafka properties holding credentials: masked in repr, redacted from every log line.
+SECRET_KAFKA_SETTINGS = frozenset(
+    {
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "sasl.oauthbearer.client.secret",
+        "ssl.key.pem",
+    }
+)
+MASKED = "**********"
+
 # librdkafka settings the engine's guarantees rest on (DESIGN.md §3): kafka.settings may not
 # override them. Each maps to why, for the one-line config error.
 PROTECTED_KAFKA_SETTINGS = {
@@ -71,6 +86,21 @@ class KafkaConfig(_Section):
     max_poll_interval_ms: int = Field(default=300_000, ge=1000)
     settings: dict[str, KafkaSettingValue] = Field(default_factory=dict)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, (self.masked_settings() if name == "settings" else value)
+
+    def masked_settings(self) -> dict[str, KafkaSettingValue]:
+        """``settings`` with every credential replaced by asterisks (for display)."""
+        return {
+            key: MASKED if key in SECRET_KAFKA_SETTINGS else value
+            for key, value in self.settings.items()
+        }
+
+    def secret_values(self) -> list[str]:
+        """The credentials among ``settings``, as text (for the log redaction filter)."""
+        return [str(value) for key, value in self.settings.items() if key in SECRET_KAFKA_SETTINGS]
+
     @field_validator("settings")
     @classmethod
     def _no_guarantee_overrides(
@@ -84,6 +114,8 @@ class KafkaConfig(_Section):
 
 
 class TrengoConfig(_Section):
+    # Declared before base_url: the base_url check reads it.
+    allow_insecure_http: bool = False
     base_url: str = "https://app.trengo.com/api/v2"
     requests_per_minute: int = Field(default=120, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)
@@ -96,10 +128,28 @@ class TrengoConfig(_Section):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        insecure_allowed = info.data.get("allow_insecure_http", False)
+        if value.startswith("http://") and not insecure_allowed and not _is_loopback(value):
+            raise ValueError(
+                "http:// would send the API token in clear; use https:// "
+                "(plain http is accepted for loopback hosts, or with "
+                "trengo.allow_insecure_http: true)"
+            )
         return value.rstrip("/")
+
+
+def _is_loopback(url: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: traffic that never leaves the machine."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _not_blank(value: str) -> str:
@@ -220,6 +270,17 @@ class DestinationConfig(_Section):
     enableProfiles: bool = False  # noqa: N815
     profileKeyFieldId: TrengoFieldId | None = Field(default=None, validate_default=True)  # noqa: N815
 
+    @field_validator("apiToken")
+    @classmethod
+    def _token_without_whitespace(cls, token: SecretStr | None) -> SecretStr | None:
+        # A trailing newline (echo > file, a pasted Secret) would break every call's header.
+        if token is None:
+            return None
+        stripped = token.get_secret_value().strip()
+        if not stripped:
+            raise ValueError("must not be blank")
+        return SecretStr(stripped)
+
     @field_validator("channelId", mode="before")
     @classmethod
     def _channel_id_text(cls, value: object) -> object:
@@ -318,6 +379,10 @@ class DeliveryConfig(_Section):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     halt_probe_seconds: float = Field(default=30.0, gt=0)
+    # Past this share of dead letters among the last dead_letter_window deliveries the
+    # destination halts until a restart: a bad deploy, not bad data. 1.0 switches it off.
+    max_dead_letter_ratio: float = Field(default=0.5, gt=0, le=1)
+    dead_letter_window: int = Field(default=200, ge=1)
     shutdown_timeout_seconds: float = Field(default=25.0, ge=0)
 
 
@@ -380,6 +445,11 @@ class Settings(BaseSettings):
     def api_token(self) -> str:
         assert self.destination.apiToken is not None  # guaranteed by _token_present
         return self.destination.apiToken.get_secret_value()
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret value of the config: the API token and the Kafka credentials."""
+        return [self.api_token, *self.kafka.secret_values()]
 
     @classmethod
     def settings_customise_sources(

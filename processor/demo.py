@@ -3,19 +3,28 @@
 Starts a Kafka broker (``KAFKA_BOOTSTRAP_SERVERS`` if set, else an embedded one) and the Trengo
 sandbox, produces sample RudderStack events, runs the processor until every event reached an
 outcome and its offset was committed, prints a summary, and stops everything it started.
+
+The demo cannot touch production: its settings come from its own values only, so
+``TRENGO_PROCESSOR_*`` variables left in the shell (a production Trengo URL, token, topic or
+broker) are ignored, and Trengo is always the sandbox on loopback. ``KAFKA_BOOTSTRAP_SERVERS`` is
+the one, deliberate, way to point the demo at a real cluster (it writes only to topics named
+after the run).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
 from collections.abc import Sequence
 
 from confluent_kafka import Producer
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from processor.config import (
+    ENV_PREFIX,
     DestinationConfig,
     KafkaConfig,
     LogConfig,
@@ -52,13 +61,16 @@ def run_demo(event_count: int | None = None) -> int:
     users = max(1, (event_count or 40) // 5)
     events = sample_events(users=users)
     print(f"trengo-processor demo: {len(events)} sample RudderStack events, {users} users")
+    ignored = sorted(name for name in os.environ if name.upper().startswith(ENV_PREFIX))
+    if ignored:
+        print(f"  ignoring {', '.join(ignored)} (the demo never uses production settings)")
     with (
         kafka_target() as kafka,
         RunningSandbox(SandboxOptions(requests_per_minute=DEMO_REQUESTS_PER_MINUTE)) as sandbox,
     ):
         print(f"  Kafka   {kafka.bootstrap_servers} ({kafka.kind})")
         print(f"  Trengo  {sandbox.base_url} (sandbox)")
-        settings = _demo_settings(kafka, sandbox.base_url)
+        settings = demo_settings(kafka, sandbox.base_url)
         create_topics(
             kafka.bootstrap_servers,
             [settings.kafka.topic, settings.kafka.dead_letter_topic],
@@ -73,10 +85,26 @@ def run_demo(event_count: int | None = None) -> int:
     return 0 if progress.finished == len(events) else 1
 
 
-def _demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
+class DemoSettings(Settings):
+    """Settings built from the demo's own values: the environment is not a source."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
+    """The processor's settings for one demo run against ``kafka`` and the sandbox."""
     run_id = uuid.uuid4().hex[:8]
     email_channel = next(channel for channel in DEFAULT_CHANNELS if channel.type == "EMAIL")
-    return Settings(
+    return DemoSettings(
         kafka=KafkaConfig(
             bootstrap_servers=kafka.bootstrap_servers,
             topic=f"{TOPIC}.{run_id}",

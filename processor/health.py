@@ -13,15 +13,30 @@ thread-safe because the poll loop may run in a thread other than the server's ev
 * ``/metrics``: the processor's registry in the format the scraper asks for.
 
 Both probes answer with a small JSON body that says why.
+
+The port is reachable from the pod network, so the server must not be starved by clients that
+connect and say nothing, or send half a request: every connection that has no complete request
+to answer is closed after ``IDLE_SECONDS`` (aiohttp's keep-alive timer runs from the moment a
+connection opens, so it bounds the header read as well as the keep-alive wait), and at most
+``MAX_CONNECTIONS`` are open at once: a new one closes the oldest, so a probe always gets in and
+the process keeps file descriptors for Kafka and Trengo (a small listen backlog bounds how many
+a burst holds before the cap applies). Malformed requests are the client's
+mistake: logged at DEBUG, never an ERROR traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
@@ -29,6 +44,17 @@ from processor import metrics
 
 Clock = Callable[[], float]
 ProbeResult = tuple[bool, dict[str, object]]
+Route = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+# Probes and scrapes send their request at once; anything slower is a broken or hostile client.
+IDLE_SECONDS = 5.0
+# Kubelet probes and a few scrapers need a handful; the cap keeps the fd budget for Kafka/Trengo.
+MAX_CONNECTIONS = 64
+# Connections accepted per loop turn, before any is counted against the cap (asyncio accepts up
+# to the listen backlog at once): small, so a burst cannot hold many descriptors even briefly.
+ACCEPT_BACKLOG = 32
+# Probes and scrapes are GETs; a request body is never read, so a large one is refused early.
+_READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class HealthState:
@@ -124,6 +150,31 @@ class HealthState:
         return reasons
 
 
+class _ClientMistakesAtDebug(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger, with requests it could not parse logged at DEBUG, untraced."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(error, HttpProcessingError):
+            self.debug(f"{msg}: %s", *args, error)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+class _BoundedServer(web.Server):
+    """aiohttp's low-level server with at most ``max_connections`` open: the oldest goes first."""
+
+    def __init__(self, handler: Route, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._max_connections = max_connections
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        open_connections = self.connections
+        for oldest in open_connections[: max(len(open_connections) - self._max_connections, 0)]:
+            oldest.force_close()
+
+
 class HealthServer:
     """``/metrics``, ``/healthz`` and ``/readyz`` on (host, port), inside the running loop."""
 
@@ -134,12 +185,21 @@ class HealthServer:
         host: str,
         port: int,
         registry: CollectorRegistry = metrics.REGISTRY,
+        idle_seconds: float = IDLE_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self._state = state
         self._host = host
         self._requested_port = port
         self._registry = registry
-        self._runner: web.AppRunner | None = None
+        self._idle_seconds = idle_seconds
+        self._max_connections = max_connections
+        self._runner: web.ServerRunner | None = None
+        self._routes: dict[str, Route] = {
+            "/metrics": self._metrics,
+            "/healthz": self._probe_handler(state.liveness),
+            "/readyz": self._probe_handler(state.readiness),
+        }
 
     @property
     def port(self) -> int:
@@ -150,15 +210,22 @@ class HealthServer:
 
     async def start(self) -> None:
         """Bind and start serving; returns once the socket listens."""
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._probe_handler(self._state.liveness))
-        app.router.add_get("/readyz", self._probe_handler(self._state.readiness))
-        # Probes and scrapes every few seconds would drown the useful log lines.
-        runner = web.AppRunner(app, access_log=None)
+        server = _BoundedServer(
+            self._dispatch,
+            max_connections=self._max_connections,
+            keepalive_timeout=self._idle_seconds,
+            # Probes and scrapes every few seconds would drown the useful log lines.
+            access_log=None,
+            logger=cast(
+                logging.Logger, _ClientMistakesAtDebug(logging.getLogger("aiohttp.server"))
+            ),
+        )
+        runner = web.ServerRunner(server)
         await runner.setup()
         try:
-            await web.TCPSite(runner, self._host, self._requested_port).start()
+            await web.TCPSite(
+                runner, self._host, self._requested_port, backlog=ACCEPT_BACKLOG
+            ).start()
         except OSError:
             await runner.cleanup()
             raise
@@ -170,15 +237,23 @@ class HealthServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _metrics(self, request: web.Request) -> web.Response:
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        route = self._routes.get(request.path)
+        if route is None:
+            return web.Response(status=404, text="404: Not Found")
+        if request.method not in _READ_METHODS:
+            return web.Response(status=405, headers={"Allow": "GET, HEAD"})
+        return await route(request)
+
+    async def _metrics(self, request: web.BaseRequest) -> web.Response:
         encode, content_type = choose_encoder(request.headers.get("Accept", ""))
         return web.Response(body=encode(self._registry), headers={"Content-Type": content_type})
 
     @staticmethod
     def _probe_handler(
         probe: Callable[[], ProbeResult],
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def handle(_request: web.Request) -> web.Response:
+    ) -> Route:
+        async def handle(_request: web.BaseRequest) -> web.StreamResponse:
             ok, body = probe()
             return web.json_response(body, status=200 if ok else 503)
 

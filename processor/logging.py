@@ -58,6 +58,15 @@ def configure_logging(config: LogConfig, *, secrets: Sequence[str] = ()) -> None
         logging.getLogger(name).setLevel(chatty_level)
 
 
+def redact_from_now_on(secret: str) -> None:
+    """Add ``secret`` to the redaction filter of the handler ``configure_logging`` installed."""
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == HANDLER_NAME:
+            for log_filter in handler.filters:
+                if isinstance(log_filter, RedactingFilter):
+                    log_filter.add_secret(secret)
+
+
 def event_fields(
     *,
     message_id: str | None,
@@ -113,6 +122,11 @@ class RedactingFilter(logging.Filter):
         # Longest first, so a secret containing another one is hidden whole.
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self._mask_user_ids = mask_user_ids
+
+    def add_secret(self, secret: str) -> None:
+        """Redact ``secret`` too from now on (a token re-read from its source)."""
+        if secret and secret not in self._secrets:
+            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
 
     def redact(self, text: str) -> str:
         """``text`` with every secret replaced."""

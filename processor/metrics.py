@@ -99,6 +99,16 @@ DESTINATION_UP = Gauge(
     "1 while Trengo accepts the token, 0 while the destination is halted (401/403).",
     registry=REGISTRY,
 )
+DEAD_LETTER_RATIO = Gauge(
+    f"{PREFIX}_dead_letter_ratio",
+    "Share of dead letters among the last delivery.dead_letter_window deliveries (deliver stage).",
+    registry=REGISTRY,
+)
+DEAD_LETTER_HALT = Gauge(
+    f"{PREFIX}_dead_letter_halt",
+    "1 once the destination halted for delivery.max_dead_letter_ratio (until a restart), else 0.",
+    registry=REGISTRY,
+)
 EVENT_DELIVERY_LATENCY = Histogram(
     f"{PREFIX}_event_delivery_latency_seconds",
     "Time from the Kafka message timestamp to Trengo accepting the work.",
@@ -119,3 +129,4 @@ PARTITION_STALLED = Gauge(
 )
 
 DESTINATION_UP.set(1)
+DEAD_LETTER_HALT.set(0)

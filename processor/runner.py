@@ -29,6 +29,7 @@ from processor.config import Settings
 from processor.engine.backoff import Backoff
 from processor.engine.coalesce import take_coalesced
 from processor.engine.consumer import PollLoop, PollSettings, consumer_config
+from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetterWriter, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
@@ -243,6 +244,9 @@ class Processor:
             gate=gate,
             backoff=Backoff(delivery.retry_base_seconds, delivery.retry_cap_seconds),
             retry_max_seconds=delivery.retry_max_seconds,
+            dead_letter_ratio=DeadLetterRatio(
+                delivery.max_dead_letter_ratio, delivery.dead_letter_window
+            ),
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
         for reason in SKIP_REASONS:  # every reason exported from the start, at 0

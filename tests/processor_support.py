@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -47,6 +48,11 @@ TEMPLATES = [
     {"from": "Order Completed", "to": "Order {{ order_id }} completed"},
     {"from": "Product Reviewed", "to": "{{ event }} from our store"},
 ]
+
+
+# Unmapped tracks are skipped by default (as RudderStack never sends them); tests that need
+# dead letters from the map stage ask for them.
+DEAD_LETTER_UNMAPPED = {"unmapped_events": "dead_letter"}
 
 
 def processor_config(
@@ -113,8 +119,10 @@ class ProcessorProcess:
             check=False,
         )
 
-    def start(self, env: Mapping[str, str] | None = None) -> ProcessorProcess:
-        """Start the processor."""
+    def start(
+        self, env: Mapping[str, str] | None = None, *, max_open_files: int | None = None
+    ) -> ProcessorProcess:
+        """Start the processor, with at most ``max_open_files`` file descriptors if given."""
         environment = _clean_environment()
         environment.update(env or {})
         self._run_log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -126,6 +134,9 @@ class ProcessorProcess:
                 stderr=subprocess.STDOUT,
                 env=environment,
             )
+        if max_open_files is not None:  # at once: the process opens its sockets later
+            limits = (max_open_files, max_open_files)
+            resource.prlimit(self._process.pid, resource.RLIMIT_NOFILE, limits)
         return self
 
     @property

@@ -3,8 +3,10 @@
 While halted nothing is delivered, nothing is dead-lettered and the poll loop pauses every
 partition. Every ``probe_seconds`` the gate re-reads the token source (a rotated Kubernetes
 Secret, ``TRENGO_API_TOKEN``) and probes; once the probe gets through the gate reopens by
-itself. The gate counts how long it has been halted, so an event's retry deadline
-(``delivery.retry_max_seconds``) does not run while nothing could be delivered.
+itself. A halt for too many dead letters (``halt_until_restart``) is different: Trengo accepts
+the token but refuses the work, so only a fixed config and a restart help, and the gate stays
+closed without probing. The gate counts how long it has been halted, so an event's retry
+deadline (``delivery.retry_max_seconds``) does not run while nothing could be delivered.
 
 ``token_works`` answers the 403 question (DESIGN.md §3): a probe with the same token that
 gets through means only the event's action is forbidden, not the token.
@@ -107,15 +109,27 @@ class DestinationGate:
 
     def halt(self, reason: str) -> None:
         """Close the gate (idempotent) and start probing."""
+        if self._close(reason):
+            logger.error("destination halted: %s; probing every %s s", reason, self._probe_seconds)
+            self._probe_task = asyncio.create_task(
+                self._probe_until_open(), name="destination-probe"
+            )
+
+    def halt_until_restart(self, reason: str) -> None:
+        """Close the gate for good (idempotent): nothing but a restart reopens it."""
+        if self._close(reason):
+            logger.error("destination halted until restart: %s", reason)
+
+    def _close(self, reason: str) -> bool:
+        """Close the gate; False when it already was."""
         if self.halted:
-            return
+            return False
         self.halt_reason = reason
         self._halted_since = self._clock()
         self._open.clear()
         metrics.DESTINATION_UP.set(0)
         self._on_change(False)
-        logger.error("destination halted: %s; probing every %s s", reason, self._probe_seconds)
-        self._probe_task = asyncio.create_task(self._probe_until_open(), name="destination-probe")
+        return True
 
     async def close(self) -> None:
         """Stop probing (shutdown)."""

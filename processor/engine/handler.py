@@ -13,6 +13,8 @@ Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo cli
 * internal error (any other exception, while delivering or dead-lettering): retried with
   backoff like a transient failure; after ``retry_max_seconds`` dead-lettered with the reason
   ``internal error: <Type>: <text>``.
+* too many dead letters among the latest deliveries (``delivery.max_dead_letter_ratio``): the
+  gate halts until a restart, since only a fixed config helps.
 
 A dead-lettered event is done only once the broker acknowledged the dead-letter record.
 """
@@ -31,6 +33,7 @@ from prometheus_client import Counter
 
 from processor import metrics
 from processor.engine.backoff import Backoff
+from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, Stage
 from processor.engine.offsets import OffsetTicket, OffsetTracker
@@ -104,6 +107,7 @@ class EventHandler:
         gate: DestinationGate,
         backoff: Backoff,
         retry_max_seconds: float,
+        dead_letter_ratio: DeadLetterRatio,
     ) -> None:
         self._deliver = deliver
         self._dead_letters = dead_letters
@@ -111,6 +115,7 @@ class EventHandler:
         self._gate = gate
         self._backoff = backoff
         self._retry_max_seconds = retry_max_seconds
+        self._dead_letter_ratio = dead_letter_ratio
 
     async def handle(self, item: WorkItem) -> float | None:
         """Deliver or dead-letter one item; None when done, seconds to wait otherwise."""
@@ -126,6 +131,7 @@ class EventHandler:
         if item.failure is None:
             self._count_attempt(item)
             outcome = await self._attempt(item)
+            self._count_delivery(item, outcome)
             if not isinstance(outcome, Failure):
                 return outcome
             # Once decided, a failure is only ever dead-lettered: a refused dead-letter
@@ -152,6 +158,18 @@ class EventHandler:
             return Failure("deliver", error.reason, error.status)
         self._finish(item, "delivered")
         return None
+
+    def _count_delivery(self, item: WorkItem, outcome: float | Failure | None) -> None:
+        """Feed a finished delivery to the dead-letter ratio; halt when it is past the max."""
+        if isinstance(item.work, Rejection) or isinstance(outcome, float):
+            return  # the data's fault, or not finished yet
+        refused = outcome is not None and _refused_by_trengo(outcome)
+        self._dead_letter_ratio.record(
+            dead_lettered=refused, reason=outcome.reason if outcome else None
+        )
+        if self._dead_letter_ratio.exceeded() and not self._gate.halted:
+            metrics.DEAD_LETTER_HALT.set(1)
+            self._gate.halt_until_restart(self._dead_letter_ratio.describe())
 
     async def _forbidden(self, item: WorkItem, forbidden: Forbidden) -> float | Failure:
         """A 403 halts only when the token's probe is refused too; else only this is forbidden."""
@@ -279,6 +297,16 @@ def _letter(event: WorkItem, head: WorkItem, failure: Failure) -> DeadLetter:
         attempts=max(head.attempts, 1),
         first_attempt_at=head.first_attempt_at or datetime.now(UTC),
     )
+
+
+def _refused_by_trengo(failure: Failure) -> bool:
+    """Trengo answered 4xx: the signature of a wrong channel, field id or template.
+
+    A dead letter decided from a good answer (no contact found for a track, an ambiguous
+    contact) or after retries ran out says nothing about the deploy: most sites track users
+    Trengo never heard of.
+    """
+    return failure.status is not None and 400 <= failure.status < 500
 
 
 def _retry_reason(error: TransientError) -> str:

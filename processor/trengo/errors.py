@@ -162,7 +162,8 @@ def _reason(status: int, body_text: str, operation: str, redact: str) -> str:
     phrase = _phrase(status)
     if phrase:
         reason += f" {phrase}"
-    message = _scrub(_message(body_text), redact)
+    # Redact before cutting: a cut through the token would leave a prefix no scrub finds.
+    message = _scrub(_message(body_text), redact)[:_MAX_MESSAGE_CHARS]
     return f"{reason}: {message}" if message else reason
 
 
@@ -182,8 +183,7 @@ def _message(body_text: str) -> str:
     if not isinstance(body, dict):
         return ""
     parts = [_flatten(body.get(key)) for key in ("message", "errors", "error")]
-    text = "; ".join(dict.fromkeys(part for part in parts if part))
-    return text[:_MAX_MESSAGE_CHARS]
+    return "; ".join(dict.fromkeys(part for part in parts if part))
 
 
 def _flatten(value: object) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from processor.config import TOKEN_ENV, Settings
+from processor.logging import redact_from_now_on
 from processor.trengo.client import TrengoClient
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class TokenRotation:
         if not token or token == self._client.token:
             return False
         self._client.use_token(token)
+        redact_from_now_on(token)
         logger.warning("API token re-read from its source: using the new token")
         return True
 

@@ -25,6 +25,7 @@ REQUIRED_ALERTS = {
     "TrengoProcessorNoCommit",
     "TrengoProcessorDeadLetterRate",
     "TrengoProcessorDestinationDown",
+    "TrengoProcessorDeadLetterHalt",
     "TrengoProcessorRateLimited",
     "TrengoProcessorPodNotReady",
     "TrengoProcessorPartitionStalled",

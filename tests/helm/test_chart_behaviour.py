@@ -298,3 +298,18 @@ def test_the_online_check_reads_an_existing_secret_directly() -> None:
     assert "Secret" not in hooks
     volumes = hooks["Job"]["spec"]["template"]["spec"]["volumes"]
     assert next(v for v in volumes if "secret" in v)["secret"]["secretName"] == "ops-managed"
+
+
+def test_metrics_port_admits_only_the_monitoring_namespace_by_default(
+    rendered_default: Rendered,
+) -> None:
+    (rule,) = rendered_default.only("NetworkPolicy")["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+
+
+def test_metrics_sources_can_be_widened_to_any() -> None:
+    rendered = render("--set-json", "networkPolicy.metricsFrom=[]")
+    (rule,) = rendered.only("NetworkPolicy")["spec"]["ingress"]
+    assert "from" not in rule

@@ -149,3 +149,14 @@ def test_schema_rejects_a_bad_value(bad_value: list[str], named_in_error: str) -
 def test_chart_refuses_inconsistent_values(values: list[str], message: str) -> None:
     with pytest.raises(AssertionError, match=message):
         render_all_on(*values)
+
+
+@pytest.mark.parametrize(
+    "credential",
+    ["ssl.key.password", "ssl.keystore.password", "ssl.key.pem", "sasl.oauthbearer.client.secret"],
+)
+def test_schema_refuses_kafka_credentials_in_the_config_map(credential: str) -> None:
+    escaped = credential.replace(".", "\\.")
+    result = helm_template("--set", f"config.kafka.settings.{escaped}=secret")
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr

@@ -140,3 +140,31 @@ def test_dockerignore_admits_only_what_the_build_copies() -> None:
         if not source.startswith("--")
     }
     assert copied == admitted
+
+
+def base_image() -> str:
+    """The image every stage starts from, as the first ARG sets it."""
+    instructions = parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))
+    (default,) = [arg for arg in arguments_of(instructions[:1], "ARG") if "=" in arg]
+    return default.split("=", 1)[1]
+
+
+def test_the_base_image_is_pinned_by_digest() -> None:
+    image, _, digest = base_image().partition("@")
+    assert image.startswith("python:3.11")
+    assert digest.startswith("sha256:") and len(digest) == len("sha256:") + 64
+    assert all(char in "0123456789abcdef" for char in digest.removeprefix("sha256:"))
+    every_from = [
+        stage[0].arguments.split()[0]
+        for stage in stages(parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8")))
+    ]
+    assert set(every_from) == {"${PYTHON_IMAGE}"}  # no stage escapes the pin
+
+
+def test_the_image_ships_no_installer() -> None:
+    build, image = stages(parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8")))[:2]
+    venv_runs = [run for run in arguments_of(build, "RUN") if " venv " in f" {run} "]
+    assert venv_runs and all("--without-pip" in run for run in venv_runs)
+    uninstalled = " ".join(arguments_of(image, "RUN"))
+    assert "pip uninstall --yes" in uninstalled
+    assert all(package in uninstalled.split() for package in ("pip", "setuptools"))

@@ -21,6 +21,7 @@ from tests.kafka_support import (
     wait_for_committed_offsets,
 )
 from tests.processor_support import (
+    DEAD_LETTER_UNMAPPED,
     EMAIL_CHANNEL,
     PHONE_CHANNEL,
     ProcessorProcess,
@@ -103,8 +104,7 @@ def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
         topic=topic,
         group_id=group_id,
         dead_letter_topic=dead_letter_topic,
-        # The unmapped track must reach the dead-letter topic (skipped by default).
-        pipeline={"unmapped_events": "dead_letter"},
+        pipeline=DEAD_LETTER_UNMAPPED,
     )
     end_offsets = {p: max(r.offset for r in produced if r.partition == p) + 1 for p in (0, 1)}
     end_offsets = {p: o for p, o in end_offsets.items() if o > 0}
@@ -304,8 +304,7 @@ def test_the_api_token_never_appears_in_logs_metrics_or_dead_letters(
             topic=topic,
             group_id=group_id,
             dead_letter_topic=dead_letter_topic,
-            # The unmapped track is one of the dead letters searched for the token.
-            pipeline={"unmapped_events": "dead_letter"},
+            pipeline=DEAD_LETTER_UNMAPPED,
         )
         config["server"]["port"] = port
         config["log"]["level"] = "DEBUG"

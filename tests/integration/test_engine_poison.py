@@ -24,6 +24,7 @@ from tests.kafka_support import (
     wait_for_committed_offsets,
 )
 from tests.processor_support import (
+    DEAD_LETTER_UNMAPPED,
     UNLIMITED_RATE,
     ProcessorProcess,
     account,
@@ -134,8 +135,7 @@ def test_poison_events_are_dead_lettered_with_their_facts_and_the_rest_is_delive
         group_id=group_id,
         dead_letter_topic=dead_letter_topic,
         trengo=UNLIMITED_RATE,
-        # The opt-in that keeps unmapped tracks (skipped by default) for a later replay.
-        pipeline={"unmapped_events": "dead_letter"},
+        pipeline=DEAD_LETTER_UNMAPPED,
     )
 
     with ProcessorProcess(config, tmp_path) as processor:

@@ -29,6 +29,7 @@ from tests.kafka_support import (
     wait_for_committed_offsets,
 )
 from tests.processor_support import (
+    DEAD_LETTER_UNMAPPED,
     UNLIMITED_RATE,
     ProcessorProcess,
     account,
@@ -93,8 +94,7 @@ def test_dlq_replay_sends_dead_letters_back_once_with_dry_run_limit_and_stage_fi
         group_id=group_id,
         dead_letter_topic=dead_letter_topic,
         trengo=UNLIMITED_RATE,
-        # Unmapped tracks are what this test replays (they are skipped by default).
-        pipeline={"unmapped_events": "dead_letter"},
+        pipeline=DEAD_LETTER_UNMAPPED,
     )
 
     processor = ProcessorProcess(config, tmp_path)

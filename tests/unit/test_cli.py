@@ -206,3 +206,15 @@ def test_render_applies_the_exported_consent_settings(
     )
     assert main(["render", "--config", str(export_config(tmp_path)), str(event)]) == 0
     assert expected in capsys.readouterr().out
+
+
+def test_check_config_refuses_plain_http_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "http.yaml"
+    path.write_text(CONFIG.replace("https://app.trengo.com", "http://app.trengo.com"), "utf-8")
+    assert main(["check-config", "--config", str(path)]) == 2
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1
+    assert error_lines[0].startswith("config error: trengo.base_url: http:// would send")
+    assert "trengo.allow_insecure_http" in error_lines[0]

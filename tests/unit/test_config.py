@@ -409,3 +409,92 @@ def test_rudderstack_keys_outside_cloud_mode_are_config_errors(
         load_settings(write(tmp_path, text))
     assert message in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "allow_insecure_http", "accepted"),
+    [
+        ("https://app.trengo.com/api/v2", False, True),
+        ("http://app.trengo.com/api/v2", False, False),
+        ("http://app.trengo.com/api/v2", True, True),
+        ("http://127.0.0.1:8080/api/v2", False, True),
+        ("http://127.9.9.9/api/v2", False, True),
+        ("http://localhost:8080", False, True),
+        ("http://[::1]:8080", False, True),
+        ("http://10.0.0.1/api/v2", False, False),
+        ("http://localhost.evil.example/api/v2", False, False),
+        ("http://127.0.0.1.evil.example/api/v2", False, False),
+    ],
+)
+def test_plain_http_only_for_loopback_or_when_allowed(
+    tmp_path: Path, base_url: str, allow_insecure_http: bool, accepted: bool
+) -> None:
+    text = (
+        MINIMAL
+        + f"trengo: {{base_url: '{base_url}', allow_insecure_http: {allow_insecure_http}}}\n"
+    )
+    if accepted:
+        assert load_settings(write(tmp_path, text)).trengo.base_url == base_url
+        return
+    with pytest.raises(ConfigError, match=r"^trengo\.base_url: http:// would send the API token"):
+        load_settings(write(tmp_path, text))
+
+
+def test_plain_http_refused_from_the_environment_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRENGO_PROCESSOR_TRENGO__BASE_URL", "http://app.trengo.com/api/v2")
+    with pytest.raises(ConfigError, match="allow_insecure_http"):
+        load_settings(write(tmp_path, MINIMAL))
+
+
+@pytest.mark.parametrize("source", ["yaml", "env", "env-prefixed", "file"])
+def test_tokens_lose_surrounding_whitespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("  the-token\r\n", encoding="utf-8")
+    text = {
+        "yaml": 'destination: {apiToken: "the-token\\n", channelId: "1"}\n',
+        "file": f'destination: {{channelId: "1"}}\ntrengo: {{api_token_file: {token_file}}}\n',
+    }.get(source, 'destination: {channelId: "1"}\n')
+    if source == "env":
+        monkeypatch.setenv("TRENGO_API_TOKEN", "the-token\n")
+    if source == "env-prefixed":
+        monkeypatch.setenv("TRENGO_PROCESSOR_DESTINATION__APITOKEN", "\tthe-token \n")
+    assert load_settings(write(tmp_path, text)).api_token == "the-token"
+
+
+def test_a_blank_token_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRENGO_PROCESSOR_DESTINATION__APITOKEN", " \n")
+    with pytest.raises(ConfigError, match=r"^destination\.apiToken: must not be blank$"):
+        load_settings(write(tmp_path, 'destination: {channelId: "1"}\n'))
+
+
+KAFKA_SECRETS = {
+    "sasl.password": "pw-sasl-1",
+    "ssl.key.password": "pw-key-2",
+    "ssl.keystore.password": "pw-store-3",
+    "sasl.oauthbearer.client.secret": "pw-oauth-4",
+    "ssl.key.pem": "-----BEGIN PRIVATE KEY-----pem-5",
+}
+
+
+def test_kafka_credentials_are_masked_in_repr_and_listed_as_secrets(tmp_path: Path) -> None:
+    settings_yaml = "".join(f'    "{key}": "{value}"\n' for key, value in KAFKA_SECRETS.items())
+    text = MINIMAL + 'kafka:\n  settings:\n    "sasl.username": "alice"\n' + settings_yaml
+    settings = load_settings(write(tmp_path, text))
+    shown = repr(settings) + str(settings) + repr(settings.kafka)
+    for value in KAFKA_SECRETS.values():
+        assert value not in shown
+    assert "alice" in shown  # only credentials are masked
+    assert settings.kafka.settings["sasl.password"] == "pw-sasl-1"  # the client still gets it
+    assert sorted(settings.secrets) == sorted(["yaml-token", *KAFKA_SECRETS.values()])
+
+
+def test_a_kafka_credential_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
+    text = MINIMAL + 'kafka:\n  settings:\n    "sasl.password": ["hunter2-list"]\n'
+    with pytest.raises(ConfigError) as raised:
+        load_settings(write(tmp_path, text))
+    assert "kafka.settings.sasl.password" in str(raised.value)
+    assert "hunter2" not in str(raised.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -316,3 +317,116 @@ def test_stop_closes_the_port(state: HealthState) -> None:
             await asyncio.open_connection("127.0.0.1", port)
 
     asyncio.run(main())
+
+
+HALF_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: probe\r\nX-Slow: "
+MALFORMED_REQUESTS = {
+    "bad header line": b"GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+    "bad version": b"GET /healthz HTTP/9.Z\r\nHost: x\r\n\r\n",
+    "tls hello": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    "huge header": b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n",
+}
+
+
+def serve_bounded(
+    state: HealthState,
+    scenario: Callable[[HealthServer], Awaitable[None]],
+    *,
+    idle_seconds: float = 0.3,
+    max_connections: int = 8,
+) -> None:
+    async def main() -> None:
+        server = HealthServer(
+            state,
+            host="127.0.0.1",
+            port=0,
+            idle_seconds=idle_seconds,
+            max_connections=max_connections,
+        )
+        await server.start()
+        try:
+            await scenario(server)
+        finally:
+            await server.stop()
+
+    asyncio.run(main())
+
+
+async def open_half_sent(server: HealthServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(HALF_REQUEST)
+    await writer.drain()
+    return reader, writer
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """True when the server closed the connection (EOF or reset) within a few seconds."""
+    try:
+        return await asyncio.wait_for(reader.read(), timeout=5) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.parametrize("request_bytes", MALFORMED_REQUESTS.values(), ids=MALFORMED_REQUESTS)
+def test_malformed_requests_are_logged_at_debug_only(
+    state: HealthState, caplog: pytest.LogCaptureFixture, request_bytes: bytes
+) -> None:
+    async def scenario(server: HealthServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(request_bytes)
+        await writer.drain()
+        try:
+            answer = await asyncio.wait_for(reader.read(), timeout=5)
+        except ConnectionResetError:
+            answer = b""  # refused before it was all read
+        writer.close()
+        assert re.match(rb"HTTP/1\.[01] 400 ", answer) or answer == b""
+        status, _, _ = await fetch(server, "/healthz")
+        assert status == 200
+
+    with caplog.at_level(logging.DEBUG):
+        serve_bounded(state, scenario)
+
+    loud = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert loud == []
+    assert [r.levelno for r in caplog.records if r.name == "aiohttp.server"] == [logging.DEBUG]
+
+
+@pytest.mark.parametrize("sent", [b"", HALF_REQUEST], ids=["idle", "half-sent"])
+def test_a_silent_or_half_sent_connection_is_closed(state: HealthState, sent: bytes) -> None:
+    async def scenario(server: HealthServer) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(sent)
+        await writer.drain()
+        assert await closed_by_server(reader)
+        writer.close()
+
+    serve_bounded(state, scenario)
+
+
+def test_a_flood_of_half_sent_connections_cannot_keep_a_probe_out(state: HealthState) -> None:
+    async def scenario(server: HealthServer) -> None:
+        flood = [await open_half_sent(server) for _ in range(200)]
+        status, _, _ = await fetch(server, "/healthz")
+        assert status == 200
+        closed = await asyncio.gather(*(closed_by_server(reader) for reader, _ in flood))
+        for _, writer in flood:
+            writer.close()
+        # All were closed: most at once to make room, the rest after the idle timeout.
+        assert all(closed)
+
+    serve_bounded(state, scenario, idle_seconds=3.0, max_connections=8)
+
+
+def test_only_get_and_head_on_known_paths(state: HealthState) -> None:
+    async def scenario(server: HealthServer) -> None:
+        url = f"http://127.0.0.1:{server.port}"
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+            async with session.post(f"{url}/healthz", data=b"x") as response:
+                assert response.status == 405
+            async with session.get(f"{url}/secret") as response:
+                assert response.status == 404
+            async with session.head(f"{url}/readyz") as response:
+                assert response.status == 503
+
+    serve_bounded(state, scenario)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from processor.config import LogConfig
+from processor.config import DestinationConfig, KafkaConfig, LogConfig, Settings
 from processor.logging import (
     HANDLER_NAME,
     RedactingFilter,
@@ -296,3 +296,21 @@ def test_identifiers_stay_in_info_lines_and_with_include_user_ids(
     assert info["msg"] == reason
     assert warning["msg"] == f"event dead_lettered: {reason}"
     assert warning["userId"] == "user@example.com"
+
+
+def test_kafka_credentials_from_the_config_are_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = Settings(
+        kafka=KafkaConfig(settings={"sasl.password": "kafka-pw-9", "ssl.key.pem": "pem-body-8"}),
+        destination=DestinationConfig(apiToken=TOKEN, channelId="1"),
+    )
+    configure_logging(LogConfig(format="json"), secrets=settings.secrets)
+
+    logging.getLogger(LOGGER_NAME).error(
+        "cannot connect with %s", settings.kafka.settings, extra={"pem": "pem-body-8"}
+    )
+
+    output = capsys.readouterr().err
+    assert "kafka-pw-9" not in output and "pem-body-8" not in output
+    assert output.count("***") == 3

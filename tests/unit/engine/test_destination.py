@@ -156,3 +156,19 @@ async def test_a_refused_or_unanswered_token_check_is_not_reused() -> None:
         await gate.token_works()
     assert await gate.token_works() is True
     assert probe.calls == 3
+
+
+async def test_a_halt_until_restart_never_probes() -> None:
+    probes: list[None] = []
+    changes: list[bool] = []
+
+    async def probe() -> None:
+        probes.append(None)
+
+    gate = DestinationGate(probe, probe_seconds=0.01, on_change=changes.append)
+    gate.halt_until_restart("too many dead letters")
+    gate.halt("401")  # a later halt does not replace the reason nor start probing
+    await asyncio.sleep(0.1)
+    assert gate.halted and gate.halt_reason == "too many dead letters"
+    assert probes == [] and changes == [False]
+    await gate.close()

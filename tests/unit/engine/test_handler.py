@@ -16,6 +16,7 @@ import pytest
 
 from processor import metrics
 from processor.engine.backoff import Backoff
+from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetter, DeadLetterWriter
 from processor.engine.handler import EventHandler
@@ -30,6 +31,7 @@ from processor.trengo.errors import (
 from tests.unit.engine.fakes import TOPIC, FakeProducer, identify_plan, work_item
 
 DLQ = "events.dlq"
+RATIO_WINDOW = 4
 
 
 @dataclass
@@ -81,6 +83,7 @@ async def engine() -> AsyncIterator[Engine]:
         gate=gate,
         backoff=Backoff(base_seconds=0.5, cap_seconds=10),
         retry_max_seconds=60,
+        dead_letter_ratio=DeadLetterRatio(max_ratio=0.5, window=RATIO_WINDOW),
     )
     serving = asyncio.create_task(writer.serve(interval_seconds=0.001))
     yield Engine(handler, delivery, producer, tracker, gate, probe_answers, token_reloads)
@@ -369,3 +372,59 @@ async def test_a_retried_coalesced_dead_letter_resends_only_the_unacknowledged(
     offsets = [dict(p.headers)["x-original-offset"] for p in engine.producer.produced]
     assert offsets == [b"0", b"1", b"0"]  # the acknowledged one is not sent twice
     assert committable(engine.tracker) == {(TOPIC, 0): 2}
+
+
+def unprocessable(number: int) -> PermanentError:
+    return PermanentError(f"create_ticket: HTTP 422: bad channel {number}", 422)
+
+
+async def test_too_many_dead_letters_halt_until_restart(engine: Engine) -> None:
+    engine.delivery.errors.extend(unprocessable(number) for number in range(RATIO_WINDOW))
+    for offset in range(RATIO_WINDOW):
+        assert not engine.gate.halted
+        await engine.handler.handle(work_item(engine.tracker, offset, identify_plan("a@x.io", "A")))
+
+    assert engine.gate.halted
+    reason = engine.gate.halt_reason or ""
+    assert "100% of the last 4 deliveries" in reason
+    assert "max_dead_letter_ratio 0.5" in reason
+    assert "bad channel 3" in reason and "bad channel 0" not in reason  # the latest reasons
+    assert counted("trengo_processor_dead_letter_ratio") == 1.0
+    assert counted("trengo_processor_dead_letter_halt") == 1.0
+    assert len(engine.producer.produced) == RATIO_WINDOW  # the judged events, no more
+    # Trengo still accepts the token: no probe may reopen the gate.
+    await asyncio.sleep(0.1)
+    assert engine.gate.halted
+    waiting = asyncio.create_task(
+        engine.handler.handle(work_item(engine.tracker, 9, identify_plan("b@x.io", "B")))
+    )
+    await asyncio.sleep(0.05)
+    assert not waiting.done() and engine.delivery.delivered == []
+    waiting.cancel()
+    metrics.DEAD_LETTER_HALT.set(0)  # process-wide: leave it as the next test expects
+
+
+async def test_pipeline_rejections_never_count(engine: Engine) -> None:
+    for offset in range(3 * RATIO_WINDOW):
+        item = work_item(engine.tracker, offset, Rejection("Event value is empty", "decode"))
+        await engine.handler.handle(item)
+    assert not engine.gate.halted
+    assert len(engine.producer.produced) == 3 * RATIO_WINDOW
+
+
+async def test_dead_letters_trengo_did_not_refuse_never_count(engine: Engine) -> None:
+    no_contact = PermanentError("No contact found for term:a@x.io track event failed")
+    engine.delivery.errors.extend([no_contact] * (2 * RATIO_WINDOW))
+    for offset in range(2 * RATIO_WINDOW):
+        await engine.handler.handle(work_item(engine.tracker, offset, identify_plan("a@x.io", "A")))
+    assert not engine.gate.halted
+    assert len(engine.producer.produced) == 2 * RATIO_WINDOW
+    assert counted("trengo_processor_dead_letter_ratio") == 0.0
+
+
+async def test_half_dead_letters_is_not_past_the_ratio(engine: Engine) -> None:
+    engine.delivery.errors.extend([unprocessable(1), unprocessable(2)])
+    for offset in range(RATIO_WINDOW):
+        await engine.handler.handle(work_item(engine.tracker, offset, identify_plan("a@x.io", "A")))
+    assert not engine.gate.halted
+    assert counted("trengo_processor_dead_letter_ratio") == 0.5

@@ -426,3 +426,15 @@ def test_a_request_that_cannot_be_built_is_not_sent_and_costs_no_budget(name: ob
     calls, waited = run_simulated(main())
     assert (calls, len(sent)) == (1, 1)
     assert waited == 0  # the token the unsent request would have spent is still there
+
+
+def test_a_redirect_is_not_followed_with_the_token() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(301, headers={"Location": "http://elsewhere.test/api/v2/contacts"})
+
+    with pytest.raises(PermanentError, match="HTTP 301"):
+        run_simulated(send_search(handler))
+    assert [request.url.host for request in seen] == ["trengo.test"]

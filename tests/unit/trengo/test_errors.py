@@ -148,3 +148,13 @@ def test_transport_failures_are_transient(error: Exception, reason: str) -> None
     assert isinstance(failure, TransientError)
     assert failure.reason == reason
     assert failure.status is None and failure.retry_after is None
+
+
+@pytest.mark.parametrize("offset", [0, 250, 290, 299, 305])
+def test_a_token_echoed_near_the_cut_leaves_no_prefix(offset: int) -> None:
+    token = "tok-" + "k" * 40 + "-end"
+    body = '{"message": "' + "x" * offset + token + '"}'
+    error = classify(422, body, {}, "create_contact", redact=token)
+    assert error is not None
+    assert "tok-kkkk" not in error.reason
+    assert len(error.reason) < 400

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
 import httpx
 import pytest
 
-from processor.config import load_settings
+from processor.config import LogConfig, load_settings
+from processor.logging import HANDLER_NAME, configure_logging
 from processor.trengo.token import TokenRotation, token_reader
 from tests.unit.trengo.fake_trengo import make_client
 from tests.unit.trengo.simulated_time import run_simulated
@@ -86,3 +88,26 @@ def test_without_a_source_reload_changes_nothing() -> None:
             return TokenRotation(client, None).reload()
 
     assert asyncio.run(main()) is False
+
+
+def test_a_rotated_token_is_redacted_from_the_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    level = root.level
+    configure_logging(LogConfig(format="json"), secrets=["old-token"])
+    try:
+
+        async def main() -> None:
+            async with make_client(lambda _request: httpx.Response(200)) as client:
+                client.use_token("old-token")
+                assert TokenRotation(client, lambda: "rotated-token-42").reload()
+
+        asyncio.run(main())
+        logging.getLogger("test").error("sent with rotated-token-42 after old-token")
+    finally:
+        for handler in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+
+    output = capsys.readouterr().err
+    assert "rotated-token-42" not in output and "old-token" not in output
+    assert "sent with *** after ***" in output
