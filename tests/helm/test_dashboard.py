@@ -32,6 +32,7 @@ REQUIRED_VIEWS = [
     ("trengo_processor_throttled_seconds_total", None),
     ("trengo_processor_consumer_lag", "partition"),
     ("trengo_processor_dead_letters_total", "stage"),
+    ("trengo_processor_skipped_total", "reason"),
     ("trengo_processor_event_delivery_latency_seconds_bucket", "le"),
     ("trengo_processor_retries_total", "reason"),
     ("trengo_processor_destination_up", None),

@@ -194,6 +194,67 @@ def test_odd_contexts_keep_the_event(context: object) -> None:
     assert event_filter(destination)(track(context=context)) is None
 
 
+HOSTILE_VALUES: list[object] = [
+    None,
+    7,
+    -1.5,
+    True,
+    "text",
+    [],
+    [None, 1, {"a": 1}, ["C0004"]],
+    {"nested": {"deeper": [1, 2, {"x": None}]}},
+    ["x" * 100_000] * 100,
+    list(range(100_000)),
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE_VALUES, ids=lambda value: type(value).__name__)
+@pytest.mark.parametrize(
+    "place",
+    [
+        "type",
+        "event",
+        "integrations",
+        "integrations.All",
+        "integrations.Trengo",
+        "context",
+        "context.consentManagement",
+        "context.consentManagement.deniedConsentIds",
+        "context.consentManagement.provider",
+        "context.consentManagement.resolutionStrategy",
+    ],
+)
+def test_hostile_fields_never_raise(place: str, value: object) -> None:
+    document: dict[str, Any] = track(
+        integrations={"All": True},
+        context={"consentManagement": {"deniedConsentIds": ["C0001"], "provider": "custom"}},
+    )
+    *parents, leaf = place.split(".")
+    target = document
+    for parent in parents:
+        target = target[parent]
+    target[leaf] = value
+    consent = [{"provider": "custom", "consents": [{"consent": "C0004"}]}]
+    destination = {
+        "consentManagement": consent,
+        "oneTrustCookieCategories": [{"oneTrustCookieCategory": "C0004"}],
+        "ketchConsentPurposes": [{"purpose": "C0004"}],
+    }
+
+    result = event_filter(destination)(document)
+
+    assert result is None or isinstance(result, Skip)
+
+
+def test_a_huge_denied_list_still_finds_the_configured_category() -> None:
+    denied = [f"C{number}" for number in range(200_000)] + ["C0004"]
+    destination = {"oneTrustCookieCategories": [{"oneTrustCookieCategory": "C0004"}]}
+
+    event = track(context={"consentManagement": {"deniedConsentIds": denied}})
+
+    assert reason(event_filter(destination)(event)) == "consent"
+
+
 # --- message types and unmapped events
 
 
