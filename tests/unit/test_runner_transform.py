@@ -9,7 +9,7 @@ from typing import Any
 from processor.config import Settings
 from processor.engine.handler import KafkaRecord
 from processor.engine.intake import Intake
-from processor.engine.offsets import OffsetTracker
+from processor.engine.offsets import CommitPoint, OffsetTracker
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import Rejection, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
@@ -80,7 +80,7 @@ def test_renamed_event_is_mapped_under_its_new_name() -> None:
 def test_dropped_event_is_skipped_and_its_offset_done() -> None:
     tracker, scheduler = _accept(_track("Debug Ping"))
     assert scheduler.submitted == []
-    assert tracker.commit_positions() == {(TOPIC, 0): 1}
+    assert tracker.commit_points() == {(TOPIC, 0): CommitPoint(1, frozenset())}
 
 
 def test_fan_out_parts_keep_their_order_and_key_and_the_offset_waits_for_all() -> None:
@@ -90,9 +90,9 @@ def test_fan_out_parts_keep_their_order_and_key_and_the_offset_waits_for_all() -
     tickets = [item.ticket for _key, item in scheduler.submitted]
     for ticket in tickets[:-1]:
         tracker.mark_done(ticket)
-        assert tracker.commit_positions() == {}
+        assert tracker.commit_points() == {}
     tracker.mark_done(tickets[-1])
-    assert tracker.commit_positions() == {(TOPIC, 0): 1}
+    assert tracker.commit_points() == {(TOPIC, 0): CommitPoint(1, frozenset())}
 
 
 def test_a_fanned_out_event_that_fails_validation_is_its_own_dead_letter() -> None:

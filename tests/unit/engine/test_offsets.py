@@ -179,9 +179,9 @@ def test_a_fanned_out_offset_is_done_when_all_its_parts_are() -> None:
     assert tracker.mark_done(single)
     for _part in range(2):
         assert tracker.mark_done(fanned)
-        assert tracker.commit_positions() == {}
+        assert tracker.commit_points() == {TP: CommitPoint(0, frozenset({1}))}
     assert tracker.mark_done(fanned)
-    assert tracker.commit_positions() == {TP: 2}
+    assert tracker.commit_points() == {TP: CommitPoint(2, frozenset())}
 
 
 def test_parts_of_a_revoked_assignment_do_not_carry_over() -> None:
@@ -196,4 +196,4 @@ def test_parts_of_a_revoked_assignment_do_not_carry_over() -> None:
     assert fresh is not None
     tracker.expect_parts(stale, 5)  # ignored: an old epoch
     assert tracker.mark_done(fresh)  # one part: the redelivered record was not fanned out yet
-    assert tracker.commit_positions() == {TP: 1}
+    assert tracker.commit_points() == {TP: CommitPoint(1, frozenset())}
