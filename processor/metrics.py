@@ -26,6 +26,12 @@ SKIPPED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+TRANSFORMATION_THREADS_ABANDONED = Counter(
+    f"{PREFIX}_transformation_threads_abandoned",
+    "Python transformation calls over the time limit that did not stop when interrupted "
+    "(their thread keeps running, detached).",
+    registry=REGISTRY,
+)
 TRENGO_REQUESTS = Counter(
     f"{PREFIX}_trengo_requests",
     "Trengo API calls, by operation and HTTP status (or 'error' when no response came).",

@@ -85,3 +85,68 @@ def test_a_javascript_transformation_renames_drops_and_fans_out(
         (b"transform", b"transformEvent ran over the 100 ms limit (transformation.timeout_ms)"),
         (b"transform", b"transformEvent threw Error: cannot handle Explode"),
     ]
+
+
+PYTHON_SCRIPT = """
+import time
+
+
+def transformEvent(event, metadata):
+    name = event.get("event")
+    if name == "Checkout Done":
+        return {**event, "event": "Order Completed"}
+    if name == "Spin":
+        while True:
+            pass
+    if name == "Stuck":
+        time.sleep(3)  # blocked in C: its thread is abandoned, the next event gets a new one
+    return event
+"""
+
+
+def test_an_endless_python_loop_dead_letters_only_its_event(
+    kafka: KafkaTarget,
+    kafka_topic_factory: TopicFactory,
+    group_id: str,
+    sandbox: RunningSandbox,
+    tmp_path: Path,
+) -> None:
+    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    events = [
+        EVENTS[0],
+        track("Spin"),
+        track("Checkout Done", order_id="A-1"),
+        track("Stuck"),
+        track("Checkout Done", order_id="A-2"),
+    ]
+    produce(kafka.bootstrap_servers, topic, events)
+    script = tmp_path / "transformation.py"
+    script.write_text(PYTHON_SCRIPT, encoding="utf-8")
+    config = processor_config(
+        kafka,
+        sandbox,
+        topic=topic,
+        group_id=group_id,
+        dead_letter_topic=dead_letter_topic,
+        destination=DESTINATION,
+    )
+    config["transformation"] = {"python": str(script)}
+    with ProcessorProcess(config, tmp_path) as processor:
+        wait_for_committed_offsets(
+            kafka.bootstrap_servers, group_id, topic, {0: len(events)}, timeout=60
+        )
+        assert processor.stop() == 0, processor.log()
+
+    tickets = sorted(sandbox.tickets(), key=lambda ticket: ticket["id"])
+    assert [ticket["subject"] for ticket in tickets] == [
+        "Order A-1 completed",
+        "Order A-2 completed",
+    ]
+    letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=2)
+    over_time = b"transformEvent ran over the 100 ms limit (transformation.timeout_ms)"
+    abandoned = b"; it did not stop when interrupted and its thread was abandoned"
+    headers = [dict(letter.headers) for letter in letters]
+    assert [(h["x-original-offset"], h["x-error-stage"], h["x-error-reason"]) for h in headers] == [
+        (b"1", b"transform", over_time),
+        (b"3", b"transform", over_time + abandoned),
+    ]
