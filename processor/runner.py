@@ -112,13 +112,19 @@ class RecordPreparer:
         if isinstance(events, Rejection | Skip):
             return progress.prepared(events)
         progress.key = _record_key(record) or progress.key
+        fanned_out = len(events) > 1
         first, *more = (
-            self._part(record, event, progress, part) for part, event in enumerate(events)
+            self._part(record, event, progress, part if fanned_out else None)
+            for part, event in enumerate(events)
         )
         return Prepared(progress.key, first.message_type, first.work, progress.fields, tuple(more))
 
     def _part(
-        self, record: KafkaRecord, document: dict[str, Any], progress: _Progress, part: int = 0
+        self,
+        record: KafkaRecord,
+        document: dict[str, Any],
+        progress: _Progress,
+        part: int | None = None,
     ) -> Part:
         """filter → validate → map for one event (``part`` of a fanned-out record); a valid
         event is ordered by the record's key, else by its own userId or anonymousId."""
@@ -148,16 +154,17 @@ class RecordPreparer:
 
 
 def resumable_by_position(
-    plan: Plan | Rejection, record: KafkaRecord, part: int = 0
+    plan: Plan | Rejection, record: KafkaRecord, part: int | None = None
 ) -> Plan | Rejection:
-    """A ticket with follow-ups but no messageId is resumed by its position in the topic (and
-    its place among the events a transformation made of the record)."""
-    if isinstance(plan, TicketPlan) and plan.event_key is None and (plan.message or plan.labels):
-        position_key = f"kafka:{record.topic}/{record.partition}/{record.offset}"
-        if part:
-            position_key += f"#{part}"
-        return dataclasses.replace(plan, event_key=position_key)
-    return plan
+    """A ticket with follow-ups but no messageId is resumed by its position in the topic. Each
+    ``part`` of a fanned-out record is resumed by its own key (``#part``: the parts often share
+    the record's messageId) and as a part of a fan-out (see ``TicketPlan.fanned_out``)."""
+    if not (isinstance(plan, TicketPlan) and (plan.message or plan.labels)):
+        return plan
+    key = plan.event_key or f"kafka:{record.topic}/{record.partition}/{record.offset}"
+    if part is not None:
+        return dataclasses.replace(plan, event_key=f"{key}#{part}", fanned_out=True)
+    return plan if key == plan.event_key else dataclasses.replace(plan, event_key=key)
 
 
 @dataclass(slots=True)

@@ -107,7 +107,10 @@ class TicketPlan:
     post its first message and attach its labels (by name; ids are looked up in Trengo).
 
     ``event_key`` (the event's messageId) lets a retry finish the follow-ups of a ticket that
-    was already opened instead of opening a second one.
+    was already opened instead of opening a second one. ``fanned_out``: one of the events a
+    transformation made of one record, whose offset commits only once all are done; its
+    progress is kept after it finishes, so a redelivery of the record resumes every part
+    instead of opening the finished parts' tickets again.
     """
 
     event: str
@@ -116,6 +119,7 @@ class TicketPlan:
     message: PostMessage | None = None
     labels: tuple[str, ...] = ()
     event_key: str | None = None
+    fanned_out: bool = False
 
 
 @dataclass(frozen=True, slots=True)

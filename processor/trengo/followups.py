@@ -11,7 +11,10 @@ progress is remembered under its ``event_key`` (the messageId, else the event's 
 partition and offset) together with its contact: a retry continues with the follow-ups not yet
 done, and a messageId reused by another contact's event never posts into this ticket. The
 memory is bounded and lives in the process: after a restart the retry opens a new ticket
-(at-least-once). Plans without an ``event_key`` are not resumable.
+(at-least-once). Plans without an ``event_key`` are not resumable. The events a transformation
+fans one record out into are keyed per part (``messageId#part``) and stay remembered once done
+(until they expire): the record is redelivered whole when any part failed, and its finished
+parts then cost nothing.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class TicketFollowUps:
             if str(label_id) not in progress.attached_label_ids:
                 await calls.attach_label(progress.ticket_id, label_id)
                 progress.attached_label_ids.add(str(label_id))
-        if key is not None:
+        if key is not None and not plan.fanned_out:
             self._in_progress.pop(key)
         return progress.contact_id, progress.ticket_id
 

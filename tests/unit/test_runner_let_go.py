@@ -43,6 +43,21 @@ def test_a_messageid_or_a_ticket_without_follow_ups_is_left_alone() -> None:
     assert resumable_by_position(bare, RECORD) is bare
 
 
+def test_each_part_of_a_fan_out_has_its_own_key() -> None:
+    parts = [
+        resumable_by_position(plan(labels=("vip",), key=key), RECORD, part)
+        for key in ("msg-1", None)
+        for part in (0, 1)
+    ]
+    assert [(p.event_key, p.fanned_out) for p in parts if isinstance(p, TicketPlan)] == [
+        ("msg-1#0", True),
+        ("msg-1#1", True),
+        ("kafka:events/3/42#0", True),
+        ("kafka:events/3/42#1", True),
+    ]
+    assert resumable_by_position(plan(key=None), RECORD, 1) == plan(key=None)
+
+
 @pytest.fixture
 def tracker() -> OffsetTracker:
     tracker = OffsetTracker()

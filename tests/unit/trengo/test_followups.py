@@ -3,13 +3,22 @@ retry that continues where a failure stopped instead of opening a second ticket.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import pytest
 
-from processor.pipeline.plan import KnownContact
+from processor.config import Settings
+from processor.engine.handler import KafkaRecord
+from processor.pipeline.filters import EventFilter
+from processor.pipeline.plan import KnownContact, TicketPlan
+from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.transform import load_transformation
+from processor.runner import RecordPreparer
 from processor.trengo.delivery import DeliveryResult, PlanExecutor
 from processor.trengo.errors import PermanentError, TransientError
-from tests.unit.trengo.executor_support import EMAIL, run, ticket
+from tests.unit.trengo.executor_support import CHANNEL, EMAIL, run, ticket
 from tests.unit.trengo.fake_trengo import FakeTrengo, error
 
 FIRST_ATTEMPT = [
@@ -191,3 +200,68 @@ def test_a_messageid_reused_by_another_contact_never_posts_into_the_first_ones_t
     by_contact = {int(opened["contact_id"]): opened for opened in trengo.tickets.values()}
     assert by_contact[int(second.contact_id)]["id"] == result.ticket_id
     assert by_contact[int(second.contact_id)]["labels"] != []
+
+
+def _fan_out_in_two(event: dict[str, Any], metadata: Any) -> list[dict[str, Any]]:
+    """Two orders from one record: both keep its messageId, as transformations usually do."""
+    return [{**event, "properties": {"order_id": order}} for order in ("A", "B")]
+
+
+def _fanned_out_plans() -> list[TicketPlan]:
+    settings = Settings(
+        destination={
+            "apiToken": "t",
+            "channelId": CHANNEL,
+            "eventTemplateMap": [
+                {"from": "Order Completed", "to": "Order {{order_id}}", "labels": ["vip"]}
+            ],
+        },
+        transformation={"python": "tests.unit.trengo.test_followups:_fan_out_in_two"},
+    )
+    preparer = RecordPreparer(
+        settings,
+        SubjectTemplates(settings.destination),
+        EventFilter.from_settings(settings),
+        load_transformation(settings.transformation),
+    )
+    event = {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": "msg-1",
+        "userId": "jane",
+        "context": {"traits": {"email": EMAIL}},
+    }
+    prepared = preparer(KafkaRecord("events", 0, 7, None, json.dumps(event).encode(), (), None))
+    plans = [prepared.work, *(part.work for part in prepared.more)]
+    assert all(isinstance(plan, TicketPlan) for plan in plans)
+    return [plan for plan in plans if isinstance(plan, TicketPlan)]
+
+
+def test_the_parts_of_a_fanned_out_record_are_resumed_each_by_its_own_key() -> None:
+    first, second = _fanned_out_plans()
+    assert (first.event_key, second.event_key) == ("msg-1#0", "msg-1#1")
+    assert first.fanned_out and second.fanned_out
+
+
+def test_a_retried_fanned_out_record_opens_no_second_ticket_for_any_part() -> None:
+    """The first part is delivered, the second opens its ticket and fails on its label; the
+    record is then delivered again whole (its offset was not committed)."""
+    trengo, _, (vip,) = with_labels("vip")
+    plans = _fanned_out_plans()
+
+    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+        await executor.execute(plans[0])
+        trengo.failing["POST /tickets/{id}/labels"] = 503
+        with pytest.raises(TransientError):
+            await executor.execute(plans[1])
+        del trengo.failing["POST /tickets/{id}/labels"]
+        return [await executor.execute(plan) for plan in plans]
+
+    first, second = run(trengo, scenario)
+    opened = sorted(trengo.tickets.values(), key=lambda ticket: ticket["id"])
+    assert [(ticket["subject"], ticket["labels"]) for ticket in opened] == [
+        ("Order A", [vip]),
+        ("Order B", [vip]),
+    ]
+    assert [first.ticket_id, second.ticket_id] == [ticket["id"] for ticket in opened]
+    assert (first.calls, second.calls) == (0, 1)  # the second part's label, nothing else
