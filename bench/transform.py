@@ -6,10 +6,12 @@ delivery, so its cost adds to every event's CPU time):
 * *call alone*: ``transformEvent`` returning its event unchanged, called on one ``Order
   Completed`` track (JSON in, JSON out, as the processor calls it): QuickJS through
   ``quickjs-ng`` (the engine the processor uses), V8 through ``mini-racer`` with the same
-  runner script, and Python.
-* *prepare path*: the whole decode → transform → filter → validate → map step of the processor
-  (``RecordPreparer``) on the same records, without a transformation and with the trivial one
-  in each language.
+  runner script, and Python three ways: in a worker thread the time limit can interrupt (what
+  the processor does), in the calling thread (no way to stop an endless loop), and in a
+  subprocess worker behind a pipe (the alternative: killable, could take a memory limit).
+* *no-call path*: the whole decode → transform → filter → validate → map step of the processor
+  (``RecordPreparer``) on the same records, the work an event costs before any Trengo call,
+  without a transformation and with the trivial one in each language, side by side.
 
 Each figure is the best of 3 rounds of N events; events/s = N / seconds.
 """
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,12 @@ from processor.engine.handler import KafkaRecord
 from processor.pipeline._js_transform import _RUNNER
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.templates import SubjectTemplates
-from processor.pipeline.transform import load_transformation
+from processor.pipeline.transform import (
+    Limits,
+    Transformation,
+    load_python,
+    load_transformation,
+)
 from processor.runner import RecordPreparer
 
 TITLE = "per-event cost of a user transformation, per engine"
@@ -67,8 +77,9 @@ def run(quick: bool) -> str:
         f" {count:,} events per round, best of {ROUNDS}.\n",
         "Call alone (a trivial `transformEvent`):\n",
         markdown_table(["engine", "events/s", "µs per event", "installed size"], calls(sizes)),
-        "\nThe prepare step (decode → transform → filter → validate → map) per event:\n",
-        markdown_table(["transformation", "events/s", "µs per event"], prepare),
+        "\nThe no-call path (decode → transform → filter → validate → map: an event's work before"
+        " any Trengo call), side by side:\n",
+        markdown_table(["transformation", "events/s", "µs per event", "vs none"], prepare),
     ]
     return "\n".join(lines)
 
@@ -76,11 +87,14 @@ def run(quick: bool) -> str:
 def _call_rows(
     count: int, js_file: Path, py_file: Path
 ) -> Callable[[dict[str, str]], list[list[str]]]:
-    measured: list[tuple[str, str, float | None]] = [
-        ("QuickJS (`quickjs-ng`, used)", "quickjs-ng", _rate(count, _quickjs_call(js_file))),
-        ("V8 (`mini-racer`)", "mini-racer", _rate(count, _mini_racer_call())),
-        ("Python", "-", _rate(count, _python_call(py_file))),
-    ]
+    with _subprocess_call(py_file) as in_subprocess:
+        measured: list[tuple[str, str, float | None]] = [
+            ("QuickJS (`quickjs-ng`, used)", "quickjs-ng", _rate(count, _call(js_file))),
+            ("V8 (`mini-racer`)", "mini-racer", _rate(count, _mini_racer_call())),
+            ("Python, worker thread (used)", "-", _rate(count, _call(py_file))),
+            ("Python, calling thread (cannot stop)", "-", _rate(count, _in_thread(py_file))),
+            ("Python, subprocess worker", "-", _rate(count, in_subprocess)),
+        ]
 
     def rows(sizes: dict[str, str]) -> list[list[str]]:
         return [
@@ -90,24 +104,56 @@ def _call_rows(
     return rows
 
 
-def _quickjs_call(js_file: Path) -> Callable[[], object] | None:
+def _call(path: Path) -> Callable[[], object]:
+    """The transformation as the processor loads it."""
+    language = "javascript" if path.suffix == ".js" else "python"
     transformation = load_transformation(
         Settings(
-            destination={"apiToken": "t", "channelId": "1"}, transformation={"javascript": js_file}
+            destination={"apiToken": "t", "channelId": "1"}, transformation={language: str(path)}
         ).transformation
     )
     assert transformation is not None
     return lambda: transformation.run(dict(EVENT))
 
 
-def _python_call(py_file: Path) -> Callable[[], object] | None:
-    transformation = load_transformation(
-        Settings(
-            destination={"apiToken": "t", "channelId": "1"}, transformation={"python": str(py_file)}
-        ).transformation
+def _in_thread(py_file: Path) -> Callable[[], object]:
+    """The Python function called directly, as before the worker thread."""
+    function = load_python(str(py_file))
+    transformation = Transformation(
+        lambda event, metadata: function(event, lambda _event=None: metadata),
+        Limits(max_output_bytes=1_048_576, max_events=100),
+        "Trengo",
     )
-    assert transformation is not None
     return lambda: transformation.run(dict(EVENT))
+
+
+@contextmanager
+def _subprocess_call(py_file: Path) -> Iterator[Callable[[], object]]:
+    """A worker process behind a pipe: the event goes over, the result comes back."""
+    ours, theirs = multiprocessing.Pipe()
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_serve_in_subprocess, args=(theirs, str(py_file)), daemon=True
+    )
+    worker.start()
+
+    def call() -> object:
+        ours.send((dict(EVENT), METADATA))
+        if not ours.poll(1.0):  # where the time limit would kill the worker
+            raise TimeoutError("the subprocess worker did not answer")
+        return ours.recv()
+
+    try:
+        yield call
+    finally:
+        ours.send(None)
+        worker.join(5)
+
+
+def _serve_in_subprocess(connection: Connection, target: str) -> None:
+    function = load_python(target)
+    while (request := connection.recv()) is not None:
+        event, metadata = request
+        connection.send(function(event, lambda _event=None, known=metadata: known))
 
 
 def _mini_racer_call() -> Callable[[], object] | None:
@@ -131,7 +177,7 @@ def _prepare_rows(count: int, js_file: Path, py_file: Path) -> list[list[str]]:
         KafkaRecord("bench", 0, offset, None, json.dumps(EVENT).encode(), (), None)
         for offset in range(count)
     ]
-    rows = []
+    rates = []
     for name, transformation in [
         ("none", {}),
         ("trivial, Python", {"python": str(py_file)}),
@@ -151,8 +197,12 @@ def _prepare_rows(count: int, js_file: Path, py_file: Path) -> list[list[str]]:
             EventFilter.from_settings(settings),
             load_transformation(settings.transformation),
         )
-        rows.append([name, *_figures(_rate(count, _each(preparer, records * ROUNDS)))])
-    return rows
+        rates.append((name, _rate(count, _each(preparer, records * ROUNDS))))
+    baseline = rates[0][1]
+    return [
+        [name, *_figures(rate), f"{rate / baseline:.2f}" if rate and baseline else "-"]
+        for name, rate in rates
+    ]
 
 
 def _each(preparer: RecordPreparer, records: list[KafkaRecord]) -> Callable[[], object]:

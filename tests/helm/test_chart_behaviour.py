@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from processor.config import ENV_PREFIX, TOKEN_ENV, load_settings
-from tests.helm.support import CHART_DIR, Rendered, render, render_all_on
+from processor.config import ENV_PREFIX, TOKEN_ENV, TransformationConfig, load_settings
+from processor.pipeline.transform import SAMPLE_EVENT, check_on_sample, load_transformation
+from tests.helm.support import CHART_DIR, RELEASE, Rendered, render, render_all_on
 
 ALL_ON = yaml.safe_load(Path(__file__).with_name("values-all-on.yaml").read_text(encoding="utf-8"))
 
@@ -313,3 +314,115 @@ def test_metrics_sources_can_be_widened_to_any() -> None:
     rendered = render("--set-json", "networkPolicy.metricsFrom=[]")
     (rule,) = rendered.only("NetworkPolicy")["spec"]["ingress"]
     assert "from" not in rule
+
+
+TRANSFORMATION_DIR = "/etc/trengo-processor-transformation"
+# Python is indentation-sensitive and a JS file may start with an indented line: both must reach
+# the pod byte for byte.
+PYTHON_SOURCE = (
+    "def transformEvent(event, metadata):\n"
+    "    if event.get('event') == 'Debug Ping':\n"
+    "        return None\n"
+    "    return event\n"
+)
+INDENTED_JS = (
+    "  // indented first line\nexport function transformEvent(event) {\n  return event;\n}\n"
+)
+
+
+def mounted_transformation(rendered: Rendered) -> tuple[str, str]:
+    """The path the pod sees the transformation at, and its ConfigMap item's contents."""
+    volume = next(v for v in rendered.pod_spec()["volumes"] if v["name"] == "transformation")
+    mount = next(m for m in rendered.container()["volumeMounts"] if m["name"] == "transformation")
+    assert mount["readOnly"] is True
+    (item,) = volume["configMap"]["items"]
+    config_map = next(
+        document
+        for document in rendered.documents
+        if document["kind"] == "ConfigMap"
+        and document["metadata"]["name"] == volume["configMap"]["name"]
+    )
+    return f"{mount['mountPath']}/{item['path']}", config_map["data"][item["key"]]
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "file_name"),
+    [
+        ("python", PYTHON_SOURCE, "transformation.py"),
+        ("javascript", INDENTED_JS, "transformation.js"),
+    ],
+)
+def test_a_transformation_source_is_mounted_and_wired_to_the_config(
+    tmp_path: Path, language: str, source: str, file_name: str
+) -> None:
+    script = tmp_path / "source"
+    script.write_text(source, encoding="utf-8")
+    rendered = render_all_on(
+        "--set", f"transformationFile.language={language}",
+        "--set-file", f"transformationFile.source={script}",
+    )  # fmt: skip
+    path, contents = mounted_transformation(rendered)
+    assert path == f"{TRANSFORMATION_DIR}/{file_name}"
+    assert rendered.config()["transformation"][language] == path
+    assert contents == source
+    # The mounted file as the processor loads it: it compiles and runs on the sample event.
+    local = tmp_path / file_name
+    local.write_text(contents, encoding="utf-8")
+    transformation = load_transformation(TransformationConfig(**{language: str(local)}))
+    assert transformation is not None
+    assert check_on_sample(transformation) == [SAMPLE_EVENT]
+
+
+def test_a_changed_transformation_rolls_the_pods() -> None:
+    first, second = (
+        render_all_on("--set", f"transformationFile.source={code}")
+        for code in ("export function transformEvent(e) { return e; }", "// v2")
+    )
+    annotations = [
+        rendered.only("Deployment")["spec"]["template"]["metadata"]["annotations"]
+        for rendered in (first, second)
+    ]
+    assert annotations[0]["checksum/transformation"] != annotations[1]["checksum/transformation"]
+
+
+def test_an_existing_config_map_supplies_the_transformation() -> None:
+    rendered = render(
+        "--set", "transformationFile.existingConfigMap=team-transformations",
+        "--set", "transformationFile.key=trengo.py",
+        "--set", "transformationFile.language=python",
+    )  # fmt: skip
+    volume = next(v for v in rendered.pod_spec()["volumes"] if v["name"] == "transformation")
+    assert volume["configMap"] == {
+        "name": "team-transformations",
+        "defaultMode": 0o444,
+        "items": [{"key": "trengo.py", "path": "transformation.py"}],
+    }
+    assert (
+        rendered.config()["transformation"]["python"] == f"{TRANSFORMATION_DIR}/transformation.py"
+    )
+    assert [d["metadata"]["name"] for d in rendered.documents if d["kind"] == "ConfigMap"] == [
+        f"{RELEASE}-trengo-processor"
+    ]
+
+
+def test_no_transformation_is_mounted_by_default(rendered_default: Rendered) -> None:
+    assert "transformation" not in [v["name"] for v in rendered_default.pod_spec()["volumes"]]
+    assert rendered_default.config()["transformation"]["javascript"] is None
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            ["--set", "transformationFile.existingConfigMap=other"],
+            "set source or existingConfigMap, not both",
+        ),
+        (
+            ["--set", "config.transformation.javascript=/elsewhere.js"],
+            "leave config.transformation.javascript and python null",
+        ),
+    ],
+)
+def test_the_chart_refuses_two_sources_of_transformation(values: list[str], message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        render_all_on(*values)

@@ -128,6 +128,8 @@ def test_rendered_output_passes_yamllint(variant: str, request: pytest.FixtureRe
         (["--set", "image.digest=latest"], "digest"),
         (["--set", "config.destination.enableProfiles=true"], "profileKeyFieldId"),
         (["--set", "config.destination.customFieldMap[0].trait=plan"], "fieldId"),
+        (["--set", "transformationFile.language=ruby"], "language"),
+        (["--set", "transformationFile.key="], "key"),
     ],
 )
 def test_schema_rejects_a_bad_value(bad_value: list[str], named_in_error: str) -> None:

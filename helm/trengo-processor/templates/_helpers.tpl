@@ -69,7 +69,31 @@ app.kubernetes.io/component: online-check
 {{- $trengo := get $config "trengo" | default dict }}
 {{- $_ := set $trengo "api_token_file" (printf "%s/api-token" (include "trengo-processor.tokenDir" .)) }}
 {{- $_ = set $config "trengo" $trengo }}
+{{- if include "trengo-processor.transformationMounted" . }}
+{{- $transformation := get $config "transformation" | default dict }}
+{{- if or $transformation.javascript $transformation.python }}
+{{- fail "transformationFile supplies the transformation: leave config.transformation.javascript and python null" }}
+{{- end }}
+{{- $_ = set $transformation .Values.transformationFile.language (include "trengo-processor.transformationPath" .) }}
+{{- $_ = set $config "transformation" $transformation }}
+{{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/* The transformation file (transformationFile): mounted when it has a source or a ConfigMap. */}}
+{{- define "trengo-processor.transformationMounted" -}}
+{{- $file := .Values.transformationFile }}
+{{- if and $file.source $file.existingConfigMap }}
+{{- fail "transformationFile: set source or existingConfigMap, not both" }}
+{{- end }}
+{{- if or $file.source $file.existingConfigMap }}true{{- end }}
+{{- end }}
+{{- define "trengo-processor.transformationDir" -}}/etc/trengo-processor-transformation{{- end }}
+{{- define "trengo-processor.transformationFileName" -}}
+transformation.{{ eq .Values.transformationFile.language "python" | ternary "py" "js" }}
+{{- end }}
+{{- define "trengo-processor.transformationPath" -}}
+{{ include "trengo-processor.transformationDir" . }}/{{ include "trengo-processor.transformationFileName" . }}
 {{- end }}
 
 {{/* shutdown_timeout_seconds as the processor reads it (its default when unset). */}}
