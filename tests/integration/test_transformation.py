@@ -8,6 +8,7 @@ in it dead-letters only that event at stage ``transform``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,39 +49,62 @@ EVENTS = [
 ]
 
 
-def test_a_javascript_transformation_renames_drops_and_fans_out(
+@dataclass(frozen=True)
+class Broker:
+    """What one run of the processor needs: the broker, a fresh group and the sandbox."""
+
+    kafka: KafkaTarget
+    topics: TopicFactory
+    group_id: str
+    sandbox: RunningSandbox
+    scratch: Path
+
+
+@pytest.fixture
+def broker(
     kafka: KafkaTarget,
     kafka_topic_factory: TopicFactory,
     group_id: str,
     sandbox: RunningSandbox,
     tmp_path: Path,
-) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
-    produce(kafka.bootstrap_servers, topic, EVENTS)
+) -> Broker:
+    return Broker(kafka, kafka_topic_factory, group_id, sandbox, tmp_path)
+
+
+def run_transformed(
+    broker: Broker,
+    events: list[tuple[bytes, bytes, list[Any]]],
+    transformation: dict[str, str],
+    dead_letters: int,
+) -> tuple[list[str], list[dict[str, bytes]]]:
+    """Run the processor over ``events`` until all are committed: the tickets' subjects in the
+    order they were opened, and the headers of the (at least ``dead_letters``) dead letters."""
+    topic, dead_letter_topic = broker.topics(1), broker.topics(1)
+    produce(broker.kafka.bootstrap_servers, topic, events)
     config = processor_config(
-        kafka,
-        sandbox,
+        broker.kafka,
+        broker.sandbox,
         topic=topic,
-        group_id=group_id,
+        group_id=broker.group_id,
         dead_letter_topic=dead_letter_topic,
         destination=DESTINATION,
     )
-    config["transformation"] = {"javascript": str(SCRIPT)}
-    with ProcessorProcess(config, tmp_path) as processor:
+    config["transformation"] = transformation
+    with ProcessorProcess(config, broker.scratch) as processor:
         wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, {0: len(EVENTS)}, timeout=60
+            broker.kafka.bootstrap_servers, broker.group_id, topic, {0: len(events)}, timeout=60
         )
         assert processor.stop() == 0, processor.log()
+    tickets = sorted(broker.sandbox.tickets(), key=lambda ticket: ticket["id"])
+    letters = consume_all(
+        broker.kafka.bootstrap_servers, dead_letter_topic, min_records=dead_letters
+    )
+    return [ticket["subject"] for ticket in tickets], [dict(letter.headers) for letter in letters]
 
-    tickets = sorted(sandbox.tickets(), key=lambda ticket: ticket["id"])
-    assert [ticket["subject"] for ticket in tickets] == [
-        "Order A-1 completed",
-        "Part 1",
-        "Part 2",
-        "Part 3",
-    ]
-    letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=2)
-    headers = [dict(letter.headers) for letter in letters]
+
+def test_a_javascript_transformation_renames_drops_and_fans_out(broker: Broker) -> None:
+    subjects, headers = run_transformed(broker, EVENTS, {"javascript": str(SCRIPT)}, 2)
+    assert subjects == ["Order A-1 completed", "Part 1", "Part 2", "Part 3"]
     assert [(h["x-error-stage"], h["x-error-reason"]) for h in headers] == [
         (b"transform", b"transformEvent ran over the 100 ms limit (transformation.timeout_ms)"),
         (b"transform", b"transformEvent threw Error: cannot handle Explode"),
@@ -104,14 +128,9 @@ def transformEvent(event, metadata):
 """
 
 
-def test_an_endless_python_loop_dead_letters_only_its_event(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+def test_an_endless_python_loop_dead_letters_only_its_event(broker: Broker) -> None:
+    script = broker.scratch / "transformation.py"
+    script.write_text(PYTHON_SCRIPT, encoding="utf-8")
     events = [
         EVENTS[0],
         track("Spin"),
@@ -119,33 +138,10 @@ def test_an_endless_python_loop_dead_letters_only_its_event(
         track("Stuck"),
         track("Checkout Done", order_id="A-2"),
     ]
-    produce(kafka.bootstrap_servers, topic, events)
-    script = tmp_path / "transformation.py"
-    script.write_text(PYTHON_SCRIPT, encoding="utf-8")
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination=DESTINATION,
-    )
-    config["transformation"] = {"python": str(script)}
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, {0: len(events)}, timeout=60
-        )
-        assert processor.stop() == 0, processor.log()
-
-    tickets = sorted(sandbox.tickets(), key=lambda ticket: ticket["id"])
-    assert [ticket["subject"] for ticket in tickets] == [
-        "Order A-1 completed",
-        "Order A-2 completed",
-    ]
-    letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=2)
+    subjects, headers = run_transformed(broker, events, {"python": str(script)}, 2)
+    assert subjects == ["Order A-1 completed", "Order A-2 completed"]
     over_time = b"transformEvent ran over the 100 ms limit (transformation.timeout_ms)"
     abandoned = b"; it did not stop when interrupted and its thread was abandoned"
-    headers = [dict(letter.headers) for letter in letters]
     assert [(h["x-original-offset"], h["x-error-stage"], h["x-error-reason"]) for h in headers] == [
         (b"1", b"transform", over_time),
         (b"3", b"transform", over_time + abandoned),
