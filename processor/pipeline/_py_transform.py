@@ -54,7 +54,7 @@ class _Call:
                 self.result = function(self.event, lambda _event=None: self.metadata)
             except _TimeLimit:
                 self.interrupted = True
-            except Exception as error:  # user code: any exception is this event's dead letter
+            except BaseException as error:  # user code, SystemExit too: this event's dead letter
                 self.failure = f"transformEvent raised {type(error).__name__}: {error}"
         except _TimeLimit:  # landed in a handler above
             self.interrupted = True

@@ -56,6 +56,8 @@ def transformEvent(event, metadata):
                 pass
     if name == "raises":
         raise ValueError("bad plan")
+    if name == "exits":
+        raise SystemExit(3)
     seen += 1
     return {**event, "seen": seen}
 """
@@ -87,6 +89,7 @@ def _abandoned() -> float:
         ("recursion", "transformEvent raised RecursionError: maximum recursion depth exceeded"),
         ("allocation", "transformEvent raised MemoryError"),
         ("raises", "transformEvent raised ValueError: bad plan"),
+        ("exits", "transformEvent raised SystemExit: 3"),  # not the processor's exit
     ],
 )
 def test_a_failing_call_fails_only_its_event(
