@@ -16,7 +16,7 @@ A drain is timed from the outside, by the group's committed offsets (read every
 ``WATCH_SECONDS``): from the first commit seen to the commit of the last offset, both flows
 committing every ``kafka.commit_interval_ms``; the events are those committed in between. The
 flow's CPU time (all threads) is sampled over the same window. Finally the processor drains the
-no-call topic once more under py-spy, for the profile.
+no-call topic once more under py-spy (over the same window), for the profile.
 """
 
 from __future__ import annotations
@@ -199,17 +199,19 @@ class StreamBench:
         config = self._config(topic.name, group_id)
         with ProcessorFleet(self._workdir, config, 1, program=_PROGRAMS[flow]) as fleet:
             (pid,) = fleet.pids
-            with (
-                ProcessSampler([pid], SAMPLE_SECONDS) as sampler,
-                PySpy(pid, profile_to) if profile_to else contextlib.nullcontext(),
-            ):
-                seen = self._watch(group_id, topic, fleet)
+            with ProcessSampler([pid], SAMPLE_SECONDS) as sampler:
+                seen = self._watch(group_id, topic, fleet, until=1)
+                # py-spy from the first commit on, as the window: start-up costs no event.
+                with PySpy(pid, profile_to) if profile_to else contextlib.nullcontext():
+                    seen += self._watch(group_id, topic, fleet, until=topic.events)
                 samples = sampler.samples(pid)
             fleet.stop()
         return _drain(flow, measured_window(seen, topic.events), samples)
 
-    def _watch(self, group_id: str, topic: Topic, fleet: ProcessorFleet) -> list[CommitSeen]:
-        """The group's commits, read every ``WATCH_SECONDS`` until everything is committed."""
+    def _watch(
+        self, group_id: str, topic: Topic, fleet: ProcessorFleet, until: int
+    ) -> list[CommitSeen]:
+        """The group's commits, read every ``WATCH_SECONDS`` until ``until`` events are."""
         consumer = Consumer(self._kafka.consumer_config(group_id))  # reads, never joins
         partitions = [TopicPartition(topic.name, number) for number in sorted(topic.end_offsets)]
         deadline = time.monotonic() + _START_SECONDS + topic.events * _SECONDS_PER_EVENT
@@ -219,12 +221,12 @@ class StreamBench:
                 fleet.check_running()
                 committed = consumer.committed(partitions, timeout=10)
                 seen.append(CommitSeen(time.time(), sum(max(tp.offset, 0) for tp in committed)))
-                if seen[-1].committed >= topic.events:
+                if seen[-1].committed >= until:
                     return seen
                 time.sleep(WATCH_SECONDS)
         finally:
             consumer.close()
-        raise StackError(f"group {group_id} did not commit everything in time")
+        raise StackError(f"group {group_id} did not commit {until:,} events in time")
 
     def _config(self, topic: str, group_id: str) -> dict[str, Any]:
         config = processor_config(
@@ -281,7 +283,7 @@ def _profile(bench: StreamBench, workdir: Path, topic: Topic, events: int) -> st
     header = (
         f"Profile of the processor on the no-call stream: py-spy, {topic.events:,} events at "
         f"{drain.events_per_second:,.0f} events/s, samples of the thread holding the GIL "
-        "(where the CPU goes), the whole run."
+        "(where the CPU goes), from the first commit to the last."
     )
     return header + "\n\n" + flame_summary(output.read_text(encoding="utf-8"))
 

@@ -31,13 +31,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 TopicPartition = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetTicket:
-    """Identifies one polled message within one assignment of its partition."""
+class OffsetTicket(NamedTuple):
+    """Identifies one polled message within one assignment of its partition (a named tuple:
+    one is made per polled record, and a tuple is the cheapest object to make)."""
 
     topic: str
     partition: int
