@@ -1,24 +1,24 @@
 """The Trengo REST client: rate-limited, measured, and raising one error class per failure.
 
-Every call waits for the token's ``RateLimiter``, goes out on an ``httpx.AsyncClient`` (in
-production on the aiohttp transport of ``httpx-aiohttp``: httpx's own pool collapses at a few
+Every call waits for the token's ``RateLimiter``, goes out on an httpx transport (in
+production the aiohttp transport of ``httpx-aiohttp``: httpx's own pool collapses at a few
 hundred calls in flight, see reference/http-client.md), feeds the response's rate-limit headers
 back to the limiter, is counted in ``trengo_requests_total{operation,status}`` and timed in
 ``trengo_request_duration_seconds{operation}``. A failure is raised as the ``TrengoError``
 subclass ``errors.classify`` picks; timeouts and connection errors are ``TransientError``.
 
-Requests are built whole (shared headers, parsed URLs reused) and handed to
-``AsyncClient.send``, and the client keeps no cookies: ``AsyncClient.request`` merges URL,
-headers and cookies for every call and the cookie jar parses every response, which together
-cost about a third of a call's CPU (``make bench``, throughput) and an API client with a bearer
-token needs neither. Unit tests pass an ``httpx.MockTransport``.
+Requests are built whole (shared headers, parsed URLs reused) and handed straight to the
+transport's ``handle_async_request``; the answer is read whole and its connection released.
+That is all ``httpx.AsyncClient.send`` would do for this client, which follows no redirects,
+keeps no cookies and has no auth flow or hooks: the client's bookkeeping around it cost about
+10 % of a call's CPU (``make bench``, throughput; DESIGN.md §2 allows the transport API).
+httpx's ``Request`` and ``Response`` stay the types; unit tests pass an ``httpx.MockTransport``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import http.cookiejar
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -91,11 +91,7 @@ class TrengoClient:
             sleep=sleep,
             wall_clock=wall_clock,
         )
-        self._http = httpx.AsyncClient(
-            transport=transport or _aiohttp_transport(max_connections),
-            cookies=_NoCookies(),
-            follow_redirects=False,
-        )
+        self._transport = transport or _aiohttp_transport(max_connections)
         self._headers = _headers(token)
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
@@ -135,7 +131,7 @@ class TrengoClient:
         sent_at = self._clock()
         self._calls_made += 1
         try:
-            response = await self._http.send(http_request)
+            response = await self._exchange(http_request)
         except _NO_ANSWER_ERRORS as error:
             self._measure(request.operation, "error", sent_at)
             raise transport_failure(request.operation, error, redact=self._token) from None
@@ -227,7 +223,7 @@ class TrengoClient:
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> TrengoClient:
         return self
@@ -250,6 +246,16 @@ class TrengoClient:
             extensions=self._extensions,
         )
 
+    async def _exchange(self, request: httpx.Request) -> httpx.Response:
+        """The transport's answer, its body read and its connection released."""
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
     async def _page(self, request: TrengoRequest) -> Page:
         """Send a list request; its ``data`` objects and whether a next page exists."""
         body = await self.send(request)
@@ -264,13 +270,6 @@ class TrengoClient:
     def _measure(self, operation: str, status: str, sent_at: float) -> None:
         _requests_counter(operation, status).inc()
         _duration_histogram(operation).observe(max(0.0, self._clock() - sent_at))
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """A jar that keeps nothing: Trengo authenticates with the bearer token, not a session."""
-
-    def extract_cookies(self, response: object, request: object) -> None:
-        return None
 
 
 # Most calls go to a few URLs (``/tickets``, a known contact): parsing one costs as much as
