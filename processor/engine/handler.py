@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from prometheus_client import Counter
 
@@ -53,9 +54,9 @@ logger = logging.getLogger(__name__)
 Deliver = Callable[[Plan], Awaitable[object]]
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaRecord:
-    """The parts of a consumed Kafka message the processor keeps."""
+class KafkaRecord(NamedTuple):
+    """The parts of a consumed Kafka message the processor keeps (a named tuple: the poll
+    thread makes one per record, and a tuple is the cheapest object to make)."""
 
     topic: str
     partition: int
