@@ -385,8 +385,10 @@ def _record(message: Any) -> KafkaRecord:
 
 def _size(record: KafkaRecord) -> int:
     """Bytes a buffered record holds on to: key, value and headers."""
-    headers = sum(len(name) + len(value or b"") for name, value in record.headers)
-    return len(record.key or b"") + len(record.value or b"") + headers
+    size = len(record.key or b"") + len(record.value or b"")
+    if record.headers:  # most records have none: no generator for them
+        size += sum(len(name) + len(value or b"") for name, value in record.headers)
+    return size
 
 
 def _describe(keys: Sequence[PartitionKey]) -> str:
