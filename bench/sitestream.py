@@ -49,7 +49,8 @@ from bench.stack import (
     processor_config,
     produce,
 )
-from bench.stats import Sample, cpu_between, median
+from bench.stats import DrainRates, Sample, cpu_between, median
+from bench.throughput import ThroughputScale
 from bench.tracks import email
 from bench.workload import DESTINATION
 from processor.sandbox.broker import KafkaTarget, kafka_target
@@ -76,17 +77,8 @@ _START_SECONDS = 120.0
 _SECONDS_PER_EVENT = 0.002
 
 
-@dataclass(frozen=True, slots=True)
-class StreamScale:
-    """Events per topic, rounds, and the size of the profiled run (0: no profile)."""
-
-    events: int
-    rounds: int
-    profile_events: int
-
-
-FULL = StreamScale(events=200_000, rounds=3, profile_events=100_000)
-QUICK = StreamScale(events=20_000, rounds=1, profile_events=0)
+FULL = ThroughputScale(events=200_000, rounds=3, profile_events=100_000)
+QUICK = ThroughputScale(events=20_000, rounds=1, profile_events=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +115,7 @@ def measured_window(seen: Sequence[CommitSeen], total: int) -> Window:
 
 
 @dataclass(frozen=True, slots=True)
-class Drain:
+class Drain(DrainRates):
     """One flow's drain of one topic: the window and the flow's CPU time in it."""
 
     flow: Flow
@@ -131,19 +123,14 @@ class Drain:
     cpu_seconds: float
 
     @property
-    def events_per_second(self) -> float:
-        """Events committed per second of wall time."""
-        return self.window.events / self.window.seconds
+    def events(self) -> int:  # type: ignore[override]
+        """Events committed in the window."""
+        return self.window.events
 
     @property
-    def cpu_micros_per_event(self) -> float:
-        """The flow's CPU time per event, in microseconds."""
-        return self.cpu_seconds / self.window.events * 1e6
-
-    @property
-    def events_per_cpu_second(self) -> float:
-        """Events one fully used core would drain at this cost per event."""
-        return self.window.events / self.cpu_seconds
+    def seconds(self) -> float:  # type: ignore[override]
+        """The window's length."""
+        return self.window.seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +276,7 @@ def _profile(bench: StreamBench, workdir: Path, topic: Topic, events: int) -> st
 
 
 def _section(
-    scale: StreamScale,
+    scale: ThroughputScale,
     rounds: Mapping[Stream, Sequence[Round]],
     profile: str,
     kafka_kind: str,
@@ -306,7 +293,7 @@ def _section(
     return "\n\n".join(parts) + "\n"
 
 
-def _setup_text(scale: StreamScale, kafka_kind: str, elapsed_seconds: float) -> str:
+def _setup_text(scale: ThroughputScale, kafka_kind: str, elapsed_seconds: float) -> str:
     mix = ", ".join(f"{share:.0%} {kind.replace('_', ' ')}" for kind, share in NO_CALL_MIX.items())
     return (
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs (shared with "
