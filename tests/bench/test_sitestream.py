@@ -79,7 +79,8 @@ def test_a_drain_that_cannot_be_timed_is_an_error(points: list[tuple[float, int]
 def drain(flow: str, events_per_second: float, cpu_micros: float) -> Drain:
     events = 10_000
     seconds = events / events_per_second
-    return Drain(flow, Window(0.0, seconds, events), events * cpu_micros / 1e6)  # type: ignore[arg-type]
+    window = Window(0.0, seconds, events)
+    return Drain(flow, window, events * cpu_micros / 1e6, seconds / 4)  # type: ignore[arg-type]
 
 
 def test_rounds_report_the_ratio_of_wall_rates_and_of_cpu_per_event() -> None:
@@ -90,8 +91,10 @@ def test_rounds_report_the_ratio_of_wall_rates_and_of_cpu_per_event() -> None:
     ]
     assert [round(one.ratio, 2) for one in rounds] == [0.8, 0.45, 1.0]
     lines = _stream_text("no-call", rounds).splitlines()
-    assert lines[4] == "| 1 | 8,000 | 10,000 | 0.80 | 20.0 | 10.0 | 2.00 | 50,000 |"
-    assert lines[-1] == "| **median** | 9,000 | 10,000 | 0.80 | 18.0 | 10.0 | 2.00 | 55,556 |"
+    assert lines[4] == "| 1 | 8,000 | 10,000 | 0.80 | 20.0 | 10.0 | 2.00 | 50,000 | 0.25 |"
+    assert (
+        lines[-1] == "| **median** | 9,000 | 10,000 | 0.80 | 18.0 | 10.0 | 2.00 | 55,556 | 0.25 |"
+    )
     goals = _goals_text({"no-call": rounds, "mixed": rounds})
     assert "no-call path ≥ 0.8 x the bare loop: met (median ratio 0.80)" in goals
     assert "about 55,556 events/s" in goals
