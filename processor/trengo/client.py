@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -47,6 +48,7 @@ from processor.trengo.requests import ContactId, TrengoId, TrengoRequest
 JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 JsonObject: TypeAlias = dict[str, JsonValue]
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 USER_AGENT = "trengo-processor"
 # Asked after the rate limiter's wait, right before each call: the engine sets it per event so
@@ -237,14 +239,27 @@ class TrengoClient:
         await self.aclose()
 
     def _build(self, request: TrengoRequest) -> httpx.Request:
-        """The whole HTTP request, body encoded."""
-        return httpx.Request(
+        """The whole HTTP request, body encoded: the headers and body ``httpx.Request(json=...)``
+        would make, assembled directly (httpx would re-check every header of every request)."""
+        url = _parsed_url(requests.url(self._base_url, request))
+        host = (b"Host", url.netloc)
+        if request.json is None:  # no body: httpx adds an empty one's length right after Host
+            body = b""
+            first = [host, (b"Content-Length", b"0")] if request.method in _BODY_METHODS else [host]
+            headers = httpx.Headers([*first, *self._headers.raw])
+        else:
+            body = _json_bytes(request.json)
+            length = (b"Content-Length", str(len(body)).encode())
+            headers = httpx.Headers([host, *self._headers.raw, length])
+        built = httpx.Request(
             request.method,
-            _parsed_url(requests.url(self._base_url, request)),
-            headers=self._headers,
-            json=request.json,
+            url,
+            headers=headers,
+            stream=httpx.ByteStream(body),
             extensions=self._extensions,
         )
+        built.read()
+        return built
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
         """The transport's answer, its body read and its connection released."""
@@ -296,6 +311,11 @@ def id_of(trengo_object: JsonObject) -> TrengoId | None:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         return None
     return value
+
+
+def _json_bytes(body: object) -> bytes:
+    """A JSON body exactly as httpx encodes one: compact, UTF-8, no NaN or infinity."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _headers(token: str) -> httpx.Headers:

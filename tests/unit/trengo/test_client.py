@@ -19,7 +19,7 @@ from processor.pipeline.plan import (
 )
 from processor.trengo.client import Page, TrengoClient
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError, TrengoError
-from processor.trengo.requests import search_contacts, update_contact
+from processor.trengo.requests import TrengoRequest, create_ticket, search_contacts, update_contact
 from tests.unit.trengo.fake_trengo import TOKEN, make_client
 from tests.unit.trengo.simulated_time import run_simulated
 
@@ -478,3 +478,46 @@ def test_every_answer_is_read_whole_and_its_connection_released(fail_after: int 
         assert outcome == {"data": []}
     else:
         assert isinstance(outcome, TransientError)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(search_contacts("jane+news@example.com"), id="get-with-query"),
+        pytest.param(create_ticket(7, CreateTicket("42", "Bestelling 1 — €5 ✓")), id="post-utf8"),
+        pytest.param(update_contact(7, UpdateContact("Zoë")), id="put"),
+        pytest.param(
+            TrengoRequest("empty_post", "POST", "/tickets/1/close", {}, None), id="no-body"
+        ),
+    ],
+)
+def test_requests_go_out_as_httpx_would_build_them(request_: TrengoRequest) -> None:
+    """The client assembles headers and body itself: byte for byte what ``httpx.Request``
+    with ``json=`` makes (Host first, Content-Length last, compact UTF-8 JSON)."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"data": []})
+
+    async def send_one() -> None:
+        async with make_client(handler) as client:
+            await client.send(request_)
+
+    run_simulated(send_one())
+    expected = httpx.Request(
+        request_.method,
+        sent[0].url,
+        headers=httpx.Headers(
+            {
+                "Authorization": f"Bearer {TOKEN}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": "trengo-processor",
+            }
+        ),
+        json=request_.json,
+    )
+    assert sent[0].method == expected.method
+    assert sent[0].headers.raw == expected.headers.raw
+    assert sent[0].content == expected.content
