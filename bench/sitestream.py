@@ -53,7 +53,7 @@ from bench.stats import DrainRates, cpu_between, median
 from bench.throughput import ThroughputScale
 from bench.tracks import email
 from bench.workload import DESTINATION
-from processor.sandbox.broker import KafkaTarget, kafka_target
+from devkit.sandbox.broker import KafkaTarget, kafka_target
 
 TITLE = "A whole site's stream against a bare consumer"
 Flow = Literal["trengo-processor", "bare loop"]
