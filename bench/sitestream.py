@@ -364,12 +364,17 @@ def _round_row(label: str, rounds: Sequence[Round]) -> list[str]:
 def _limits_text() -> str:
     return (
         "What limits these numbers: the machine's 2 cores are shared by the flow, the broker "
-        "(Tansu), the sandbox and other work, so wall rates move from round to round (the bare "
-        "loop's most: it drains a topic in a few seconds, bound by the broker's fetches); CPU "
-        "per event is the steadier measure. The processor's poll thread and event loop share "
-        "one interpreter lock, so its skip path is bound by one core. The mixed stream's wall "
-        "rate is bound by the sandbox (its CPU column: a call costs it more than the processor "
-        "spends on it, on the same 2 cores), so its CPU per event is the number to size with."
+        "(Tansu), the sandbox and other work, so wall rates move from round to round; CPU per "
+        "event is the steadier measure. The bare loop does one thing at a time: it waits for "
+        "the broker's fetch, then parses, then waits for its commit. The processor fetches on "
+        "its poll thread while the event loop parses and filters, so its wall rate on the "
+        "no-call stream can pass the bare loop's although each event costs it more CPU (the "
+        "CPU ratio is the like-for-like cost); the two threads share one interpreter lock, so "
+        "it is bound by one core. On the mixed stream the processor used about half a core "
+        "(events/s x CPU per event) and the sandbox little: its wall rate is held back by "
+        "waiting, not by CPU (each call holds the commit position of its partition, and the "
+        "skipped events behind it count against the partition's buffer share until it "
+        "returns; not investigated further), so its CPU per event is the number to size with."
     )
 
 

@@ -8,7 +8,7 @@ bodies, Kafka headers) can fail on them: a string holding a lone UTF-16 surrogat
 ``"\\ud800"`` without its pair, which is not text) and a number too large for a double
 (``1e400``, which Python reads as infinity) reject the event.
 
-Most values are parsed by ``orjson``, twice as fast as the standard library on RudderStack's
+Most values are parsed by ``orjson``, much cheaper than the standard library on RudderStack's
 events (``make bench``, sitestream). It is strict where this stage is (no ``NaN``, no lone
 surrogate, no infinite number, valid UTF-8 only); whatever it refuses goes to the standard
 parser, which says why in the words the rejections have always used. Two kinds of value skip
