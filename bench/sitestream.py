@@ -36,7 +36,7 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.drain import CONCURRENCY, TOKEN, UNLIMITED_REQUESTS_PER_MINUTE, create_contacts
-from bench.profile import ProfilerMissingError, PySpy, flame_summary
+from bench.profile import PySpy, profiled_run
 from bench.report import markdown_table
 from bench.sampling import ProcessSampler
 from bench.siteevents import NO_CALL_MIX, StreamSpec, stream_records
@@ -78,7 +78,7 @@ _SECONDS_PER_EVENT = 0.002
 
 
 FULL = ThroughputScale(events=200_000, rounds=3, profile_events=100_000)
-QUICK = ThroughputScale(events=20_000, rounds=1, profile_events=0)
+QUICK = ThroughputScale(events=60_000, rounds=1, profile_events=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,19 +263,15 @@ def run(quick: bool) -> str:
 def _profile(bench: StreamBench, workdir: Path, topic: Topic, events: int) -> str:
     if not events:
         return "Profile: not taken in quick mode (`python -m bench sitestream` takes one)."
-    output = workdir / "sitestream.pyspy"
-    try:
-        drain = bench.drain(topic, "trengo-processor", profile_to=output)
-    except ProfilerMissingError as missing:
-        return f"Profile: not taken ({missing})."
-    if not output.exists():
-        return f"Profile: py-spy wrote nothing; see {output.with_suffix('.log')}."
-    header = (
-        f"Profile of the processor on the no-call stream: py-spy, {topic.events:,} events at "
-        f"{drain.events_per_second:,.0f} events/s, samples of the thread holding the GIL "
-        "(where the CPU goes), from the first commit to the last."
+    return profiled_run(
+        workdir / "sitestream.pyspy",
+        lambda output: bench.drain(topic, "trengo-processor", profile_to=output).events_per_second,
+        lambda rate: (
+            f"Profile of the processor on the no-call stream: py-spy, {topic.events:,} events "
+            f"at {rate:,.0f} events/s, samples of the thread holding the GIL (where the CPU "
+            "goes), from the first commit to the last."
+        ),
     )
-    return header + "\n\n" + flame_summary(output.read_text(encoding="utf-8"))
 
 
 def _section(

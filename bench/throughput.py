@@ -25,7 +25,7 @@ from bench.drain import (
     Drain,
     DrainBench,
 )
-from bench.profile import ProfilerMissingError, flame_summary
+from bench.profile import profiled_run
 from bench.report import markdown_table
 from bench.stack import SandboxProcess
 from bench.stats import median
@@ -91,20 +91,16 @@ def _profile(bench: DrainBench, workdir: Path, events: int) -> str:
     """The flame summary of one profiled processor run, or why there is none."""
     if not events:
         return "Profile: not taken in quick mode (`python -m bench throughput` takes one)."
-    output = workdir / "processor.pyspy"
     topic = bench.produce_topic(events, PARTITIONS)
-    try:
-        drain = bench.drain(topic, "trengo-processor", profile_to=output)
-    except ProfilerMissingError as missing:
-        return f"Profile: not taken ({missing})."
-    if not output.exists():
-        return f"Profile: py-spy wrote nothing; see {output.with_suffix('.log')}."
-    header = (
-        f"Profile of the processor: py-spy, {events:,} events at "
-        f"{drain.events_per_second:,.0f} events/s, samples of the thread holding the GIL "
-        "(where the CPU goes) from the first to the last API call."
+    return profiled_run(
+        workdir / "processor.pyspy",
+        lambda output: bench.drain(topic, "trengo-processor", profile_to=output).events_per_second,
+        lambda rate: (
+            f"Profile of the processor: py-spy, {events:,} events at {rate:,.0f} events/s, "
+            "samples of the thread holding the GIL (where the CPU goes) from the first to the "
+            "last API call."
+        ),
     )
-    return header + "\n\n" + flame_summary(output.read_text(encoding="utf-8"))
 
 
 def _section(
