@@ -2,7 +2,7 @@
 
 Every call waits for the token's ``RateLimiter``, goes out on an ``httpx.AsyncClient`` (in
 production on the aiohttp transport of ``httpx-aiohttp``: httpx's own pool collapses at a few
-hundred calls in flight, see reference/http-client.md), feeds the response's rate-limit headers
+hundred calls in flight, see docs/architecture.md), feeds the response's rate-limit headers
 back to the limiter, is counted in ``trengo_requests_total{operation,status}`` and timed in
 ``trengo_request_duration_seconds{operation}``. A failure is raised as the ``TrengoError``
 subclass ``errors.classify`` picks; timeouts and connection errors are ``TransientError``.
