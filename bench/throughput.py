@@ -244,7 +244,7 @@ def _fixes_text() -> str:
         "only when a template reads them; per-key locks and the rate limiter's uncontended "
         "path no longer cost a generator or a lock per call; labelled metric children and "
         "parsed URLs are looked up once; requests are built whole and handed to the httpx "
-        "transport's `handle_async_request` (DESIGN.md §2), skipping `AsyncClient`'s per-call "
+        "transport's `handle_async_request`, skipping `AsyncClient`'s per-call "
         "bookkeeping (URL, header and cookie merging, the cookie jar's parsing of every "
         "response, redirect and auth flows this client never uses)."
     )

@@ -263,7 +263,7 @@ class PollLoop:
             self._refresh_partition_lag(topic, partition)
 
     def _refresh_partition_lag(self, topic: str, partition: int) -> None:
-        # Cached watermarks come from fetch responses: right on Tansu too (kafka-test-broker Q1).
+        # Cached watermarks come from fetch responses: right on Tansu too (docs/embedded-broker.md).
         _low, high = self._consumer.get_watermark_offsets(
             TopicPartition(topic, partition), cached=True
         )

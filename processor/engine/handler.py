@@ -1,6 +1,6 @@
 """What happens to one event once the scheduler hands it over: deliver, retry or dead-letter.
 
-Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo client raised:
+Outcomes follow the table in docs/errors.md, decided by the error class the Trengo client raised:
 
 * delivered: Trengo accepted the work; the offset is done.
 * transient (408, 429, 5xx, timeouts): tried again with full-jitter backoff (Retry-After wins),

@@ -1,8 +1,8 @@
 """Filter stage: what RudderStack would never have sent to Trengo is skipped, not dead-lettered.
 
 rudder-server applies these rules to every cloud-mode destination before the destination's
-transformer (docs/rudderstack.md); here they run on the decoded event, before validation, and
-read only the fields they need. In order:
+transformer (docs/rudderstack-compatibility.md); here they run on the decoded (and transformed)
+event, before validation, and read only the fields they need. In order:
 
 1. ``pipeline.ignore_types``: the operator's own list of message types to skip.
 2. The event's ``integrations`` object, as rudder-server's ``FilterClientIntegrations``: a
