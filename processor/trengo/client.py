@@ -13,7 +13,8 @@ to the transport's ``handle_async_request``; the answer is read whole and its co
 released. That is all ``httpx.AsyncClient.send`` would do for this client, which follows no
 redirects, keeps no cookies and has no auth flow or hooks: its bookkeeping around the call is
 CPU spent for nothing (with both changes a call cost 313 instead of 447 µs, ``make bench``
-throughput, bench/RESULTS.md). httpx's ``Request`` and ``Response`` stay the types; unit tests pass an ``httpx.MockTransport``.
+throughput, bench/RESULTS.md). httpx's ``Request`` and ``Response`` stay the types; unit tests
+pass an ``httpx.MockTransport``.
 """
 
 from __future__ import annotations
