@@ -43,7 +43,7 @@ from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
-from processor.pipeline.filters import SKIP_REASONS, EventFilter
+from processor.pipeline.filters import MESSAGE_TYPES, SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
@@ -58,7 +58,6 @@ logger = logging.getLogger(__name__)
 # Collect the young generation every 50,000 allocations instead of 700, and the older ones
 # correspondingly rarely (see tune_garbage_collector).
 GC_THRESHOLDS = (50_000, 50, 100)
-KNOWN_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 CLOSE_GRACE_SECONDS = 15.0
 FLUSH_SECONDS = 10.0
 _MAX_ERROR_TEXT = 300
@@ -272,7 +271,7 @@ def _document_key(record: KafkaRecord, document: dict[str, Any]) -> str | None:
 
 def _type_label(value: object) -> str:
     text = value.lower() if isinstance(value, str) else ""
-    return text if text in KNOWN_TYPES else "unknown"
+    return text if text in MESSAGE_TYPES else "unknown"
 
 
 class Processor:
