@@ -2,22 +2,19 @@
 
 It renames one event into a mapped one, drops another, fans a third out into three tickets
 (created in order, the offset committed once all three are), and an endless loop or a throw
-in it dead-letters only that event at stage ``transform``.
+in it dead-letters only that event at stage ``transform``; in Python too, where a call blocked
+past the limit is abandoned and the partition goes on.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox
-from tests.kafka_support import TopicFactory, consume_all, produce, wait_for_committed_offsets
-from tests.processor_support import ProcessorProcess, processor_config
+from tests.processor_support import StackFactory
 
 pytestmark = pytest.mark.integration
 
@@ -49,61 +46,27 @@ EVENTS = [
 ]
 
 
-@dataclass(frozen=True)
-class Broker:
-    """What one run of the processor needs: the broker, a fresh group and the sandbox."""
-
-    kafka: KafkaTarget
-    topics: TopicFactory
-    group_id: str
-    sandbox: RunningSandbox
-    scratch: Path
-
-
-@pytest.fixture
-def broker(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> Broker:
-    return Broker(kafka, kafka_topic_factory, group_id, sandbox, tmp_path)
-
-
 def run_transformed(
-    broker: Broker,
+    make_stack: StackFactory,
     events: list[tuple[bytes, bytes, list[Any]]],
     transformation: dict[str, str],
-    dead_letters: int,
 ) -> tuple[list[str], list[dict[str, bytes]]]:
     """Run the processor over ``events`` until all are committed: the tickets' subjects in the
-    order they were opened, and the headers of the (at least ``dead_letters``) dead letters."""
-    topic, dead_letter_topic = broker.topics(1), broker.topics(1)
-    produce(broker.kafka.bootstrap_servers, topic, events)
-    config = processor_config(
-        broker.kafka,
-        broker.sandbox,
-        topic=topic,
-        group_id=broker.group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination=DESTINATION,
-    )
+    order they were opened, and the headers of the two dead letters."""
+    stack = make_stack(1)
+    produced = stack.produce(events)
+    config = stack.config(destination=DESTINATION)
     config["transformation"] = transformation
-    with ProcessorProcess(config, broker.scratch) as processor:
-        wait_for_committed_offsets(
-            broker.kafka.bootstrap_servers, broker.group_id, topic, {0: len(events)}, timeout=60
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         assert processor.stop() == 0, processor.log()
-    tickets = sorted(broker.sandbox.tickets(), key=lambda ticket: ticket["id"])
-    letters = consume_all(
-        broker.kafka.bootstrap_servers, dead_letter_topic, min_records=dead_letters
-    )
+    tickets = sorted(stack.sandbox.tickets(), key=lambda ticket: ticket["id"])
+    letters = stack.dead_letters(min_records=2)
     return [ticket["subject"] for ticket in tickets], [dict(letter.headers) for letter in letters]
 
 
-def test_a_javascript_transformation_renames_drops_and_fans_out(broker: Broker) -> None:
-    subjects, headers = run_transformed(broker, EVENTS, {"javascript": str(SCRIPT)}, 2)
+def test_a_javascript_transformation_renames_drops_and_fans_out(make_stack: StackFactory) -> None:
+    subjects, headers = run_transformed(make_stack, EVENTS, {"javascript": str(SCRIPT)})
     assert subjects == ["Order A-1 completed", "Part 1", "Part 2", "Part 3"]
     assert [(h["x-error-stage"], h["x-error-reason"]) for h in headers] == [
         (b"transform", b"transformEvent ran over the 100 ms limit (transformation.timeout_ms)"),
@@ -128,8 +91,10 @@ def transformEvent(event, metadata):
 """
 
 
-def test_an_endless_python_loop_dead_letters_only_its_event(broker: Broker) -> None:
-    script = broker.scratch / "transformation.py"
+def test_an_endless_python_loop_dead_letters_only_its_event(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    script = tmp_path / "transformation.py"
     script.write_text(PYTHON_SCRIPT, encoding="utf-8")
     events = [
         EVENTS[0],
@@ -138,7 +103,7 @@ def test_an_endless_python_loop_dead_letters_only_its_event(broker: Broker) -> N
         track("Stuck"),
         track("Checkout Done", order_id="A-2"),
     ]
-    subjects, headers = run_transformed(broker, events, {"python": str(script)}, 2)
+    subjects, headers = run_transformed(make_stack, events, {"python": str(script)})
     assert subjects == ["Order A-1 completed", "Order A-2 completed"]
     over_time = b"transformEvent ran over the 100 ms limit (transformation.timeout_ms)"
     abandoned = b"; it did not stop when interrupted and its thread was abandoned"

@@ -207,7 +207,9 @@ def _fan_out_in_two(event: dict[str, Any], metadata: Any) -> list[dict[str, Any]
     return [{**event, "properties": {"order_id": order}} for order in ("A", "B")]
 
 
-def _fanned_out_plans() -> list[TicketPlan]:
+def _fanned_out_plans(
+    transformation: str = "tests.unit.trengo.test_followups:_fan_out_in_two",
+) -> list[TicketPlan]:
     settings = Settings(
         destination={
             "apiToken": "t",
@@ -216,7 +218,7 @@ def _fanned_out_plans() -> list[TicketPlan]:
                 {"from": "Order Completed", "to": "Order {{order_id}}", "labels": ["vip"]}
             ],
         },
-        transformation={"python": "tests.unit.trengo.test_followups:_fan_out_in_two"},
+        transformation={"python": transformation} if transformation else {},
     )
     preparer = RecordPreparer(
         settings,
@@ -241,6 +243,16 @@ def test_the_parts_of_a_fanned_out_record_are_resumed_each_by_its_own_key() -> N
     first, second = _fanned_out_plans()
     assert (first.event_key, second.event_key) == ("msg-1#0", "msg-1#1")
     assert first.fanned_out and second.fanned_out
+
+
+@pytest.mark.parametrize("transformation", ["tests.unit.trengo.test_followups:_as_is", ""])
+def test_an_event_not_fanned_out_is_resumed_by_its_messageid(transformation: str) -> None:
+    (plan,) = _fanned_out_plans(transformation)
+    assert (plan.event_key, plan.fanned_out) == ("msg-1", False)
+
+
+def _as_is(event: dict[str, Any], metadata: Any) -> dict[str, Any]:
+    return event
 
 
 def test_a_retried_fanned_out_record_opens_no_second_ticket_for_any_part() -> None:
