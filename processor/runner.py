@@ -352,6 +352,7 @@ class Processor:
         unacknowledged = await asyncio.to_thread(parts.writer.flush, FLUSH_SECONDS)
         if unacknowledged:
             logger.warning("%d dead letters not acknowledged (not committed)", unacknowledged)
+        parts.writer.close()
         await parts.gate.close()
         await parts.client.aclose()
         if self.health_server is not None:

@@ -46,6 +46,7 @@ from processor.engine import offsetmap
 from processor.engine.handler import KafkaRecord
 from processor.engine.offsets import CommitPoint, OffsetTicket, OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.logging import kafka_logger
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ def consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
         "queued.max.messages.kbytes": 8192,
         "log.connection.close": False,
         **kafka.settings,
+        "logger": kafka_logger("kafka.consumer"),
     }
 
 

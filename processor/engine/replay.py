@@ -37,6 +37,7 @@ from processor.engine.dlq import (
     HEADER_REPLAYED_AT,
     producer_config,
 )
+from processor.logging import kafka_logger
 
 # Joining the replay's group takes a few seconds; without partitions by then, give up.
 ASSIGNMENT_TIMEOUT_SECONDS = 60.0
@@ -94,7 +95,12 @@ def replay_dead_letters(
                 file=progress,
             )
             return ReplaySummary(dry_run=options.dry_run)
-        replayer = _Replayer(Producer(producer_config(kafka)), kafka.topic, options, progress)
+        replayer = _Replayer(
+            Producer(producer_config(kafka, "kafka.replay_producer")),
+            kafka.topic,
+            options,
+            progress,
+        )
         consumer.subscribe([kafka.dead_letter_topic])
         replayer.run(consumer, assignment_timeout_seconds)
     finally:
@@ -253,4 +259,5 @@ def _consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
         "session.timeout.ms": kafka.session_timeout_ms,
         **kafka.settings,
         "enable.partition.eof": True,
+        "logger": kafka_logger("kafka.replay_consumer"),
     }
