@@ -226,7 +226,9 @@ def received_table(
     """What Trengo (the sandbox) now holds: one row per contact, with its tickets' subjects."""
     subjects: dict[object, list[str]] = {}
     for ticket in tickets:
-        subjects.setdefault(ticket.get("contact_id"), []).append(str(ticket.get("subject") or ""))
+        subjects.setdefault(ticket.get("contact_id"), []).append(
+            str(ticket.get("subject") or "(no subject)")
+        )
     lines = [f"what Trengo received: {len(contacts)} contacts, {len(tickets)} tickets"]
     if contacts:
         lines.append(f"  {'contact':<{_NAME_WIDTH}} {'identifier':<{_IDENTIFIER_WIDTH}} tickets")

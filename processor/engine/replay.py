@@ -87,7 +87,7 @@ def replay_dead_letters(
     assignment_timeout_seconds: float = ASSIGNMENT_TIMEOUT_SECONDS,
 ) -> ReplaySummary:
     """Replay until the end of the dead-letter topic (or ``options.limit``)."""
-    consumer = Consumer(_consumer_config(kafka))
+    consumer = Consumer(replay_consumer_config(kafka))
     try:
         if _is_missing(consumer, kafka.dead_letter_topic):
             print(
@@ -250,7 +250,8 @@ def _header(headers: list[tuple[str, bytes | None]], name: str) -> str | None:
     return None
 
 
-def _consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
+def replay_consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
+    """The replay consumer: its own group, reading the dead-letter topic to its end."""
     return {
         "bootstrap.servers": kafka.bootstrap_servers,
         "group.id": f"{kafka.group_id}.dlq-replay",
