@@ -270,6 +270,10 @@ class PollLoop:
             return
         committed = self._tracker.committed_position((topic, partition))
         if committed is None:
+            # Nothing committed yet (a halt since the start): the polled, unfinished events are
+            # lag too, so count from the first of them, not from the fetch position past them.
+            committed = self._tracker.first_pending((topic, partition))
+        if committed is None:
             position = self._consumer.position([TopicPartition(topic, partition)])[0].offset
             committed = position if position >= 0 else high
         metrics.CONSUMER_LAG.labels(partition=str(partition)).set(max(high - committed, 0))

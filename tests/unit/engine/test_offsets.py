@@ -59,6 +59,31 @@ def test_pending_count_holds_everything_not_yet_committable() -> None:
     assert tracker.pending_count() == 2
 
 
+@pytest.mark.parametrize(
+    ("registered", "done", "expected"),
+    [
+        pytest.param([], [], None, id="nothing-polled"),
+        pytest.param([7, 8, 9], [], 7, id="nothing-done"),
+        pytest.param([7, 8, 9], [8], 7, id="done-behind-the-first"),
+        pytest.param([7, 8, 9], [7], 8, id="first-done"),
+        pytest.param([7, 8, 9], [7, 8, 9], None, id="all-done"),
+    ],
+)
+def test_first_pending_is_the_lowest_offset_not_yet_done(
+    registered: list[int], done: list[int], expected: int | None
+) -> None:
+    """Where the lag counts from while this consumer has committed nothing."""
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    tickets = {offset: tracker.register(*TP, offset) for offset in registered}
+    for offset in done:
+        ticket = tickets[offset]
+        assert ticket is not None
+        tracker.mark_done(ticket)
+    assert tracker.first_pending(TP) == expected
+    assert tracker.first_pending(("unassigned", 0)) is None
+
+
 def test_pending_counts_are_kept_per_partition() -> None:
     tracker = OffsetTracker()
     other = ("events", 1)
