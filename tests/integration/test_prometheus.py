@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from processor.sandbox.broker import EmbeddedBroker, KafkaTarget, create_topics
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from devkit.sandbox.broker import EmbeddedBroker, KafkaTarget, create_topics
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import OutgoingRecord, unique_name
 from tests.processor_support import (
     EMAIL_CHANNEL,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from processor.demo import RECEIVED_ROWS, next_steps, received_table
+from devkit.demo import RECEIVED_ROWS, next_steps, received_table
 
 ADA = {"id": 1, "name": "Ada King", "identifier": "ada@example.com"}
 ALAN = {"id": 2, "name": "Alan Turing", "identifier": "alan@example.com"}

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from devkit.sandbox.broker import BrokerError, create_topics
 from processor.config import KafkaConfig, LogConfig
 from processor.engine.consumer import consumer_config
 from processor.engine.dlq import producer_config
 from processor.engine.replay import replay_consumer_config
 from processor.logging import HANDLER_NAME, KAFKA_LOGGER_NAME, configure_logging, kafka_logger
-from processor.sandbox.broker import BrokerError, create_topics
 
 LOG_WAIT_SECONDS = 10.0
 SASL_PASSWORD = "sasl-secret-7d41"
