@@ -9,6 +9,18 @@ from processor.engine.offsets import CommitPoint, OffsetTracker
 TP = ("events", 0)
 
 
+def tracker_with(registered: list[int], done: list[int]) -> OffsetTracker:
+    """A tracker of partition TP with ``registered`` offsets polled and ``done`` of them done."""
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    tickets = {offset: tracker.register(*TP, offset) for offset in registered}
+    for offset in done:
+        ticket = tickets[offset]
+        assert ticket is not None
+        assert tracker.mark_done(ticket)
+    return tracker
+
+
 @pytest.mark.parametrize(
     ("registered", "done", "expected"),
     [
@@ -24,14 +36,7 @@ TP = ("events", 0)
 def test_commit_point_is_after_the_contiguous_done_prefix_with_the_done_offsets_above_it(
     registered: list[int], done: list[int], expected: CommitPoint | None
 ) -> None:
-    tracker = OffsetTracker()
-    tracker.assign([TP])
-    tickets = {offset: tracker.register(*TP, offset) for offset in registered}
-    for offset in done:
-        ticket = tickets[offset]
-        assert ticket is not None
-        assert tracker.mark_done(ticket)
-    assert tracker.commit_points().get(TP) == expected
+    assert tracker_with(registered, done).commit_points().get(TP) == expected
 
 
 def test_a_committed_position_is_not_offered_again_until_it_advances() -> None:
@@ -73,13 +78,7 @@ def test_first_pending_is_the_lowest_offset_not_yet_done(
     registered: list[int], done: list[int], expected: int | None
 ) -> None:
     """Where the lag counts from while this consumer has committed nothing."""
-    tracker = OffsetTracker()
-    tracker.assign([TP])
-    tickets = {offset: tracker.register(*TP, offset) for offset in registered}
-    for offset in done:
-        ticket = tickets[offset]
-        assert ticket is not None
-        tracker.mark_done(ticket)
+    tracker = tracker_with(registered, done)
     assert tracker.first_pending(TP) == expected
     assert tracker.first_pending(("unassigned", 0)) is None
 
