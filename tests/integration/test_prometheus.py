@@ -99,7 +99,6 @@ class Scenario:
     sandbox: RunningSandbox
     topic: str
     bootstrap_servers: str
-    produced: int = 0
 
 
 @dataclass
@@ -138,7 +137,6 @@ class Traffic:
             self._producers[scenario.bootstrap_servers] = producer
         for key, value, _headers in records:
             producer.produce(scenario.topic, value, key)
-        scenario.produced += len(records)
 
     def flush(self) -> None:
         for producer in self._producers.values():
