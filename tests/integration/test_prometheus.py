@@ -88,6 +88,7 @@ HALTED_BACKLOG = 30
 SANDBOX_RATE_LIMIT = 100_000  # high enough never to refuse, but Trengo's headers are sent
 OVERLOAD_REQUESTS_PER_MINUTE = 60
 NO_CHANNEL = 404  # a channel id the sandbox does not have
+STALLED_SESSION_MS = 20_000
 
 
 @dataclass
@@ -177,7 +178,27 @@ def run(kafka: KafkaTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         stall_broker = stack.enter_context(EmbeddedBroker())
         stack.callback(_thaw, stall_broker)
         start_scenario = _ScenarioStarter(stack, prometheus, workdir)
+        stall_kafka = KafkaTarget.of_kind(stall_broker.bootstrap_servers, "embedded")
         scenarios = {
+            # First: with a session long enough to outlast the stall check (the frozen broker
+            # cannot take heartbeats), its group join takes about 10 s on Tansu.
+            "stalled": start_scenario(
+                "stalled",
+                stall_kafka,
+                SandboxOptions(
+                    requests_per_minute=None, latency_ms=1000, forbidden_channels=(EMAIL_CHANNEL,)
+                ),
+                trengo={"timeout_seconds": 3, **UNLIMITED_RATE},
+                delivery={"retry_cap_seconds": 0.5},
+                server={"stall_seconds": 4.5},
+                kafka_overrides={
+                    "session_timeout_ms": STALLED_SESSION_MS,
+                    "settings": {
+                        **stall_kafka.consumer_settings,
+                        "session.timeout.ms": STALLED_SESSION_MS,
+                    },
+                },
+            ),
             "halted": start_scenario(
                 "halted",
                 kafka,
@@ -205,16 +226,6 @@ def run(kafka: KafkaTarget, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 destination={"channelId": str(NO_CHANNEL)},
                 trengo=UNLIMITED_RATE,
                 delivery={"max_dead_letter_ratio": 0.5, "dead_letter_window": 10},
-            ),
-            "stalled": start_scenario(
-                "stalled",
-                KafkaTarget.of_kind(stall_broker.bootstrap_servers, "embedded"),
-                SandboxOptions(
-                    requests_per_minute=None, latency_ms=1000, forbidden_channels=(EMAIL_CHANNEL,)
-                ),
-                trengo={"timeout_seconds": 3, **UNLIMITED_RATE},
-                delivery={"retry_cap_seconds": 0.5},
-                server={"stall_seconds": 4.5},
             ),
             "gone": start_scenario("gone", kafka, SandboxOptions(requests_per_minute=None)),
         }
@@ -324,7 +335,7 @@ def _freeze_while_dead_lettering(
     traffic.flush()
     wait_until(
         lambda: scenario.processor.metric("trengo_processor_inflight_events") >= 1,
-        10,
+        STALLED_SESSION_MS / 1000,
         "the stalled scenario to poll its event",
     )
     os.killpg(broker.pid, signal.SIGSTOP)
@@ -448,3 +459,14 @@ def test_every_panel_query_shows_plausible_data(run: Run, query: PanelQuery) -> 
         in_namespace = [series for series in run.panel(query, namespace) if series.points]
         assert in_namespace, f"{query.panel}: no data in {namespace}"
         check(in_namespace)
+
+
+def test_the_lag_of_all_namespaces_adds_up_every_deployment(run: Run) -> None:
+    """Deployments number their partitions alike: with "All" selected, partition 0 of one is
+    not partition 0 of another, so the stat must add up both."""
+    (stat,) = [query for query in panel_queries() if query.panel == "Consumer lag"]
+    (shown,) = run.panel(stat)
+    (every_partition,) = run.prometheus.query_range(
+        "sum(trengo_processor_consumer_lag)", run.start, run.end
+    )
+    assert shown.points[-1] == every_partition.points[-1]
