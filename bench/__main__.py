@@ -18,6 +18,7 @@ from bench.report import assemble, write_section
 BENCHMARKS = (
     "budget",
     "throughput",
+    "sitestream",
     "latency",
     "memory",
     "scaling",

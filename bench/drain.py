@@ -45,7 +45,7 @@ from bench.stack import (
     produce,
     wait_for_commits,
 )
-from bench.stats import Sample, cpu_between
+from bench.stats import DrainRates, Sample, cpu_between
 from bench.tracks import TrackSpec, emails, records
 from bench.workload import DESTINATION, EMAIL_CHANNEL_ID
 from devkit.sandbox.broker import KafkaTarget
@@ -79,7 +79,7 @@ class Topic:
 
 
 @dataclass(frozen=True, slots=True)
-class Drain:
+class Drain(DrainRates):
     """One flow's run through a whole topic (module docstring)."""
 
     flow: Flow
@@ -90,21 +90,6 @@ class Drain:
     sandbox_cpu_seconds: float
     calls: Counter[str]
     failed_calls: int
-
-    @property
-    def events_per_second(self) -> float:
-        """Events drained per second of wall time."""
-        return self.events / self.seconds
-
-    @property
-    def cpu_micros_per_event(self) -> float:
-        """The flow's CPU time per event, in microseconds."""
-        return self.cpu_seconds / self.events * 1e6
-
-    @property
-    def events_per_cpu_second(self) -> float:
-        """Events one fully used core would drain at this cost per event."""
-        return self.events / self.cpu_seconds
 
 
 class DrainBench:

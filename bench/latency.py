@@ -51,7 +51,7 @@ REQUESTS_PER_MINUTE = 6_000
 EVENTS_PER_SECOND = 50
 USERS = 200
 PARTITIONS = 6
-# Tansu does not answer a waiting fetch when records arrive (kafka-test-broker.md, Q3), so an
+# Tansu does not answer a waiting fetch when records arrive (docs/embedded-broker.md), so an
 # idle consumer waits up to fetch.wait.max.ms; Kafka answers at once. Short, to measure the
 # processor rather than that quirk.
 EMBEDDED_FETCH_WAIT_MS = 10
@@ -296,7 +296,7 @@ def _goal_text(result: LatencyResult) -> str:
 def _limits_text(kafka_kind: str) -> str:
     broker = (
         f"Tansu, the embedded broker, does not answer a waiting fetch when records arrive "
-        f"(kafka-test-broker.md, Q3), so an idle consumer waits up to `fetch.wait.max.ms` "
+        f"(docs/embedded-broker.md), so an idle consumer waits up to `fetch.wait.max.ms` "
         f"(librdkafka's default is 500 ms, the project's test default 50); the benchmark sets "
         f"{EMBEDDED_FETCH_WAIT_MS} ms, which still adds up to {EMBEDDED_FETCH_WAIT_MS} ms to an "
         "event. Kafka answers a waiting fetch as soon as a record arrives, so this part is "

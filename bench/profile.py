@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -161,6 +161,18 @@ AREAS = (
 )
 _TOP_SELF = 15
 _TOP_PROCESSOR = 20
+
+
+def profiled_run(output: Path, run: Callable[[Path], float], header: Callable[[float], str]) -> str:
+    """``run`` a flow recording py-spy into ``output`` (it returns the run's events/s); the
+    ``header`` for that rate and the flame summary, or why there is no profile."""
+    try:
+        events_per_second = run(output)
+    except ProfilerMissingError as missing:
+        return f"Profile: not taken ({missing})."
+    if not output.exists():
+        return f"Profile: py-spy wrote nothing; see {output.with_suffix('.log')}."
+    return header(events_per_second) + "\n\n" + flame_summary(output.read_text(encoding="utf-8"))
 
 
 def flame_summary(collapsed: str) -> str:

@@ -1,6 +1,6 @@
 """Trengo calls RudderStack's own destination would make for the same events.
 
-RudderStack's flow (shared/reference/rudderstack-trengo-destination.md §5-§7, §12.15): every
+RudderStack's flow (docs/rudderstack-compatibility.md, "Delivery"): every
 identify with dedup on and every mapped track searches the contact (``GET /contacts?term=``) and
 then writes (create or update; ticket) — two calls, with no cache and no skip of an unchanged
 name. A ``trengoContactId`` externalId saves the search (one call); dedup off always creates

@@ -32,6 +32,31 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 0.5)
 
 
+class DrainRates:
+    """Rates of a drain of ``events`` taking ``seconds`` of wall time and ``cpu_seconds`` of the
+    flow's CPU time (a mixin: the drain provides the three)."""
+
+    __slots__ = ()
+    events: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def events_per_second(self) -> float:
+        """Events drained per second of wall time."""
+        return self.events / self.seconds
+
+    @property
+    def cpu_micros_per_event(self) -> float:
+        """The flow's CPU time per event, in microseconds."""
+        return self.cpu_seconds / self.events * 1e6
+
+    @property
+    def events_per_cpu_second(self) -> float:
+        """Events one fully used core would drain at this cost per event."""
+        return self.events / self.cpu_seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One reading of a process: Unix time, CPU seconds used so far, resident memory."""

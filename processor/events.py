@@ -6,8 +6,10 @@ is optional) and strict where the mapping depends on a field's shape: ``type`` m
 a list of objects. The ``type`` is accepted in any letter case and stored lowercased, as
 RudderStack lowercases it (``"Identify"`` is an identify).
 
-Only ``Identify`` and ``Track`` reach the map stage; ``Page``, ``Screen``, ``Group`` and
-``Alias`` exist so the union (and the JSON Schema generated from it) names every message type.
+``Identify`` and ``Track`` reach the map stage, and ``Group`` too when
+``destination.enableProfiles`` is on (validate decides); ``Page``, ``Screen`` and ``Alias`` exist
+so the union (and the JSON Schema generated from it) names every message type. What each type
+becomes in Trengo: docs/architecture.md and docs/rudderstack-compatibility.md.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class Screen(BaseMessage):
 
 
 class Group(BaseMessage):
-    """Not supported by the Trengo destination."""
+    """Attaches the user's contact to the group's Trengo profile (opt-in: enableProfiles)."""
 
     type: Annotated[Literal["group"], _LOWERCASED, _ANY_CASE_IN_SCHEMA]
     groupId: TextId | None = None  # noqa: N815

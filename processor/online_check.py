@@ -21,7 +21,7 @@ from processor.trengo.catalog import by_id
 from processor.trengo.client import JsonObject, Page, TrengoClient
 from processor.trengo.errors import DestinationDown, TrengoError
 
-# Channel types a contact identified by ``channelIdentifier`` can live on (§13 of the API notes).
+# Channel types a contact identified by ``channelIdentifier`` can live on (docs/trengo-api.md).
 CHANNEL_TYPES_FOR = {
     "email": frozenset({"EMAIL"}),
     "phone": frozenset({"WA_BUSINESS", "SMS", "VOIP"}),

@@ -18,8 +18,9 @@ import asyncio
 import dataclasses
 import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 import httpx
@@ -34,7 +35,7 @@ from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetterWriter, Stage, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
-from processor.engine.intake import Intake, Part, Prepared
+from processor.engine.intake import Intake, Part, Prepared, skips_logged
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
@@ -42,7 +43,7 @@ from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
 from processor.pipeline.decode import decode
-from processor.pipeline.filters import SKIP_REASONS, EventFilter
+from processor.pipeline.filters import MESSAGE_TYPES, SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
@@ -57,12 +58,12 @@ logger = logging.getLogger(__name__)
 # Collect the young generation every 50,000 allocations instead of 700, and the older ones
 # correspondingly rarely (see tune_garbage_collector).
 GC_THRESHOLDS = (50_000, 50, 100)
-KNOWN_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 UNKNOWN_TYPE = "unknown"
 OUTCOMES = ("delivered", "dead_lettered", "skipped")  # events_total{outcome}
 CLOSE_GRACE_SECONDS = 15.0
 FLUSH_SECONDS = 10.0
 _MAX_ERROR_TEXT = 300
+_NO_FIELDS: Mapping[str, object] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +79,20 @@ class RecordPreparer:
     templates: SubjectTemplates
     event_filter: EventFilter
     transformation: Transformation | None = None
+    _quiet_skips: dict[tuple[str, str], Prepared] = dataclasses.field(
+        default_factory=dict, init=False
+    )
 
     def __call__(self, record: KafkaRecord) -> Prepared:
-        fallback_key = _record_key(record) or f"{record.partition}/{record.offset}"
-        progress = _Progress(fallback_key, self._log_fields(record, {}), key=fallback_key)
+        progress = _Progress(record, self.settings.log.include_user_ids)
         try:
             return self._prepare(record, progress)
         except Exception as error:  # one record's failure is only that record's
             logger.error(
-                "internal error in %s stage", progress.stage, exc_info=True, extra=progress.fields
+                "internal error in %s stage",
+                progress.stage,
+                exc_info=True,
+                extra=progress.log_fields(),
             )
             return progress.prepared(Rejection(_internal_error(error), stage=progress.stage))
 
@@ -95,12 +101,31 @@ class RecordPreparer:
         if isinstance(document, Rejection):
             return progress.prepared(document)
         progress.type_label = _type_label(document.get("type"))
-        progress.fields = self._log_fields(record, document)
-        progress.key = _document_key(record, document) or progress.key
+        skip = None if self.transformation else self._filter(document, progress)
+        if skip is not None and not skips_logged():
+            return self._quiet_skip(progress.type_label, skip)
+        progress.stage = "decode"  # the log fields and the key are the decoded event's
+        progress.fields = event_log_fields(record, document, self.settings.log.include_user_ids)
+        progress.key = _document_key(record, document)
         if self.transformation is not None:
             progress.stage = "transform"
             return self._transformed(self.transformation, record, document, progress)
-        return progress.prepared(self._part(record, document, progress).work)
+        if skip is not None:
+            return progress.prepared(skip)
+        return progress.prepared(self._mapped(record, document, progress, progress.type_label))
+
+    def _filter(self, document: dict[str, Any], progress: _Progress) -> Skip | None:
+        progress.stage = "validate"  # the filter never dead-letters: its bugs count as validate's
+        return self.event_filter(document)
+
+    def _quiet_skip(self, type_label: str, skip: Skip) -> Prepared:
+        """The skip, shared by every event of its type and reason: most of a stream is
+        skipped, and when skips are not logged one by one they need no key or log fields."""
+        cached = self._quiet_skips.get((type_label, skip.reason))
+        if cached is None:
+            cached = Prepared("", type_label, skip, _NO_FIELDS)
+            self._quiet_skips[type_label, skip.reason] = cached
+        return cached
 
     def _transformed(
         self,
@@ -117,36 +142,42 @@ class RecordPreparer:
         first, *more = (
             self._part(record, event, progress, part) for part, event in enumerate(events)
         )
-        return Prepared(progress.key, first.message_type, first.work, progress.fields, tuple(more))
+        return Prepared(
+            progress.ordering_key(),
+            first.message_type,
+            first.work,
+            progress.log_fields(),
+            tuple(more),
+        )
 
     def _part(
         self, record: KafkaRecord, document: dict[str, Any], progress: _Progress, part: int = 0
     ) -> Part:
-        """filter → validate → map for one event (``part`` of a fanned-out record); a valid
-        event is ordered by the record's key, else by its own userId or anonymousId."""
+        """filter → validate → map for one event (``part`` of a fanned-out record)."""
         type_label = _type_label(document.get("type"))
-        progress.stage = "validate"  # the filter never dead-letters: its bugs count as validate's
-        skip = self.event_filter(document)
+        skip = self._filter(document, progress)
         if skip is not None:
             return Part(type_label, skip)
+        return Part(type_label, self._mapped(record, document, progress, type_label, part))
+
+    def _mapped(
+        self,
+        record: KafkaRecord,
+        document: dict[str, Any],
+        progress: _Progress,
+        type_label: str,
+        part: int = 0,
+    ) -> Plan | Rejection:
+        """validate → map for one event the filter kept; a valid event is ordered by the
+        record's key, else by its own userId or anonymousId."""
+        progress.stage = "validate"
         message = validate(document, accept_groups=self.settings.destination.enableProfiles)
         if isinstance(message, Rejection):
-            return Part(type_label, message)
+            return message
         progress.stage = "map"
         progress.key = _record_key(record) or progress.key
         plan = plan_event(message, self.settings.destination, self.templates)
-        return Part(type_label, resumable_by_position(plan, record, part))
-
-    def _log_fields(self, record: KafkaRecord, document: dict[str, Any]) -> dict[str, object]:
-        message_id, user_id = document.get("messageId"), document.get("userId")
-        return event_fields(
-            message_id=message_id if isinstance(message_id, str) else None,
-            user_id=str(user_id) if isinstance(user_id, str | int) else None,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            include_user_ids=self.settings.log.include_user_ids,
-        )
+        return resumable_by_position(plan, record, part)
 
 
 def resumable_by_position(
@@ -166,14 +197,39 @@ def resumable_by_position(
 class _Progress:
     """How far one record got: what its outcome says if a step raises."""
 
-    fallback_key: str  # the record's key, else its partition/offset
-    fields: dict[str, object]
-    key: str
+    record: KafkaRecord
+    include_user_ids: bool
+    fields: dict[str, object] | None = None  # None: not decoded yet, the record's own fields
+    key: str | None = None  # None: the record's key, else its partition/offset
     type_label: str = UNKNOWN_TYPE
     stage: Literal["decode", "validate", "transform", "map"] = "decode"
 
+    def log_fields(self) -> dict[str, object]:
+        if self.fields is None:
+            self.fields = event_log_fields(self.record, {}, self.include_user_ids)
+        return self.fields
+
+    def ordering_key(self) -> str:
+        record = self.record
+        return self.key or _record_key(record) or f"{record.partition}/{record.offset}"
+
     def prepared(self, work: Plan | Rejection | Skip) -> Prepared:
-        return Prepared(self.key, self.type_label, work, self.fields)
+        return Prepared(self.ordering_key(), self.type_label, work, self.log_fields())
+
+
+def event_log_fields(
+    record: KafkaRecord, document: dict[str, Any], include_user_ids: bool
+) -> dict[str, object]:
+    """The fields that identify an event in its log lines."""
+    message_id, user_id = document.get("messageId"), document.get("userId")
+    return event_fields(
+        message_id=message_id if isinstance(message_id, str) else None,
+        user_id=str(user_id) if isinstance(user_id, str | int) else None,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        include_user_ids=include_user_ids,
+    )
 
 
 def tune_garbage_collector() -> None:
@@ -217,7 +273,7 @@ def _document_key(record: KafkaRecord, document: dict[str, Any]) -> str | None:
 
 def _type_label(value: object) -> str:
     text = value.lower() if isinstance(value, str) else ""
-    return text if text in KNOWN_TYPES else UNKNOWN_TYPE
+    return text if text in MESSAGE_TYPES else UNKNOWN_TYPE
 
 
 class Processor:
@@ -370,7 +426,7 @@ def _export_counters_at_zero() -> None:
     for stage in get_args(Stage):
         metrics.DEAD_LETTERS.labels(stage=stage)
     for outcome in OUTCOMES:
-        for message_type in (*KNOWN_TYPES, UNKNOWN_TYPE):
+        for message_type in (*MESSAGE_TYPES, UNKNOWN_TYPE):
             metrics.EVENTS.labels(outcome=outcome, type=message_type)
 
 

@@ -7,7 +7,8 @@
 * ``config``: the whole configuration file;
 * ``dead-letter-headers``: the headers of a dead-letter record.
 
-The dead-letter header names are defined here, once; the dead-letter writer imports them.
+The dead-letter header names are defined once, by the dead-letter writer (``engine/dlq.py``);
+the header model below takes them as its aliases (docs/errors.md lists what each one holds).
 Header values are UTF-8 text; numbers are decimal digits and the time is ISO 8601.
 """
 

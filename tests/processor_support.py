@@ -2,6 +2,9 @@
 
 ``ProcessorProcess`` runs ``python -m processor run`` and reads its log, ``/metrics`` and
 ``/readyz`` (the port comes from the processor's own log line, so ``server.port: 0`` works).
+``ProcessorStack`` is one test's world around it (the ``make_stack`` fixture of the integration
+tests): the broker, the sandbox, a fresh topic, dead-letter topic and group, and the steps every
+test takes (config, produce, run, wait for the commits, read the dead letters).
 ``identify_record`` / ``order_record`` build events whose effect in the sandbox is recognisable,
 and ``account`` compares what was produced with what the sandbox received and what the
 dead-letter topic holds: nothing may be lost.
@@ -20,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devkit.sandbox.broker import KafkaTarget
 from devkit.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox
-from tests.kafka_support import OutgoingRecord, Record
+from tests.kafka_support import (
+    OutgoingRecord,
+    Record,
+    committed_offsets,
+    consume_all,
+    produce,
+    wait_for_committed_offsets,
+)
 
 EMAIL_CHANNEL = next(channel.id for channel in DEFAULT_CHANNELS if channel.type == "EMAIL")
 PHONE_CHANNEL = next(channel.id for channel in DEFAULT_CHANNELS if channel.type != "EMAIL")
@@ -234,6 +244,61 @@ class ProcessorProcess:
     def __exit__(self, *_exc: object) -> None:
         if self._process is not None and self._process.poll() is None:
             self.kill()
+
+
+@dataclass(frozen=True)
+class ProcessorStack:
+    """One test's processor world: broker, sandbox, its own topics and group, a work folder."""
+
+    kafka: KafkaTarget
+    sandbox: RunningSandbox
+    topic: str
+    dead_letter_topic: str
+    group_id: str
+    workdir: Path
+
+    def config(self, **sections: Any) -> dict[str, Any]:
+        """``processor_config`` for these topics and group; ``sections`` as it takes them."""
+        return processor_config(
+            self.kafka,
+            self.sandbox,
+            topic=self.topic,
+            group_id=self.group_id,
+            dead_letter_topic=self.dead_letter_topic,
+            **sections,
+        )
+
+    def processor(
+        self, config: Mapping[str, Any] | None = None, name: str = "processor"
+    ) -> ProcessorProcess:
+        """A processor (not started yet) with ``config``, by default ``self.config()``."""
+        return ProcessorProcess(self.config() if config is None else config, self.workdir, name)
+
+    def produce(self, records: Sequence[OutgoingRecord], **options: Any) -> list[Record]:
+        """Produce to the input topic (``options`` as ``kafka_support.produce`` takes them)."""
+        return produce(self.kafka.bootstrap_servers, self.topic, records, **options)
+
+    def wait_until_committed(self, produced: Sequence[Record], timeout: float = 15.0) -> None:
+        """Wait until the group committed every produced record's partition to its end."""
+        wait_for_committed_offsets(
+            self.kafka.bootstrap_servers,
+            self.group_id,
+            self.topic,
+            end_offsets(produced),
+            timeout=timeout,
+        )
+
+    def committed(self) -> dict[int, int]:
+        """The group's committed offset per partition of the input topic."""
+        return committed_offsets(self.kafka.bootstrap_servers, self.group_id, self.topic)
+
+    def dead_letters(self, **options: Any) -> list[Record]:
+        """The dead-letter topic's records (``options`` as ``consume_all`` takes them)."""
+        return consume_all(self.kafka.bootstrap_servers, self.dead_letter_topic, **options)
+
+
+# The ``make_stack`` fixture: ``make_stack(partitions=1, sandbox=None)``.
+StackFactory = Callable[..., ProcessorStack]
 
 
 def _clean_environment() -> dict[str, str]:

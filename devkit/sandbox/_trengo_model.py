@@ -1,10 +1,10 @@
 """Channels, custom fields, labels, contacts and tickets of the Trengo sandbox, and their JSON.
 
-Pure data: no HTTP, no clock (timestamps are passed in). The shapes follow
-``reference/trengo-api.md`` §3 to §8: bare objects for create/update, the Laravel *simple*
-pagination envelope for lists, 64-bit ids; §13 for custom field values (``custom_field_data``
-keyed by the field's title, the ids in ``custom_field_values`` and ``custom_fields[].pivot``),
-``GET /custom_fields`` and ``GET /channels``. Shapes no source establishes are marked (assumed):
+Pure data: no HTTP, no clock (timestamps are passed in). The shapes follow docs/trengo-api.md:
+bare objects for create/update, the Laravel *simple* pagination envelope for lists, 64-bit ids,
+the three forms of custom field values (``custom_field_data`` keyed by the field's title, the
+ids in ``custom_field_values`` and ``custom_fields[].pivot``), ``GET /custom_fields`` and
+``GET /channels``. Shapes no source establishes are marked (assumed):
 the label object, the message object.
 """
 
@@ -26,7 +26,8 @@ ChannelType = Literal["EMAIL", "SMS", "VOIP", "WA_BUSINESS"]
 PHONE_CHANNEL_TYPES: frozenset[str] = frozenset({"SMS", "VOIP", "WA_BUSINESS"})
 CustomFieldType = Literal["CONTACT", "PROFILE", "TICKET"]
 
-# Real Trengo ids exceed 2**32 (reference fixture 90002431001): clients must use 64-bit ints.
+# Real Trengo ids exceed 2**32 (a RudderStack test fixture has 90002431001): clients must use
+# 64-bit ints.
 FIRST_CONTACT_ID = 90_002_431_001
 FIRST_TICKET_ID = 70_245_508_001
 FIRST_MESSAGE_ID = 81_356_200_001
@@ -63,9 +64,9 @@ class FieldValue:
 def custom_field_values_json(
     owner_key: str, owner_id: int, values: dict[int, FieldValue]
 ) -> JSONObject:
-    """The three forms Trengo gives field values in (§13): ``custom_field_data`` keyed by the
-    field's title (null until a field is set), ``custom_field_values`` and ``custom_fields``
-    with their ``pivot`` (``owner_key``: ``contact_id`` or ``profile_id``)."""
+    """The three forms Trengo gives field values in (docs/trengo-api.md): ``custom_field_data``
+    keyed by the field's title (null until a field is set), ``custom_field_values`` and
+    ``custom_fields`` with their ``pivot`` (``owner_key``: ``contact_id`` or ``profile_id``)."""
     return {
         "custom_field_data": {v.custom_field.title: v.value for v in values.values()} or None,
         "custom_field_values": [

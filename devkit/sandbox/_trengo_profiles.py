@@ -1,9 +1,9 @@
 """Profiles of the Trengo sandbox: companies that group contacts, with their own custom fields.
 
 Pure data like ``_trengo_model``. The profile object follows the captured ``GET /profiles/{id}``
-(reference/trengo-api.md §13): ``{id, name, abbr, color, created_at ("2022-06-26 18:20:20"),
+(docs/trengo-api.md): ``{id, name, abbr, color, created_at ("2022-06-26 18:20:20"),
 user, notes, custom_fields, custom_field_values, contacts}``, plus the title-keyed
-``custom_field_data`` contacts carry. What ``term`` matches is not known (§13); the sandbox
+``custom_field_data`` contacts carry. What ``term`` matches is not known; the sandbox
 takes the narrow reading: a case-insensitive substring of the name only, never a field value,
 so a client that finds profiles by their key must not rely on the search alone.
 """

@@ -1,7 +1,7 @@
 """The API routes of the Trengo sandbox under ``/api/v2``: what each call does and answers.
 
-Contacts and tickets follow ``reference/trengo-api.md``; custom fields, profiles, labels and
-messages follow the issue 10 contract, with the shapes no source establishes marked (assumed)
+Every call follows docs/trengo-api.md (the Trengo API as the processor relies on it), with
+the shapes no public source establishes marked (assumed)
 where they are built (``_trengo_model``, ``_trengo_profiles``). A route bound to an unknown id
 answers 404 before its body is validated, as Laravel's route-model binding does.
 """
@@ -84,7 +84,7 @@ def _listing(request: web.Request, page: Page[JSONRecordT], term: str = "") -> w
 
 
 def _forbidden(state: SandboxState, channel: SandboxChannel) -> web.Response | None:
-    """Laravel's policy refusal when the token's user may not use ``channel`` (§13)."""
+    """Laravel's policy refusal when the token's user may not use ``channel``."""
     if channel.id in state.knobs.forbidden_channels:
         return message_answer("This action is unauthorized.", 403)
     return None
@@ -170,7 +170,7 @@ def _field_value(
 
 
 async def _list_channels(request: web.Request) -> web.Response:
-    """``GET /channels?page=``: every channel (§13: ``id``, ``type``, ``title``, ...)."""
+    """``GET /channels?page=``: every channel (``id``, ``type``, ``title``, ...)."""
     channels = request.app[STATE_KEY].data.channels.values()
     return _listing(request, paginate(channels, page_number(request.query.get("page"))))
 
@@ -236,7 +236,7 @@ async def _attach_profile_contact(request: web.Request) -> web.Response:
     """``POST /profiles/{id}/contacts`` ``{contact_id, type}``: the profile with the contact.
 
     ``type`` is the contact's channel type, as every public client sends it (whether Trengo
-    needs it is not known, §13: the sandbox does, 422 without it or with another type). An
+    needs it is not known: the sandbox does, 422 without it or with another type). An
     unknown contact is a 404 like an unknown profile; attaching twice is a no-op.
     """
     state = request.app[STATE_KEY]

@@ -1,8 +1,7 @@
 """Trengo sandbox: a fake Trengo REST API v2 on loopback, for the demo, tests and benchmarks.
 
-It answers like the real API as far as ``reference/trengo-api.md`` knows it, and like the issue
-10 contract (``notes/issue10-api.md``) beyond that; shapes marked (assumed) are fixed by the
-sandbox alone and are to be checked against a live account:
+It answers like the real API as far as public sources show it (docs/trengo-api.md); shapes
+marked (assumed) are fixed by the sandbox alone and are to be checked against a live account:
 
 * ``GET /api/v2/contacts?term=&page=``: case-insensitive substring search over name, email and
   phone (a phone-like term also matches by digits: ``9830311521`` finds ``+98 30311521``), all
@@ -12,9 +11,9 @@ sandbox alone and are to be checked against a live account:
 * ``PUT /api/v2/contacts/{id}`` (200, 404) and ``POST /api/v2/tickets`` (201, 422).
 * ``POST /api/v2/contacts/{id}/custom_fields`` ``{custom_field_id, value}``: 200 with the contact;
   the field must be a CONTACT field of ``SandboxOptions.custom_fields`` (422), the contact must
-  exist (404). Contacts and profiles give field values as §13 shows them: ``custom_field_data``
-  keyed by the field's title, ``custom_field_values [{custom_field_id, field_name, value}]`` and
-  ``custom_fields[].pivot``.
+  exist (404). Contacts and profiles give field values as public captures show them:
+  ``custom_field_data`` keyed by the field's title, ``custom_field_values [{custom_field_id,
+  field_name, value}]`` and ``custom_fields[].pivot``.
 * ``GET /api/v2/custom_fields?page=``: ``{id, title, type (CONTACT|PROFILE|TICKET), field_type}``;
   ``GET /api/v2/channels?page=``: the channels ``{id, type, title, display_name, ...}``.
 * ``GET /api/v2/profiles?term=&page=`` (``term``: substring of the name only: the narrow reading

@@ -8,7 +8,7 @@ the token but refuses the work, so only a fixed config and a restart help, and t
 closed without probing. The gate counts how long it has been halted, so an event's retry
 deadline (``delivery.retry_max_seconds``) does not run while nothing could be delivered.
 
-``token_works`` answers the 403 question (DESIGN.md §3): a probe with the same token that
+``token_works`` answers the 403 question (docs/errors.md): a probe with the same token that
 gets through means only the event's action is forbidden, not the token.
 """
 

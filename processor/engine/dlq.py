@@ -1,7 +1,7 @@
 """The dead-letter topic: what failed, why, and where it came from, with the original bytes.
 
 A dead-lettered event is done only when the broker acknowledged its record; until then its
-offset is not committed. Header names are part of the operator contract (DESIGN.md §3).
+offset is not committed. Header names are part of the operator contract (docs/errors.md).
 
 An original value near the broker's ``message.max.bytes`` no longer fits once the error headers
 are added. A record the producer or the broker refuses as too large is sent again with its value

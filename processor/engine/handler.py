@@ -1,6 +1,6 @@
 """What happens to one event once the scheduler hands it over: deliver, retry or dead-letter.
 
-Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo client raised:
+Outcomes follow the table in docs/errors.md, decided by the error class the Trengo client raised:
 
 * delivered: Trengo accepted the work; the offset is done.
 * transient (408, 429, 5xx, timeouts): tried again with full-jitter backoff (Retry-After wins),
@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from prometheus_client import Counter
 
@@ -53,9 +54,9 @@ logger = logging.getLogger(__name__)
 Deliver = Callable[[Plan], Awaitable[object]]
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaRecord:
-    """The parts of a consumed Kafka message the processor keeps."""
+class KafkaRecord(NamedTuple):
+    """The parts of a consumed Kafka message the processor keeps (a named tuple: the poll
+    thread makes one per record, and a tuple is the cheapest object to make)."""
 
     topic: str
     partition: int

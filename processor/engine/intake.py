@@ -59,34 +59,61 @@ class Intake:
         self._tracker = tracker
 
     def accept(self, batch: list[tuple[KafkaRecord, OffsetTicket]]) -> None:
-        """Prepare each record and queue its events behind the earlier events of its key."""
+        """Prepare each record and queue its events behind the earlier events of its key;
+        the records skipped whole are marked done together, at the end of the batch."""
         skipped: Counter[tuple[str, SkipReason]] = Counter()
-        log_skips = logger.isEnabledFor(logging.DEBUG)
+        done: list[OffsetTicket] = []
+        log_skips = skips_logged()
         for record, ticket in batch:
             prepared = self._prepare(record)
-            to_deliver = []
-            for part in (Part(prepared.message_type, prepared.work), *prepared.more):
-                work = part.work
-                if isinstance(work, Skip):
-                    skipped[part.message_type, work.reason] += 1
-                    if log_skips:
-                        log_outcome(logger, "skipped", work.detail, prepared.log_fields)
-                else:
-                    to_deliver.append((part.message_type, work))
-            if not to_deliver:
-                self._tracker.mark_done(ticket)
+            work = prepared.work
+            if isinstance(work, Skip) and not prepared.more:  # most of a site's stream
+                skipped[prepared.message_type, work.reason] += 1
+                if log_skips:
+                    log_outcome(logger, "skipped", work.detail, prepared.log_fields)
+                done.append(ticket)
                 continue
-            if len(to_deliver) > 1:
-                self._tracker.expect_parts(ticket, len(to_deliver))
-            for message_type, work in to_deliver:
-                item = WorkItem(
-                    record=record,
-                    ticket=ticket,
-                    message_type=message_type,
-                    work=work,
-                    log_fields=prepared.log_fields,
-                )
-                self._scheduler.submit(prepared.key, item)
+            if not self._queue(record, ticket, prepared, skipped, log_skips):
+                done.append(ticket)
+        self._tracker.mark_all_done(done)
         for (message_type, reason), count in skipped.items():
             metrics.EVENTS.labels(outcome="skipped", type=message_type).inc(count)
             metrics.SKIPPED.labels(reason=reason).inc(count)
+
+    def _queue(
+        self,
+        record: KafkaRecord,
+        ticket: OffsetTicket,
+        prepared: Prepared,
+        skipped: Counter[tuple[str, SkipReason]],
+        log_skips: bool,
+    ) -> bool:
+        """Queue the record's events that are not skipped; False when all of them are."""
+        to_deliver = []
+        for part in (Part(prepared.message_type, prepared.work), *prepared.more):
+            work = part.work
+            if isinstance(work, Skip):
+                skipped[part.message_type, work.reason] += 1
+                if log_skips:
+                    log_outcome(logger, "skipped", work.detail, prepared.log_fields)
+            else:
+                to_deliver.append((part.message_type, work))
+        if not to_deliver:
+            return False
+        if len(to_deliver) > 1:
+            self._tracker.expect_parts(ticket, len(to_deliver))
+        for message_type, work in to_deliver:
+            item = WorkItem(
+                record=record,
+                ticket=ticket,
+                message_type=message_type,
+                work=work,
+                log_fields=prepared.log_fields,
+            )
+            self._scheduler.submit(prepared.key, item)
+        return True
+
+
+def skips_logged() -> bool:
+    """Whether skipped events are logged one by one (at DEBUG): then they need log fields."""
+    return logger.isEnabledFor(logging.DEBUG)

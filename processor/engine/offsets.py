@@ -31,13 +31,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 TopicPartition = tuple[str, int]
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetTicket:
-    """Identifies one polled message within one assignment of its partition."""
+class OffsetTicket(NamedTuple):
+    """Identifies one polled message within one assignment of its partition (a named tuple:
+    one is made per polled record, and a tuple is the cheapest object to make)."""
 
     topic: str
     partition: int
@@ -74,6 +75,15 @@ class _PartitionOffsets:
             self.buffered_bytes -= self.sizes.popleft()
             self.done.discard(finished)
             self.commit_position = finished + 1
+
+    def finish(self, offset: int) -> bool:
+        """One part of the offset finished; True when it was the last (the offset is done)."""
+        left = self.parts_left.pop(offset, 1) - 1 if self.parts_left else 0
+        if left > 0:
+            self.parts_left[offset] = left
+            return False
+        self.done.add(offset)
+        return True
 
     def may_run(self, offset: int) -> bool:
         return not self.revoking or offset <= self.highest_started
@@ -153,14 +163,27 @@ class OffsetTracker:
             state = self._partitions.get((ticket.topic, ticket.partition))
             if state is None or state.epoch != ticket.epoch:
                 return False
-            left = state.parts_left.pop(ticket.offset, 1) - 1
-            if left > 0:
-                state.parts_left[ticket.offset] = left
-                return True
-            state.done.add(ticket.offset)
-            state.active_at = self._clock()
-            state.advance()
+            if state.finish(ticket.offset):
+                state.active_at = self._clock()
+                state.advance()
             return True
+
+    def mark_all_done(self, tickets: Iterable[OffsetTicket]) -> None:
+        """``mark_done`` for many offsets under one lock, each partition advanced once: a
+        poll batch's skipped events (stale tickets are ignored, as by ``mark_done``)."""
+        with self._lock:
+            touched: dict[TopicPartition, _PartitionOffsets] = {}
+            for ticket in tickets:
+                tp = (ticket.topic, ticket.partition)
+                state = touched.get(tp) or self._partitions.get(tp)
+                if state is None or state.epoch != ticket.epoch:
+                    continue
+                if state.finish(ticket.offset):
+                    touched[tp] = state
+            now = self._clock() if touched else 0.0
+            for state in touched.values():
+                state.active_at = now
+                state.advance()
 
     def note_attempt(self, ticket: OffsetTicket) -> None:
         """An event of the ticket's partition is being worked on: the partition is not stalled."""

@@ -1,8 +1,8 @@
 """Filter stage: what RudderStack would never have sent to Trengo is skipped, not dead-lettered.
 
 rudder-server applies these rules to every cloud-mode destination before the destination's
-transformer (docs/rudderstack.md); here they run on the decoded event, before validation, and
-read only the fields they need. In order:
+transformer (docs/rudderstack-compatibility.md); here they run on the decoded (and transformed)
+event, before validation, and read only the fields they need. In order:
 
 1. ``pipeline.ignore_types``: the operator's own list of message types to skip.
 2. The event's ``integrations`` object, as rudder-server's ``FilterClientIntegrations``: a
@@ -24,13 +24,15 @@ would read it (a wrong type is an empty value).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, get_args
 
 from processor.config import ConsentItems, Settings
 from processor.pipeline.plan import Skip, SkipReason
 
 SKIP_REASONS: tuple[SkipReason, ...] = get_args(SkipReason)
+# RudderStack's message types.
+MESSAGE_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 # The destination's display name, the key of the integrations object.
 DESTINATION_NAME = "Trengo"
 _CUSTOM_PROVIDER = "custom"
@@ -100,14 +102,18 @@ class EventFilter:
     mapped_events: frozenset[str]
     skip_unsupported: bool
     skip_unmapped: bool
+    # The skips of the known message types, made once: most of a stream is skipped.
+    _ignored: Mapping[str, Skip] = field(default_factory=dict)
+    _unsupported: Mapping[str, Skip] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventFilter:
         """Built once at start."""
         destination, pipeline = settings.destination, settings.pipeline
         supported = {"identify", "track"} | ({"group"} if destination.enableProfiles else set())
+        ignore_types = frozenset(kind.lower() for kind in pipeline.ignore_types)
         return cls(
-            ignore_types=frozenset(kind.lower() for kind in pipeline.ignore_types),
+            ignore_types=ignore_types,
             supported_types=frozenset(supported),
             consent=ConsentRules.from_items(
                 destination.consent_items("consentManagement"),
@@ -119,6 +125,8 @@ class EventFilter:
             ),
             skip_unsupported=not pipeline.dead_letter_unsupported_types,
             skip_unmapped=pipeline.unmapped_events == "skip",
+            _ignored={kind: _ignored_skip(kind) for kind in ignore_types},
+            _unsupported={kind: _unsupported_skip(kind) for kind in MESSAGE_TYPES - supported},
         )
 
     def __call__(self, document: Mapping[str, Any]) -> Skip | None:
@@ -126,15 +134,15 @@ class EventFilter:
         kind = document.get("type")
         kind = kind.lower() if isinstance(kind, str) else None
         if kind in self.ignore_types:
-            return _skip("ignore_types", f"Event type {kind} is ignored (pipeline.ignore_types)")
+            return self._ignored.get(kind) or _ignored_skip(kind)
         return self._routing_skip(document) or self._type_skip(kind, document)
 
     def _routing_skip(self, document: Mapping[str, Any]) -> Skip | None:
         """rudder-server's per-destination routing: the integrations object, then consent."""
         if not _integrations_allow(document.get("integrations", {})):
-            return _skip("integrations", f"integrations object excludes {DESTINATION_NAME}")
+            return _EXCLUDED
         if not self._consent_allows(document.get("context")):
-            return _skip("consent", "the user denied a consent this destination requires")
+            return _DENIED
         return None
 
     def _type_skip(self, kind: str | None, document: Mapping[str, Any]) -> Skip | None:
@@ -142,10 +150,11 @@ class EventFilter:
         if kind is None:
             return None  # validation says what is wrong with the type
         if kind not in self.supported_types:
-            skip = _skip("message_type", f"Message type {kind} not supported")
-            return skip if self.skip_unsupported else None
+            if not self.skip_unsupported:
+                return None
+            return self._unsupported.get(kind) or _unsupported_skip(kind)
         if kind == "track" and self.skip_unmapped and not self._mapped(document.get("event")):
-            return _skip("unmapped_event", "event is not present in Event-Map template keys")
+            return _UNMAPPED
         return None
 
     def _mapped(self, event: object) -> bool:
@@ -177,8 +186,17 @@ def _integrations_allow(integrations: object) -> bool:
     return everything
 
 
-def _skip(reason: SkipReason, detail: str) -> Skip:
-    return Skip(reason, detail)
+def _ignored_skip(kind: str) -> Skip:
+    return Skip("ignore_types", f"Event type {kind} is ignored (pipeline.ignore_types)")
+
+
+def _unsupported_skip(kind: str) -> Skip:
+    return Skip("message_type", f"Message type {kind} not supported")
+
+
+_EXCLUDED = Skip("integrations", f"integrations object excludes {DESTINATION_NAME}")
+_DENIED = Skip("consent", "the user denied a consent this destination requires")
+_UNMAPPED = Skip("unmapped_event", "event is not present in Event-Map template keys")
 
 
 def _text(value: object) -> str:

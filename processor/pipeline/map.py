@@ -1,10 +1,11 @@
 """Map stage: a validated message and the destination config → a Plan, or a rejection.
 
-Pure: no I/O, no clock. It follows RudderStack's Trengo transformer (reference §3 to §7) with the
-Trengo calls left as plan steps; finding the contact (cache, exact-match search, URL encoding)
-is the delivery stage's job. Rejection texts are RudderStack's for the same conditions.
+Pure: no I/O, no clock. It follows RudderStack's Trengo transformer
+(docs/rudderstack-compatibility.md) with the Trengo calls left as plan steps; finding the contact
+(cache, exact-match search, URL encoding) is the delivery stage's job. Rejection texts are
+RudderStack's for the same conditions.
 
-Field resolution (reference §4): a value is the first one present (a non-empty string or a
+Field resolution: a value is the first one present (a non-empty string or a
 non-zero number; other JSON types are skipped) along its path list:
 
 * email: ``traits.email``, ``context.traits.email``, ``properties.email``, then the ``id`` of

@@ -2,8 +2,9 @@
 (the ticket's first message, opt-in), compiled once, rendered per track event.
 
 RudderStack renders subjects with Handlebars; here they are Jinja2 templates in a sandbox, made to
-behave like RudderStack's usage wherever the two languages overlap (reference §8). A message
-template follows exactly the same rules as a subject:
+behave like RudderStack's usage wherever the two languages overlap
+(docs/rudderstack-compatibility.md). A message template follows exactly the same rules as a
+subject:
 
 * The template is trimmed, compiled and rendered, and the result is trimmed again.
 * Variables: ``event`` (the event name), ``properties`` and every top-level property; a

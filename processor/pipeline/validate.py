@@ -1,13 +1,13 @@
 """Validate stage: a decoded JSON object → an ``Identify``, ``Track`` or ``Group`` message, or a
 rejection.
 
-The type checks come first and keep RudderStack's texts (reference §3): a missing type is
-``Event type is required``; a type other than identify or track (compared lowercased) is
-``Event type <type> is not supported``. The filter stage skips such events before they get
-here unless ``pipeline.dead_letter_unsupported_types`` is on. A group is accepted only when
-``destination.enableProfiles`` is on (the caller says so with ``accept_groups``). A type that
-is not text is rejected here with a clear reason (RudderStack fails it with a 500 and retries
-it forever).
+The type checks come first and keep RudderStack's texts (docs/rudderstack-compatibility.md): a
+missing type is ``Event type is required``; a type other than identify or track (compared
+lowercased) is ``Event type <type> is not supported``. The filter stage skips such events before
+they get here unless ``pipeline.dead_letter_unsupported_types`` is on. A group is accepted only
+when ``destination.enableProfiles`` is on (the caller says so with ``accept_groups``). A type
+that is not text is rejected here with a clear reason (RudderStack fails it with a 500 and
+retries it forever).
 """
 
 from __future__ import annotations

@@ -1,24 +1,27 @@
 """The Trengo REST client: rate-limited, measured, and raising one error class per failure.
 
-Every call waits for the token's ``RateLimiter``, goes out on an ``httpx.AsyncClient`` (in
-production on the aiohttp transport of ``httpx-aiohttp``: httpx's own pool collapses at a few
-hundred calls in flight, see reference/http-client.md), feeds the response's rate-limit headers
+Every call waits for the token's ``RateLimiter``, goes out on an httpx transport (in
+production the aiohttp transport of ``httpx-aiohttp``: httpx's own pool collapses at a few
+hundred calls in flight, see docs/architecture.md), feeds the response's rate-limit headers
 back to the limiter, is counted in ``trengo_requests_total{operation,status}`` and timed in
 ``trengo_request_duration_seconds{operation}``. A failure is raised as the ``TrengoError``
 subclass ``errors.classify`` picks; timeouts and connection errors are ``TransientError``.
 
-Requests are built whole (shared headers, parsed URLs reused) and handed to
-``AsyncClient.send``, and the client keeps no cookies: ``AsyncClient.request`` merges URL,
-headers and cookies for every call and the cookie jar parses every response, which together
-cost about a third of a call's CPU (``make bench``, throughput) and an API client with a bearer
-token needs neither. Unit tests pass an ``httpx.MockTransport``.
+Requests are built whole (shared headers, parsed URLs reused; headers and body assembled as
+``httpx.Request(json=...)`` would make them, without its per-header checks) and handed straight
+to the transport's ``handle_async_request``; the answer is read whole and its connection
+released. That is all ``httpx.AsyncClient.send`` would do for this client, which follows no
+redirects, keeps no cookies and has no auth flow or hooks: its bookkeeping around the call is
+CPU spent for nothing (with both changes a call cost 313 instead of 447 µs, ``make bench``
+throughput, bench/RESULTS.md). httpx's ``Request`` and ``Response`` stay the types; unit tests
+pass an ``httpx.MockTransport``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import http.cookiejar
+import json
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -47,6 +50,7 @@ from processor.trengo.requests import ContactId, TrengoId, TrengoRequest
 JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 JsonObject: TypeAlias = dict[str, JsonValue]
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 USER_AGENT = "trengo-processor"
 # Asked after the rate limiter's wait, right before each call: the engine sets it per event so
@@ -91,11 +95,7 @@ class TrengoClient:
             sleep=sleep,
             wall_clock=wall_clock,
         )
-        self._http = httpx.AsyncClient(
-            transport=transport or _aiohttp_transport(max_connections),
-            cookies=_NoCookies(),
-            follow_redirects=False,
-        )
+        self._transport = transport or _aiohttp_transport(max_connections)
         self._headers = _headers(token)
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
 
@@ -135,7 +135,7 @@ class TrengoClient:
         sent_at = self._clock()
         self._calls_made += 1
         try:
-            response = await self._http.send(http_request)
+            response = await self._exchange(http_request)
         except _NO_ANSWER_ERRORS as error:
             self._measure(request.operation, "error", sent_at)
             raise transport_failure(request.operation, error, redact=self._token) from None
@@ -227,7 +227,7 @@ class TrengoClient:
 
     async def aclose(self) -> None:
         """Close the connections."""
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> TrengoClient:
         return self
@@ -241,14 +241,37 @@ class TrengoClient:
         await self.aclose()
 
     def _build(self, request: TrengoRequest) -> httpx.Request:
-        """The whole HTTP request, body encoded."""
-        return httpx.Request(
+        """The whole HTTP request, body encoded: the headers and body ``httpx.Request(json=...)``
+        would make, assembled directly (httpx would re-check every header of every request)."""
+        url = _parsed_url(requests.url(self._base_url, request))
+        host = (b"Host", url.netloc)
+        if request.json is None:  # no body: httpx adds an empty one's length right after Host
+            body = b""
+            first = [host, (b"Content-Length", b"0")] if request.method in _BODY_METHODS else [host]
+            headers = httpx.Headers([*first, *self._headers.raw])
+        else:
+            body = _json_bytes(request.json)
+            length = (b"Content-Length", str(len(body)).encode())
+            headers = httpx.Headers([host, *self._headers.raw, length])
+        built = httpx.Request(
             request.method,
-            _parsed_url(requests.url(self._base_url, request)),
-            headers=self._headers,
-            json=request.json,
+            url,
+            headers=headers,
+            stream=httpx.ByteStream(body),
             extensions=self._extensions,
         )
+        built.read()
+        return built
+
+    async def _exchange(self, request: httpx.Request) -> httpx.Response:
+        """The transport's answer, its body read and its connection released."""
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def _page(self, request: TrengoRequest) -> Page:
         """Send a list request; its ``data`` objects and whether a next page exists."""
@@ -264,13 +287,6 @@ class TrengoClient:
     def _measure(self, operation: str, status: str, sent_at: float) -> None:
         _requests_counter(operation, status).inc()
         _duration_histogram(operation).observe(max(0.0, self._clock() - sent_at))
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """A jar that keeps nothing: Trengo authenticates with the bearer token, not a session."""
-
-    def extract_cookies(self, response: object, request: object) -> None:
-        return None
 
 
 # Most calls go to a few URLs (``/tickets``, a known contact): parsing one costs as much as
@@ -297,6 +313,11 @@ def id_of(trengo_object: JsonObject) -> TrengoId | None:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         return None
     return value
+
+
+def _json_bytes(body: object) -> bytes:
+    """A JSON body exactly as httpx encodes one: compact, UTF-8, no NaN or infinity."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _headers(token: str) -> httpx.Headers:

@@ -4,10 +4,11 @@ Finding the contact, cheapest first:
 
 1. A ``KnownContact`` id (a ``trengoContactId`` externalId): no call.
 2. The contact-id cache, keyed by (channel, normalised identifier): no call.
-3. Identify on an email channel: ``POST /channels/{id}/contacts``, which for an email is
-   Trengo's find-or-create (reference §6). It returns the existing contact or a new one, so a
-   new contact costs one call instead of search + create, and an existing one costs the same
-   as search (then an update only if Trengo's name differs).
+3. Identify on an email channel with ``trengo.email_find_or_create`` (the default):
+   ``POST /channels/{id}/contacts``, which for an email is Trengo's find-or-create
+   (docs/trengo-api.md). It returns the existing contact or a new one, so a new contact costs
+   one call instead of search + create, and an existing one costs the same as search (then an
+   update only if Trengo's name differs).
 4. Otherwise ``GET /contacts?term=`` filtered to exact matches (emails case-insensitively,
    phones by their digits); several exact matches narrow to the one on the plan's channel.
    One → use it; none → create it (identify) or fail (track, group: neither creates a
@@ -15,10 +16,11 @@ Finding the contact, cheapest first:
 
 Then, per plan type:
 
-* Identify: ``PUT /contacts/{id}`` unless Trengo already has the name (as the search or create
-  response reported it) or it equals the last name this process sent to that contact (or last
-  saw in a search); then one ``POST /contacts/{id}/custom_fields`` per custom field whose value
-  differs from the last one Trengo accepted for that contact and field.
+* Identify without dedup (``enableDedup: false``): always a create, as RudderStack does; with a
+  known or resolved contact: ``PUT /contacts/{id}`` unless Trengo already has the name (as the
+  search or create response reported it) or it equals the last name this process sent to that
+  contact (or last saw in a search); then one ``POST /contacts/{id}/custom_fields`` per custom
+  field whose value differs from the last one Trengo accepted for that contact and field.
 * Track: ``POST /tickets``. With a message or labels (``followups``): label ids looked up
   before the ticket opens, then one call for the message and one per label; a retry of the
   same event continues with the follow-ups not yet done. Without them: the ticket call only.

@@ -1,4 +1,4 @@
-"""Trengo failures, sorted into the three classes the engine acts on (DESIGN.md §3).
+"""Trengo failures, sorted into the classes the engine acts on (docs/errors.md).
 
 * ``TransientError``: 408, 429, 5xx, timeouts, connection errors. Retry later, honouring
   ``retry_after`` when Trengo gave one.
@@ -7,7 +7,7 @@
 * ``DestinationDown``: 401. The token does not work: halt, dead-letter nothing.
 * ``Forbidden`` (a ``DestinationDown``): 403. Either the token is refused (halt) or only this
   action is forbidden (a private channel, a role without the permission: dead-letter the
-  event); the engine asks a probe with the same token which (DESIGN.md §3).
+  event); the engine asks a probe with the same token which.
 
 ``classify`` is the one function that maps an HTTP answer to a class. Reasons are short human
 text ("create_ticket: HTTP 422 Unprocessable Entity: The contact id field is required.") and
@@ -59,7 +59,7 @@ class PermanentError(TrengoError):
     """Retrying cannot help: dead-letter the event."""
 
 
-class DestinationDown(TrengoError):  # noqa: N818 - the name DESIGN.md and the engine use
+class DestinationDown(TrengoError):  # noqa: N818 - the name the docs and the engine use
     """Trengo refuses the API token (401): halt the destination."""
 
 

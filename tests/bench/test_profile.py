@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.profile import flame_summary, parse_collapsed, shares_by_area, top_functions
+from bench.profile import (
+    ProfilerMissingError,
+    flame_summary,
+    parse_collapsed,
+    profiled_run,
+    shares_by_area,
+    top_functions,
+)
 
 COLLAPSED = "\n".join(
     [
@@ -59,3 +68,26 @@ def test_the_summary_has_the_three_tables() -> None:
     assert "| `send (processor/trengo/client.py)` | 80.0% | 20.0% |" in summary
     assert summary.count("| --- |") == 3
     assert flame_summary("") == "(no samples)"
+
+
+def test_a_profiled_run_gives_its_header_and_summary_or_why_there_is_none(tmp_path: Path) -> None:
+    output = tmp_path / "run.pyspy"
+
+    def missing(_output: Path) -> float:
+        raise ProfilerMissingError("py-spy is not installed")
+
+    def wrote_nothing(_output: Path) -> float:
+        return 10.0
+
+    def recorded(path: Path) -> float:
+        path.write_text("main (a.py);work (b.py) 3\n", encoding="utf-8")
+        return 10.0
+
+    def header(rate: float) -> str:
+        return f"at {rate:.0f}/s"
+
+    assert profiled_run(output, missing, header) == "Profile: not taken (py-spy is not installed)."
+    assert profiled_run(output, wrote_nothing, header).startswith("Profile: py-spy wrote nothing")
+    profile = profiled_run(output, recorded, header)
+    assert profile.startswith("at 10/s\n\nSelf time by area (3 samples):")
+    assert "`work (b.py)` | 100.0% | 100.0%" in profile

@@ -7,15 +7,12 @@ over loopback; the test checks what Trengo ends up holding and what it cost in c
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
 from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
-from tests.kafka_support import TopicFactory, consume_all, produce, wait_for_committed_offsets
-from tests.processor_support import ProcessorProcess, processor_config
+from tests.processor_support import ProcessorStack, StackFactory
 
 pytestmark = pytest.mark.integration
 
@@ -90,14 +87,10 @@ EVENTS = [
 ]
 
 
-def test_custom_fields_profiles_labels_and_messages_reach_trengo(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> None:
-    reasons = run_every_feature(kafka, kafka_topic_factory, group_id, sandbox, tmp_path)
+def test_custom_fields_profiles_labels_and_messages_reach_trengo(make_stack: StackFactory) -> None:
+    stack = make_stack(1)
+    sandbox = stack.sandbox
+    reasons = run_every_feature(stack)
 
     assert reasons == DEAD_LETTER_REASONS
     assert_trengo_holds_each_thing_once(sandbox)
@@ -119,14 +112,11 @@ def test_custom_fields_profiles_labels_and_messages_reach_trengo(
 
 
 def test_failed_calls_are_retried_without_a_second_ticket_profile_or_label(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
     # A third of the calls answer 5xx: every step, follow-ups included, is retried on its own.
     with RunningSandbox(SandboxOptions(requests_per_minute=None, error_rate=0.3, seed=3)) as faulty:
-        reasons = run_every_feature(kafka, kafka_topic_factory, group_id, faulty, tmp_path)
+        reasons = run_every_feature(make_stack(1, sandbox=faulty))
 
         assert reasons == DEAD_LETTER_REASONS
         assert_trengo_holds_each_thing_once(faulty)
@@ -140,30 +130,13 @@ DEAD_LETTER_REASONS = [
 ]
 
 
-def run_every_feature(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> list[str]:
+def run_every_feature(stack: ProcessorStack) -> list[str]:
     """Deliver EVENTS with every feature on; the dead letters' reasons, sorted."""
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
-    produce(kafka.bootstrap_servers, topic, EVENTS)
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination=DESTINATION,
-    )
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, {0: len(EVENTS)}, timeout=60
-        )
+    produced = stack.produce(EVENTS)
+    with stack.processor(stack.config(destination=DESTINATION)) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         assert processor.stop() == 0, processor.log()
-    letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=2)
+    letters = stack.dead_letters(min_records=2)
     return sorted(dict(letter.headers)["x-error-reason"].decode() for letter in letters)
 
 

@@ -11,21 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
 from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
-from tests.kafka_support import (
-    Record,
-    TopicFactory,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from tests.kafka_support import Record
 from tests.processor_support import (
     DEAD_LETTER_UNMAPPED,
     EMAIL_CHANNEL,
     PHONE_CHANNEL,
     ProcessorProcess,
-    processor_config,
+    StackFactory,
     wait_until,
 )
 from tests.promtool import run_promtool
@@ -90,30 +83,16 @@ def _query(query: dict[str, str]) -> str:
 
 
 def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
-    produced = produce(kafka.bootstrap_servers, topic, EVENTS)
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        pipeline=DEAD_LETTER_UNMAPPED,
-    )
-    end_offsets = {p: max(r.offset for r in produced if r.partition == p) + 1 for p in (0, 1)}
-    end_offsets = {p: o for p, o in end_offsets.items() if o > 0}
+    stack = make_stack(2)
+    sandbox = stack.sandbox
+    produced = stack.produce(EVENTS)
+    config = stack.config(pipeline=DEAD_LETTER_UNMAPPED)
 
     started_at = time.time()
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets, timeout=60
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         _assert_progress_metrics(processor, started_at)
         assert processor.stop() == 0, processor.log()
 
@@ -154,7 +133,7 @@ def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
     ]
     assert len(received) == 6  # nothing else: no search before a create, no ticket for carol
 
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=3)
+    dead_letters = stack.dead_letters(min_records=3)
     by_stage = {_header(letter, "x-error-stage"): letter for letter in dead_letters}
     assert set(by_stage) == {"decode", "map", "deliver"}
     assert _header(by_stage["map"], "x-error-reason") == (
@@ -163,8 +142,8 @@ def test_events_reach_trengo_and_offsets_commit_only_after_trengo_answered(
     assert _header(by_stage["deliver"], "x-error-reason") == (
         "No contact found for term:carol@example.com track event failed"
     )
-    _assert_points_back_to_original(by_stage["decode"], produced, topic)
-    _assert_points_back_to_original(by_stage["deliver"], produced, topic)
+    _assert_points_back_to_original(by_stage["decode"], produced, stack.topic)
+    _assert_points_back_to_original(by_stage["deliver"], produced, stack.topic)
 
 
 def _assert_progress_metrics(processor: ProcessorProcess, started_at: float) -> None:
@@ -221,17 +200,12 @@ def test_a_bad_config_prints_one_line_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_a_phone_channel_searches_first_and_sends_tickets_without_subject(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    stack = make_stack(1)
+    sandbox = stack.sandbox
     phone = "+31612345678"
-    produced = produce(
-        kafka.bootstrap_servers,
-        topic,
+    produced = stack.produce(
         [
             (
                 b"dave",
@@ -251,18 +225,11 @@ def test_a_phone_channel_searches_first_and_sends_tickets_without_subject(
             ),
         ],
     )
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination={"channelId": str(PHONE_CHANNEL), "channelIdentifier": "phone"},
+    config = stack.config(
+        destination={"channelId": str(PHONE_CHANNEL), "channelIdentifier": "phone"}
     )
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, {0: len(produced)}, timeout=60
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         assert processor.stop() == 0, processor.log()
 
     channel = str(PHONE_CHANNEL)
@@ -287,38 +254,26 @@ def contact_id_of_phone(sandbox: RunningSandbox, phone: str) -> int:
 
 
 def test_the_api_token_never_appears_in_logs_metrics_or_dead_letters(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
     token = "tok-Secret-4e1d9c"
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
     options = SandboxOptions(requests_per_minute=None, tokens=(token,))
     with RunningSandbox(options) as sandbox:
-        produce(kafka.bootstrap_servers, topic, EVENTS)
+        stack = make_stack(1, sandbox=sandbox)
+        stack.produce(EVENTS)
         port = free_port()
-        config = processor_config(
-            kafka,
-            sandbox,
-            topic=topic,
-            group_id=group_id,
-            dead_letter_topic=dead_letter_topic,
-            pipeline=DEAD_LETTER_UNMAPPED,
-        )
+        config = stack.config(pipeline=DEAD_LETTER_UNMAPPED)
         config["server"]["port"] = port
         config["log"]["level"] = "DEBUG"
-        with ProcessorProcess(config, tmp_path) as processor:
-            consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=3, timeout=60)
+        with stack.processor(config) as processor:
+            stack.dead_letters(min_records=3, timeout=60)
             sandbox.set_faults(tokens=("rotated",))  # the token is revoked: 401s, halted
-            produce(
-                kafka.bootstrap_servers, topic, [identify("erin", "erin@example.com", "E", "F")]
-            )
+            stack.produce([identify("erin", "erin@example.com", "E", "F")])
             metrics_text = _wait_for_halt(port)
             assert processor.stop() == 0, processor.log()
         log = processor.log()
     assert "destination halted" in log
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=3)
+    dead_letters = stack.dead_letters(min_records=3)
     everything = [log, metrics_text, *(repr(letter) for letter in dead_letters)]
     assert all(token not in text for text in everything)
 

@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
-from tests.kafka_support import OutgoingRecord, TopicFactory, committed_offsets, consume_all
+from devkit.sandbox.trengo import SandboxOptions
+from tests.kafka_support import OutgoingRecord
 from tests.processor_support import (
     UNLIMITED_RATE,
     ProcessorProcess,
+    ProcessorStack,
+    StackFactory,
     contact_emails,
     email_of,
     identify_record,
     order_record,
     order_subject,
-    processor_config,
     ticket_subjects,
     wait_until,
 )
@@ -79,26 +78,17 @@ def sandbox_options() -> SandboxOptions:
 
 
 def test_a_200k_backlog_with_a_slow_trengo_keeps_buffers_and_memory_bounded(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(PARTITIONS), kafka_topic_factory(1)
-    produce_backlog(kafka.bootstrap_servers, topic)
+    stack = make_stack(PARTITIONS)
+    produce_backlog(stack.kafka.bootstrap_servers, stack.topic)
     max_buffered = 2000
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
+    config = stack.config(
         trengo=UNLIMITED_RATE,
         delivery={"max_in_flight": 32, "max_buffered_events": max_buffered},
     )
 
-    with ProcessorProcess(config, tmp_path) as processor:
+    with stack.processor(config) as processor:
         wait_until(lambda: processor.messages("assigned"), 30, "the partitions")
         samples = _sample(processor, SAMPLE_SECONDS)
         assert processor.stop() == 0, processor.log()
@@ -108,14 +98,15 @@ def test_a_200k_backlog_with_a_slow_trengo_keeps_buffers_and_memory_bounded(
     print(
         f"backlog: RSS {min(rss_after_warm_up) / 2**20:.0f}-{max(rss_after_warm_up) / 2**20:.0f}"
         f" MiB after warm-up (peak {max(sample.rss for sample in samples) / 2**20:.0f} MiB), "
-        f"inflight max {max(inflight):.0f}, {sum(ticket_subjects(sandbox).values())} delivered"
+        f"inflight max {max(inflight):.0f}, "
+        f"{sum(ticket_subjects(stack.sandbox).values())} delivered"
     )
     assert max(inflight) <= max_buffered + BATCH_SIZE
     assert max(inflight) >= max_buffered  # the buffer did fill: the bound was tested
     assert max(sample.paused for sample in samples) == PARTITIONS
     assert max(rss_after_warm_up) - rss_after_warm_up[0] <= RSS_GROWTH_ALLOWANCE
-    _assert_committed_events_delivered(kafka, sandbox, group_id, topic)
-    assert consume_all(kafka.bootstrap_servers, dead_letter_topic) == []
+    _assert_committed_events_delivered(stack)
+    assert stack.dead_letters() == []
 
 
 @dataclass(frozen=True)
@@ -141,12 +132,10 @@ def _sample(processor: ProcessorProcess, seconds: float) -> list[Sample]:
     return samples
 
 
-def _assert_committed_events_delivered(
-    kafka: KafkaTarget, sandbox: RunningSandbox, group_id: str, topic: str
-) -> None:
+def _assert_committed_events_delivered(stack: ProcessorStack) -> None:
     """Nothing below a committed offset may be missing from the sandbox: none lost."""
-    committed = committed_offsets(kafka.bootstrap_servers, group_id, topic)
-    tickets, emails = ticket_subjects(sandbox), contact_emails(sandbox)
+    committed = stack.committed()
+    tickets, emails = ticket_subjects(stack.sandbox), contact_emails(stack.sandbox)
     assert set(committed) == set(range(PARTITIONS))
     for partition, position in committed.items():
         for offset in range(position):

@@ -9,29 +9,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
 from devkit.sandbox.trengo import RecordedRequest, RunningSandbox
-from tests.kafka_support import (
-    OutgoingRecord,
-    Record,
-    TopicFactory,
-    committed_offsets,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from tests.kafka_support import OutgoingRecord, Record
 from tests.processor_support import (
     UNLIMITED_RATE,
-    ProcessorProcess,
+    ProcessorStack,
+    StackFactory,
     account,
     end_offsets,
     identify_record,
     order_record,
-    processor_config,
     ticket_subjects,
     wait_until,
 )
@@ -50,54 +40,35 @@ def orders(users: Sequence[str], per_user: int, first: int = 0) -> list[Outgoing
     ]
 
 
-def assert_all_delivered_once(
-    kafka: KafkaTarget, sandbox: RunningSandbox, produced: Sequence[Record], dead_letter_topic: str
-) -> None:
+def assert_all_delivered_once(stack: ProcessorStack, produced: Sequence[Record]) -> None:
     """Nothing lost, nothing dead-lettered, no ticket twice."""
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic)
-    ledger = account(produced, sandbox, dead_letters)
+    dead_letters = stack.dead_letters()
+    ledger = account(produced, stack.sandbox, dead_letters)
     assert ledger.lost == []
     assert dead_letters == []
     assert ledger.duplicates == 0
 
 
 def test_a_60_s_outage_is_ridden_out_without_rebalance_or_dead_letters(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
+    stack = make_stack(2)
+    sandbox = stack.sandbox
     users = [f"user{number}" for number in range(10)]
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        kafka_overrides={"max_poll_interval_ms": 10_000},
-    )
+    config = stack.config(trengo=UNLIMITED_RATE, kafka_overrides={"max_poll_interval_ms": 10_000})
     outage_seconds = 60.0
     sandbox.set_faults(outage_seconds=outage_seconds)
     outage_ends = time.monotonic() + outage_seconds
-    produced = produce(
-        kafka.bootstrap_servers,
-        topic,
-        [identify_record(user) for user in users] + orders(users, per_user=5),
-    )
+    produced = stack.produce([identify_record(user) for user in users] + orders(users, per_user=5))
 
-    with ProcessorProcess(config, tmp_path) as processor:
+    with stack.processor(config) as processor:
         wait_until(lambda: processor.metric("trengo_processor_inflight_events") > 0, 30, "work")
         # Well past max.poll.interval.ms while every delivery keeps failing.
         wait_until(lambda: time.monotonic() > outage_ends - 30, outage_seconds, "the outage")
         assert processor.http_get("/healthz")[0] == 200
         assert processor.readyz()[0] == 200  # a Trengo outage is not a reason to go unready
         assert ticket_subjects(sandbox) == {}
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=60
-        )
+        stack.wait_until_committed(produced, timeout=60)
         retries = processor.metric("trengo_processor_retries_total", reason="http_5xx")
         assignments = processor.messages("assigned")
         revocations = processor.messages("revoked") + processor.messages("lost")
@@ -107,39 +78,22 @@ def test_a_60_s_outage_is_ridden_out_without_rebalance_or_dead_letters(
     assert retries > len(produced)  # every event failed at least once, most many times
     assert len(assignments) == 1, assignments
     assert revocations == []
-    assert_all_delivered_once(kafka, sandbox, produced, dead_letter_topic)
+    assert_all_delivered_once(stack, produced)
 
 
-def test_a_429_storm_pauses_every_call_for_retry_after(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
+def test_a_429_storm_pauses_every_call_for_retry_after(make_stack: StackFactory) -> None:
+    stack = make_stack(2)
+    sandbox = stack.sandbox
     users = [f"user{number}" for number in range(20)]
     retry_after, storm = 3, 5
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        delivery={"max_in_flight": 16, "retry_cap_seconds": 10},
+    config = stack.config(
+        trengo=UNLIMITED_RATE, delivery={"max_in_flight": 16, "retry_cap_seconds": 10}
     )
     sandbox.set_faults(storm_429_requests=storm, storm_retry_after_seconds=retry_after)
-    produced = produce(
-        kafka.bootstrap_servers,
-        topic,
-        [identify_record(user) for user in users] + orders(users, per_user=5),
-    )
+    produced = stack.produce([identify_record(user) for user in users] + orders(users, per_user=5))
 
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=60
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         retried_429 = processor.metric("trengo_processor_retries_total", reason="http_429")
         assert processor.stop() == 0, processor.log()
 
@@ -159,7 +113,7 @@ def test_a_429_storm_pauses_every_call_for_retry_after(
     for refusal in refused:
         retry = next(r for r in answered if r.index > refusal.index and _same_call(r, refusal))
         assert retry.at >= refusal.at + retry_after - 0.05
-    assert_all_delivered_once(kafka, sandbox, produced, dead_letter_topic)
+    assert_all_delivered_once(stack, produced)
 
 
 def _same_call(one: RecordedRequest, other: RecordedRequest) -> bool:
@@ -186,39 +140,22 @@ TOKEN_FAULTS = {
 
 @pytest.mark.parametrize("fault", list(TOKEN_FAULTS))
 def test_a_refused_token_halts_everything_and_a_fixed_token_resumes_by_itself(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-    fault: str,
+    make_stack: StackFactory, fault: str
 ) -> None:
     refuse, fix = TOKEN_FAULTS[fault]
     partitions = 2
-    topic, dead_letter_topic = kafka_topic_factory(partitions), kafka_topic_factory(1)
+    stack = make_stack(partitions)
+    sandbox = stack.sandbox
     users = [f"user{number}" for number in range(5)]
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        delivery={"max_in_flight": 8, "halt_probe_seconds": 0.5},
+    config = stack.config(
+        trengo=UNLIMITED_RATE, delivery={"max_in_flight": 8, "halt_probe_seconds": 0.5}
     )
-    before = produce(
-        kafka.bootstrap_servers,
-        topic,
-        [identify_record(user) for user in users] + orders(users, per_user=5),
-    )
+    before = stack.produce([identify_record(user) for user in users] + orders(users, per_user=5))
 
-    with ProcessorProcess(config, tmp_path) as processor:
-        committed_before = end_offsets(before)
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, committed_before, timeout=30
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(before, timeout=30)
         sandbox.set_faults(**refuse(sandbox.token))
-        during = produce(kafka.bootstrap_servers, topic, orders(users, per_user=10, first=5))
+        during = stack.produce(orders(users, per_user=10, first=5))
 
         def halted() -> bool:
             return (
@@ -232,8 +169,8 @@ def test_a_refused_token_halts_everything_and_a_fixed_token_resumes_by_itself(
         wait_until(lambda: _probes(sandbox) >= probes_at_halt + 3, 30, "three more probes")
         assert halted()
         assert "destination halted" in " ".join(processor.readyz()[1]["reasons"])
-        assert committed_offsets(kafka.bootstrap_servers, group_id, topic) == committed_before
-        assert consume_all(kafka.bootstrap_servers, dead_letter_topic) == []
+        assert stack.committed() == end_offsets(before)
+        assert stack.dead_letters() == []
         assert processor.metric("trengo_processor_events_total", outcome="dead_lettered") == 0
         assert sum(ticket_subjects(sandbox).values()) == len(before) - len(users)
 
@@ -241,15 +178,13 @@ def test_a_refused_token_halts_everything_and_a_fixed_token_resumes_by_itself(
         fixed_at = time.monotonic()
         wait_until(lambda: processor.metric("trengo_processor_destination_up") == 1, 30, "resume")
         resumed_after = time.monotonic() - fixed_at
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(before + during), timeout=30
-        )
+        stack.wait_until_committed(before + during, timeout=30)
         assert processor.readyz()[0] == 200
         assert processor.metric("trengo_processor_partitions_paused") == 0
         assert processor.stop() == 0, processor.log()
 
     print(f"resumed {resumed_after:.2f} s after the token was fixed")
-    assert_all_delivered_once(kafka, sandbox, before + during, dead_letter_topic)
+    assert_all_delivered_once(stack, before + during)
 
 
 def _probes(sandbox: RunningSandbox) -> int:
@@ -257,43 +192,31 @@ def _probes(sandbox: RunningSandbox) -> int:
 
 
 def test_rotating_the_token_file_resumes_a_halted_destination_without_a_restart(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+    stack = make_stack(1)
+    sandbox = stack.sandbox
     users = [f"user{number}" for number in range(3)]
-    token_file = tmp_path / "api-token"  # the chart's mounted Secret
+    token_file = stack.workdir / "api-token"  # the chart's mounted Secret
     token_file.write_text(f"{sandbox.token}\n", encoding="utf-8")
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
+    config = stack.config(
         destination={"apiToken": None},
         trengo={**UNLIMITED_RATE, "api_token_file": str(token_file)},
         delivery={"max_in_flight": 8, "halt_probe_seconds": 0.5},
     )
-    before = produce(kafka.bootstrap_servers, topic, [identify_record(user) for user in users])
+    before = stack.produce([identify_record(user) for user in users])
 
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(before), timeout=30
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(before, timeout=30)
         sandbox.set_faults(tokens=("rotated-token",))  # the old token is revoked
-        during = produce(kafka.bootstrap_servers, topic, orders(users, per_user=2))
+        during = stack.produce(orders(users, per_user=2))
         wait_until(lambda: processor.metric("trengo_processor_destination_up") == 0, 30, "the halt")
 
         token_file.write_text("  rotated-token\n", encoding="utf-8")  # the Secret is updated
 
         wait_until(lambda: processor.metric("trengo_processor_destination_up") == 1, 30, "resume")
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(before + during), timeout=30
-        )
+        stack.wait_until_committed(before + during, timeout=30)
         assert processor.stop() == 0, processor.log()
 
-    assert_all_delivered_once(kafka, sandbox, before + during, dead_letter_topic)
-    assert consume_all(kafka.bootstrap_servers, dead_letter_topic) == []
+    assert_all_delivered_once(stack, before + during)
+    assert stack.dead_letters() == []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -20,20 +19,13 @@ from confluent_kafka import Consumer, TopicPartition
 from devkit.sandbox.broker import KafkaTarget
 from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from processor.engine import offsetmap
-from tests.kafka_support import (
-    Record,
-    TopicFactory,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from tests.kafka_support import Record, TopicFactory, produce
 from tests.processor_support import (
     UNLIMITED_RATE,
-    ProcessorProcess,
+    ProcessorStack,
+    StackFactory,
     account,
     backlog,
-    end_offsets,
-    processor_config,
     ticket_subjects,
     wait_until,
 )
@@ -52,17 +44,15 @@ def tickets_at_least(sandbox: RunningSandbox, count: int) -> Callable[[], bool]:
     return lambda: sum(ticket_subjects(sandbox).values()) >= count
 
 
-def assert_delivered_in_order_without_loss(
-    kafka: KafkaTarget, sandbox: RunningSandbox, produced: list[Record], dead_letter_topic: str
-) -> int:
+def assert_delivered_in_order_without_loss(stack: ProcessorStack, produced: list[Record]) -> int:
     """Nothing lost or dead-lettered, each user's orders first opened in order; duplicates."""
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic)
-    ledger = account(produced, sandbox, dead_letters)
+    dead_letters = stack.dead_letters()
+    ledger = account(produced, stack.sandbox, dead_letters)
     assert ledger.lost == []
     assert dead_letters == []
     first_opened: dict[str, list[int]] = defaultdict(list)
     seen: set[str] = set()
-    for request in sandbox.requests():
+    for request in stack.sandbox.requests():
         body = request.json_body if isinstance(request.json_body, dict) else {}
         matched = SUBJECT.fullmatch(str(body.get("subject", "")))
         if request.status == 201 and matched and matched.group(0) not in seen:
@@ -74,61 +64,38 @@ def assert_delivered_in_order_without_loss(
 
 
 def test_a_rolling_restart_with_trengo_healthy_redelivers_nothing(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(3), kafka_topic_factory(1)
+    stack = make_stack(3)
     users = [f"user{number}" for number in range(30)]
-    produced = produce(kafka.bootstrap_servers, topic, backlog(users, orders_per_user=40))
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        delivery={"max_in_flight": 32, "max_buffered_events": 400},
+    produced = stack.produce(backlog(users, orders_per_user=40))
+    config = stack.config(
+        trengo=UNLIMITED_RATE, delivery={"max_in_flight": 32, "max_buffered_events": 400}
     )
-    processor = ProcessorProcess(config, tmp_path)
+    processor = stack.processor(config)
 
     with processor:
-        wait_until(tickets_at_least(sandbox, 300), 60, "300 tickets before the deploy")
+        wait_until(tickets_at_least(stack.sandbox, 300), 60, "300 tickets before the deploy")
         assert processor.stop() == 0, processor.log()
     with processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=90
-        )
+        stack.wait_until_committed(produced, timeout=90)
         assert processor.stop() == 0, processor.log()
 
-    duplicates = assert_delivered_in_order_without_loss(kafka, sandbox, produced, dead_letter_topic)
+    duplicates = assert_delivered_in_order_without_loss(stack, produced)
     print(f"rolling restart: duplicates {duplicates}")
     assert duplicates == 0
 
 
-def test_join_leave_join_under_load_redelivers_almost_nothing(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(6), kafka_topic_factory(1)
+def test_join_leave_join_under_load_redelivers_almost_nothing(make_stack: StackFactory) -> None:
+    stack = make_stack(6)
+    sandbox = stack.sandbox
     users = [f"user{number}" for number in range(60)]
-    produced = produce(kafka.bootstrap_servers, topic, backlog(users, orders_per_user=49))
+    produced = stack.produce(backlog(users, orders_per_user=49))
     orders = len(produced) - len(users)  # 3,000 events, 2,940 of them tickets
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        delivery={"max_in_flight": 8, "max_buffered_events": 300},
+    config = stack.config(
+        trengo=UNLIMITED_RATE, delivery={"max_in_flight": 8, "max_buffered_events": 300}
     )
-    first, second, third = (ProcessorProcess(config, tmp_path, name) for name in "ABC")
+    first, second, third = (stack.processor(config, name) for name in "ABC")
 
     with first:
         wait_until(tickets_at_least(sandbox, orders // 5), 60, "20 % of the tickets")
@@ -137,52 +104,39 @@ def test_join_leave_join_under_load_redelivers_almost_nothing(
             assert first.stop() == 0, first.log()
             wait_until(tickets_at_least(sandbox, orders * 7 // 10), 90, "70 % of the tickets")
             with third:
-                wait_for_committed_offsets(
-                    kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=120
-                )
+                stack.wait_until_committed(produced, timeout=120)
                 assert second.stop() == 0, second.log()
                 assert third.stop() == 0, third.log()
 
-    duplicates = assert_delivered_in_order_without_loss(kafka, sandbox, produced, dead_letter_topic)
+    duplicates = assert_delivered_in_order_without_loss(stack, produced)
     print(f"join/leave/join rebalance: duplicates {duplicates} of {orders} tickets")
     assert duplicates <= 10
 
 
-def test_a_key_failing_all_run_long_then_a_graceful_restart(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
+def test_a_key_failing_all_run_long_then_a_graceful_restart(make_stack: StackFactory) -> None:
+    stack = make_stack(1)
+    sandbox = stack.sandbox
     users = ["stuck"] + [f"user{number}" for number in range(15)]
-    produced = produce(kafka.bootstrap_servers, topic, backlog(users, orders_per_user=20))
+    produced = stack.produce(backlog(users, orders_per_user=20))
     flowing = (len(users) - 1) * 20
     sandbox.set_faults(unavailable_for=("stuck",))
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        delivery={"max_in_flight": 16, "shutdown_timeout_seconds": 2},
+    config = stack.config(
+        trengo=UNLIMITED_RATE, delivery={"max_in_flight": 16, "shutdown_timeout_seconds": 2}
     )
-    processor = ProcessorProcess(config, tmp_path)
+    processor = stack.processor(config)
 
     with processor:
         wait_until(tickets_at_least(sandbox, flowing), 90, "the other keys' tickets")
         assert processor.stop() == 0, processor.log()
-    kept_metadata = committed_metadata(kafka.bootstrap_servers, group_id, topic) is not None
+    kept_metadata = (
+        committed_metadata(stack.kafka.bootstrap_servers, stack.group_id, stack.topic) is not None
+    )
     sandbox.set_faults(unavailable_for=())
     with processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=90
-        )
+        stack.wait_until_committed(produced, timeout=90)
         assert processor.stop() == 0, processor.log()
 
-    duplicates = assert_delivered_in_order_without_loss(kafka, sandbox, produced, dead_letter_topic)
+    duplicates = assert_delivered_in_order_without_loss(stack, produced)
     print(
         f"one key failing, graceful restart: duplicates {duplicates} of {flowing} tickets "
         f"done behind it (commit metadata kept by the broker: {kept_metadata})"

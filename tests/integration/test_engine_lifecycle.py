@@ -9,31 +9,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
 from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
-from tests.kafka_support import (
-    OutgoingRecord,
-    Record,
-    TopicFactory,
-    committed_offsets,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from tests.kafka_support import OutgoingRecord, Record
 from tests.processor_support import (
     UNLIMITED_RATE,
-    ProcessorProcess,
+    StackFactory,
     account,
     backlog,
     contact_emails,
     email_of,
-    end_offsets,
     order_subject,
-    processor_config,
     ticket_subjects,
     wait_until,
 )
@@ -84,38 +72,26 @@ def _order_id(record: Record) -> str | None:
     return None if order_id is None else str(order_id)
 
 
-def test_kill_9_mid_backlog_then_restart_loses_nothing(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
-    produced = produce(kafka.bootstrap_servers, topic, orders_for(users=20, orders_per_user=60))
+def test_kill_9_mid_backlog_then_restart_loses_nothing(make_stack: StackFactory) -> None:
+    stack = make_stack(2)
+    sandbox = stack.sandbox
+    produced = stack.produce(orders_for(users=20, orders_per_user=60))
     max_buffered = 200
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
+    config = stack.config(
         trengo=UNLIMITED_RATE,
         delivery={"max_in_flight": 32, "max_buffered_events": max_buffered},
     )
-    processor = ProcessorProcess(config, tmp_path)
+    processor = stack.processor(config)
 
     with processor:
         wait_until(lambda: sum(ticket_subjects(sandbox).values()) >= 300, 30, "300 tickets")
         processor.kill()
     delivered_before_kill = sum(ticket_subjects(sandbox).values())
     with processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=60
-        )
+        stack.wait_until_committed(produced, timeout=60)
         assert processor.stop() == 0, processor.log()
 
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic)
+    dead_letters = stack.dead_letters()
     ledger = account(produced, sandbox, dead_letters)
     print(
         f"kill -9 after {delivered_before_kill} tickets: lost {len(ledger.lost)}, "
@@ -128,21 +104,13 @@ def test_kill_9_mid_backlog_then_restart_loses_nothing(
 
 
 def test_sigterm_finishes_in_flight_work_starts_nothing_new_and_commits_it(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
-    produced = produce(kafka.bootstrap_servers, topic, orders_for(users=8, orders_per_user=100))
+    stack = make_stack(1)
+    sandbox = stack.sandbox
+    produced = stack.produce(orders_for(users=8, orders_per_user=100))
     max_in_flight, shutdown_timeout = 8, 10.0
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
+    config = stack.config(
         trengo=UNLIMITED_RATE,
         # No interval commit within this test: any commit is the shutdown's final one.
         kafka_overrides={"commit_interval_ms": 600_000},
@@ -153,7 +121,7 @@ def test_sigterm_finishes_in_flight_work_starts_nothing_new_and_commits_it(
         },
     )
 
-    with ProcessorProcess(config, tmp_path) as processor:
+    with stack.processor(config) as processor:
         wait_until(lambda: sum(ticket_subjects(sandbox).values()) >= 100, 30, "100 tickets")
         delivered_at_sigterm = sum(ticket_subjects(sandbox).values())
         started = time.monotonic()
@@ -166,35 +134,27 @@ def test_sigterm_finishes_in_flight_work_starts_nothing_new_and_commits_it(
     assert shutdown_seconds < shutdown_timeout
     # Only what was in flight finishes (a few more may have started before the signal landed).
     assert delivered_after_sigterm <= 2 * max_in_flight
-    committed = committed_offsets(kafka.bootstrap_servers, group_id, topic)
+    committed = stack.committed()
     # The final commit covers everything done: every event before it, and up to the first gap.
     assert committed == first_undelivered(produced, sandbox)
     assert 0 < committed[0] < len(produced)
 
 
 def test_sigterm_abandons_hung_deliveries_after_the_timeout_and_restart_delivers_them(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
-    produced = produce(kafka.bootstrap_servers, topic, orders_for(users=8, orders_per_user=40))
+    stack = make_stack(1)
+    sandbox = stack.sandbox
+    produced = stack.produce(orders_for(users=8, orders_per_user=40))
     shutdown_timeout, close_allowance = 3.0, 5.0
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
+    config = stack.config(
         trengo=UNLIMITED_RATE,
         delivery={"max_in_flight": 8, "shutdown_timeout_seconds": shutdown_timeout},
     )
     # No interval commit in the first run: any commit is the shutdown's final one.
     first_run = {**config, "kafka": {**config["kafka"], "commit_interval_ms": 600_000}}
 
-    with ProcessorProcess(first_run, tmp_path, "first") as processor:
+    with stack.processor(first_run, "first") as processor:
         wait_until(lambda: sum(ticket_subjects(sandbox).values()) >= 50, 30, "50 tickets")
         sandbox.set_faults(hang=True)
         wait_until(lambda: answered_nothing_for(sandbox, 1.0), 10, "every delivery to hang")
@@ -205,16 +165,13 @@ def test_sigterm_abandons_hung_deliveries_after_the_timeout_and_restart_delivers
     print(f"SIGTERM with hung Trengo: exit in {shutdown_seconds:.2f} s")
     assert shutdown_timeout <= shutdown_seconds < shutdown_timeout + close_allowance
     assert abandoned
-    committed = committed_offsets(kafka.bootstrap_servers, group_id, topic)
-    assert committed == first_undelivered(produced, sandbox)
+    assert stack.committed() == first_undelivered(produced, sandbox)
 
     sandbox.set_faults(hang=False)
-    with ProcessorProcess(config, tmp_path, "restarted") as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=60
-        )
+    with stack.processor(config, "restarted") as processor:
+        stack.wait_until_committed(produced, timeout=60)
         assert processor.stop() == 0, processor.log()
-    ledger = account(produced, sandbox, consume_all(kafka.bootstrap_servers, dead_letter_topic))
+    ledger = account(produced, sandbox, stack.dead_letters())
     print(f"after restart: lost {len(ledger.lost)}, duplicates {ledger.duplicates}")
     assert ledger.lost == []
     assert ledger.dead_lettered == 0

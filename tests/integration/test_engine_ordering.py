@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RecordedRequest, RunningSandbox, SandboxOptions
-from tests.kafka_support import TopicFactory, consume_all, produce, wait_for_committed_offsets
+from devkit.sandbox.trengo import RecordedRequest, SandboxOptions
 from tests.processor_support import (
     UNLIMITED_RATE,
-    ProcessorProcess,
+    StackFactory,
     account,
-    end_offsets,
     identify_record,
     order_record,
-    processor_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -38,36 +33,22 @@ def sandbox_options() -> SandboxOptions:
 
 
 def test_each_users_requests_arrive_in_offset_order_while_users_run_concurrently(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
+    stack = make_stack(2)
     events = [identify_record(user) for user in USERS] + [
         order_record(user, f"{user}-{number}")
         for number in range(ORDERS_PER_USER)
         for user in USERS
     ]
-    produced = produce(kafka.bootstrap_servers, topic, events)
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        delivery={"max_in_flight": 32},
-    )
+    produced = stack.produce(events)
+    config = stack.config(trengo=UNLIMITED_RATE, delivery={"max_in_flight": 32})
 
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=60
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         assert processor.stop() == 0, processor.log()
 
-    requests = sandbox.requests()
+    requests = stack.sandbox.requests()
     assert any(request.status >= 500 for request in requests)  # retries did happen
     by_user = _requests_by_user(requests)
     for user in USERS:
@@ -80,7 +61,7 @@ def test_each_users_requests_arrive_in_offset_order_while_users_run_concurrently
         succeeded = [_order_number(request) for request in orders if request.status == 201]
         assert succeeded == list(range(ORDERS_PER_USER)), user
     assert _most_users_at_once(by_user) >= len(USERS) // 2
-    ledger = account(produced, sandbox, consume_all(kafka.bootstrap_servers, dead_letter_topic))
+    ledger = account(produced, stack.sandbox, stack.dead_letters())
     assert (ledger.lost, ledger.dead_lettered, ledger.duplicates) == ([], 0, 0)
 
 

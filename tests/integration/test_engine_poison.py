@@ -8,31 +8,19 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox
-from tests.kafka_support import (
-    OutgoingRecord,
-    Record,
-    TopicFactory,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from tests.kafka_support import OutgoingRecord, Record
 from tests.processor_support import (
     DEAD_LETTER_UNMAPPED,
     UNLIMITED_RATE,
-    ProcessorProcess,
+    StackFactory,
     account,
-    end_offsets,
     header,
     identify_record,
     order_record,
-    processor_config,
 )
 
 pytestmark = pytest.mark.integration
@@ -119,37 +107,23 @@ EVENTS = [
 
 
 def test_poison_events_are_dead_lettered_with_their_facts_and_the_rest_is_delivered(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
+    stack = make_stack(2)
     started_at = datetime.now(UTC)
-    produced = produce(kafka.bootstrap_servers, topic, EVENTS)
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        pipeline=DEAD_LETTER_UNMAPPED,
-    )
+    produced = stack.produce(EVENTS)
+    config = stack.config(trengo=UNLIMITED_RATE, pipeline=DEAD_LETTER_UNMAPPED)
 
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=30
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=30)
         counted = {
             stage: processor.metric("trengo_processor_dead_letters_total", stage=stage)
             for stage in ("decode", "validate", "map", "deliver")
         }
         assert processor.stop() == 0, processor.log()
 
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=len(POISON))
-    ledger = account(produced, sandbox, dead_letters)
+    dead_letters = stack.dead_letters(min_records=len(POISON))
+    ledger = account(produced, stack.sandbox, dead_letters)
     assert ledger.lost == []
     assert ledger.duplicates == 0
     assert ledger.delivered == len(EVENTS) - len(POISON)
@@ -158,7 +132,7 @@ def test_poison_events_are_dead_lettered_with_their_facts_and_the_rest_is_delive
     assert set(by_name) == set(POISON)
     for name, letter in by_name.items():
         assert name is not None
-        _assert_dead_letter(name, letter, produced, topic, started_at)
+        _assert_dead_letter(name, letter, produced, stack.topic, started_at)
     assert counted == Counter(stage for _value, stage, _word, _status in POISON.values())
 
 

@@ -8,27 +8,19 @@ committed offsets must only ever grow.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
-from tests.kafka_support import (
-    TopicFactory,
-    committed_offsets,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from devkit.sandbox.trengo import SandboxOptions
+from tests.kafka_support import committed_offsets
 from tests.processor_support import (
     UNLIMITED_RATE,
     ProcessorProcess,
+    StackFactory,
     account,
     end_offsets,
     identify_record,
     order_record,
-    processor_config,
     wait_until,
 )
 
@@ -99,32 +91,24 @@ def sandbox_options() -> SandboxOptions:
 
 
 def test_a_processor_joining_and_one_leaving_under_load_lose_nothing(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(4), kafka_topic_factory(1)
+    stack = make_stack(4)
     users = [f"user{number}" for number in range(40)]
     events = [identify_record(user) for user in users] + [
         order_record(user, f"{user}-{number}") for number in range(50) for user in users
     ]
-    produced = produce(kafka.bootstrap_servers, topic, events)
+    produced = stack.produce(events)
     max_buffered = 100
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
+    config = stack.config(
         trengo=UNLIMITED_RATE,
         delivery={"max_in_flight": 4, "max_buffered_events": max_buffered},
     )
-    first = ProcessorProcess(config, tmp_path, "first")
-    second = ProcessorProcess(config, tmp_path, "second")
+    first = stack.processor(config, "first")
+    second = stack.processor(config, "second")
 
-    with CommitWatcher(kafka.bootstrap_servers, group_id, topic) as watcher, first:
+    watching = CommitWatcher(stack.kafka.bootstrap_servers, stack.group_id, stack.topic)
+    with watching as watcher, first:
         wait_until(lambda: first.messages("assigned"), 30, "the first processor to start")
         with (
             second,
@@ -139,13 +123,11 @@ def test_a_processor_joining_and_one_leaving_under_load_lose_nothing(
             )
             assert first.messages("revoked")
             assert first.stop() == 0, first.log()
-            wait_for_committed_offsets(
-                kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=90
-            )
+            stack.wait_until_committed(produced, timeout=90)
             assert second.stop() == 0, second.log()
 
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic)
-    ledger = account(produced, sandbox, dead_letters)
+    dead_letters = stack.dead_letters()
+    ledger = account(produced, stack.sandbox, dead_letters)
     print(
         f"rebalance: duplicates {ledger.duplicates}; most buffered events: first "
         f"{first_inflight.most:.0f}, second {second_inflight.most:.0f}"

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox
 from processor.cli import main
 from processor.config import KafkaConfig
 from processor.engine.replay import ReplayOptions, replay_dead_letters
@@ -26,19 +25,17 @@ from tests.kafka_support import (
     committed_offsets,
     consume_all,
     produce,
-    wait_for_committed_offsets,
 )
 from tests.processor_support import (
     DEAD_LETTER_UNMAPPED,
     UNLIMITED_RATE,
     ProcessorProcess,
+    StackFactory,
     account,
-    end_offsets,
     header,
     identify_record,
     order_record,
     order_subject,
-    processor_config,
     ticket_subjects,
 )
 
@@ -79,34 +76,20 @@ def replay(processor: ProcessorProcess, *options: str) -> str:
 
 
 def test_dlq_replay_sends_dead_letters_back_once_with_dry_run_limit_and_stage_filter(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
-    servers = kafka.bootstrap_servers
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        trengo=UNLIMITED_RATE,
-        pipeline=DEAD_LETTER_UNMAPPED,
-    )
-
-    processor = ProcessorProcess(config, tmp_path)
+    stack = make_stack(1)
+    servers, topic, group_id = stack.kafka.bootstrap_servers, stack.topic, stack.group_id
+    processor = stack.processor(stack.config(trengo=UNLIMITED_RATE, pipeline=DEAD_LETTER_UNMAPPED))
 
     def produce_and_wait(records: list[OutgoingRecord]) -> list[Record]:
-        produced = produce(servers, topic, records)
-        wait_for_committed_offsets(servers, group_id, topic, end_offsets(produced))
+        produced = stack.produce(records)
+        stack.wait_until_committed(produced)
         return produced
 
     with processor:
         originals = produce_and_wait(EVENTS)
-        letters = consume_all(servers, dead_letter_topic, min_records=len(EVENTS))
+        letters = stack.dead_letters(min_records=len(EVENTS))
         produce_and_wait([identify_record(user) for user in LATE_USERS])
         assert processor.stop() == 0, processor.log()
     assert [header(letter, "x-error-stage") for letter in letters] == [
@@ -124,7 +107,7 @@ def test_dlq_replay_sends_dead_letters_back_once_with_dry_run_limit_and_stage_fi
         "skipped 0 by stage filter, 0 already replayed once (loop guard)"
     )
     assert len(consume_all(servers, topic)) == len(EVENTS) + len(LATE_USERS)
-    assert committed_offsets(servers, f"{group_id}.dlq-replay", dead_letter_topic) == {}
+    assert committed_offsets(servers, f"{group_id}.dlq-replay", stack.dead_letter_topic) == {}
     assert replay(processor, "--filter-stage", "deliver", "--limit", "2") == (
         "read 4 dead letters; replayed 2 (deliver 2); "
         "skipped 2 by stage filter, 0 already replayed once (loop guard)"
@@ -137,8 +120,8 @@ def test_dlq_replay_sends_dead_letters_back_once_with_dry_run_limit_and_stage_fi
     _assert_replayed(replayed, [letters[1], letters[3], letters[4], letters[5]])
 
     with processor:
-        wait_for_committed_offsets(servers, group_id, topic, end_offsets(replayed), timeout=30)
-        again = consume_all(servers, dead_letter_topic, min_records=len(EVENTS) + 1)[-1]
+        stack.wait_until_committed(replayed, timeout=30)
+        again = stack.dead_letters(min_records=len(EVENTS) + 1)[-1]
         assert (header(again, "x-error-stage"), again.value) == ("map", letters[5].value)
         assert header(again, "x-replayed-at") is not None
         assert replay(processor) == (
@@ -148,9 +131,9 @@ def test_dlq_replay_sends_dead_letters_back_once_with_dry_run_limit_and_stage_fi
         assert len(consume_all(servers, topic)) == len(EVENTS) + len(LATE_USERS) + 4
         assert processor.stop() == 0, processor.log()
 
-    tickets = ticket_subjects(sandbox)
+    tickets = ticket_subjects(stack.sandbox)
     assert [tickets[order_subject(f"{user}-1")] for user in LATE_USERS] == [1, 1, 1]
-    ledger = account(originals, sandbox, consume_all(servers, dead_letter_topic))
+    ledger = account(originals, stack.sandbox, stack.dead_letters())
     assert ledger.lost == []
 
 

@@ -6,31 +6,20 @@ stays ready, and only known Trengo routes are called."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox
-from tests.kafka_support import (
-    OutgoingRecord,
-    TopicFactory,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from tests.kafka_support import OutgoingRecord
 from tests.processor_support import (
     KNOWN_ROUTE,
     TEMPLATES,
     UNLIMITED_RATE,
-    ProcessorProcess,
+    StackFactory,
     account,
-    end_offsets,
     header,
     identify_record,
     order_record,
-    processor_config,
     ticket_subjects,
 )
 
@@ -147,38 +136,25 @@ def _events() -> list[OutgoingRecord]:
 
 
 def test_hostile_events_are_dead_lettered_and_never_stall_the_rest(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(3), kafka_topic_factory(1)
+    stack = make_stack(3)
+    sandbox = stack.sandbox
     events = _events()
-    produced = produce(kafka.bootstrap_servers, topic, events)
+    produced = stack.produce(events)
     assert len({record.partition for record in produced}) >= 2
     templates = [*TEMPLATES, {"from": DEEP_EVENT, "to": "Cart {{ properties }}"}]
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination={"eventTemplateMap": templates},
-        trengo=UNLIMITED_RATE,
-    )
+    config = stack.config(destination={"eventTemplateMap": templates}, trengo=UNLIMITED_RATE)
 
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=60
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         status, _body = processor.readyz()
         assert status == 200
         assert processor.process.poll() is None
         warnings = [r for r in processor.log_records() if r.get("level") in ("WARNING", "ERROR")]
         assert processor.stop() == 0, processor.log()
 
-    dead_letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=len(HOSTILE))
+    dead_letters = stack.dead_letters(min_records=len(HOSTILE))
     by_name = {header(letter, "trace-id"): letter for letter in dead_letters}
     assert len(dead_letters) == len(HOSTILE)
     assert set(by_name) == set(HOSTILE)

@@ -5,28 +5,17 @@ dead-lettered and never logged at INFO."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox
-from tests.kafka_support import (
-    OutgoingRecord,
-    TopicFactory,
-    consume_all,
-    produce,
-    wait_for_committed_offsets,
-)
+from tests.kafka_support import OutgoingRecord
 from tests.processor_support import (
-    ProcessorProcess,
+    StackFactory,
     email_of,
-    end_offsets,
     identify_record,
     order_record,
     order_subject,
-    processor_config,
     ticket_subjects,
 )
 
@@ -103,28 +92,14 @@ DELIVERED = [
 
 
 def test_events_rudderstack_would_not_send_are_skipped_by_reason(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
+    make_stack: StackFactory,
 ) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(2), kafka_topic_factory(1)
+    stack = make_stack(2)
     skipped = [record for records in SKIPPED.values() for record in records]
-    produced = produce(kafka.bootstrap_servers, topic, [*skipped, *DELIVERED])
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination=CONSENT,
-    )
+    produced = stack.produce([*skipped, *DELIVERED])
 
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, end_offsets(produced), timeout=60
-        )
+    with stack.processor(stack.config(destination=CONSENT)) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         for reason, records in SKIPPED.items():
             assert processor.metric("trengo_processor_skipped_total", reason=reason) == len(
                 records
@@ -138,6 +113,6 @@ def test_events_rudderstack_would_not_send_are_skipped_by_reason(
 
     assert dead_lettered == 0
     assert info_lines == []
-    assert consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=0) == []
-    subjects = ticket_subjects(sandbox)
+    assert stack.dead_letters(min_records=0) == []
+    subjects = ticket_subjects(stack.sandbox)
     assert sorted(subjects) == sorted(order_subject(f"kept-{n}") for n in (1, 2, 3))

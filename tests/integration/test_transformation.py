@@ -13,10 +13,7 @@ from typing import Any
 
 import pytest
 
-from devkit.sandbox.broker import KafkaTarget
-from devkit.sandbox.trengo import RunningSandbox
-from tests.kafka_support import TopicFactory, consume_all, produce, wait_for_committed_offsets
-from tests.processor_support import ProcessorProcess, processor_config
+from tests.processor_support import StackFactory
 
 pytestmark = pytest.mark.integration
 
@@ -48,38 +45,23 @@ EVENTS = [
 ]
 
 
-def test_a_javascript_transformation_renames_drops_and_fans_out(
-    kafka: KafkaTarget,
-    kafka_topic_factory: TopicFactory,
-    group_id: str,
-    sandbox: RunningSandbox,
-    tmp_path: Path,
-) -> None:
-    topic, dead_letter_topic = kafka_topic_factory(1), kafka_topic_factory(1)
-    produce(kafka.bootstrap_servers, topic, EVENTS)
-    config = processor_config(
-        kafka,
-        sandbox,
-        topic=topic,
-        group_id=group_id,
-        dead_letter_topic=dead_letter_topic,
-        destination=DESTINATION,
-    )
+def test_a_javascript_transformation_renames_drops_and_fans_out(make_stack: StackFactory) -> None:
+    stack = make_stack(1)
+    produced = stack.produce(EVENTS)
+    config = stack.config(destination=DESTINATION)
     config["transformation"] = {"javascript": str(SCRIPT)}
-    with ProcessorProcess(config, tmp_path) as processor:
-        wait_for_committed_offsets(
-            kafka.bootstrap_servers, group_id, topic, {0: len(EVENTS)}, timeout=60
-        )
+    with stack.processor(config) as processor:
+        stack.wait_until_committed(produced, timeout=60)
         assert processor.stop() == 0, processor.log()
 
-    tickets = sorted(sandbox.tickets(), key=lambda ticket: ticket["id"])
+    tickets = sorted(stack.sandbox.tickets(), key=lambda ticket: ticket["id"])
     assert [ticket["subject"] for ticket in tickets] == [
         "Order A-1 completed",
         "Part 1",
         "Part 2",
         "Part 3",
     ]
-    letters = consume_all(kafka.bootstrap_servers, dead_letter_topic, min_records=2)
+    letters = stack.dead_letters(min_records=2)
     headers = [dict(letter.headers) for letter in letters]
     assert [(h["x-error-stage"], h["x-error-reason"]) for h in headers] == [
         (b"transform", b"transformEvent ran over the 100 ms limit (transformation.timeout_ms)"),

@@ -15,7 +15,7 @@ from processor.engine.handler import KafkaRecord, WorkItem
 from processor.engine.intake import Intake
 from processor.engine.offsets import OffsetTracker
 from processor.pipeline.filters import EventFilter
-from processor.pipeline.plan import Rejection, TicketPlan
+from processor.pipeline.plan import Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
 from processor.runner import RecordPreparer
 
@@ -159,3 +159,39 @@ def test_an_internal_error_reason_is_cut_to_a_header_sized_text(
 
     assert isinstance(prepared.work, Rejection)
     assert prepared.work.reason == "internal error: " + ("ValueError: " + "x" * 10_000)[:300]
+
+
+def _page(user: str) -> bytes:
+    return json.dumps({"type": "page", "userId": user, "messageId": f"m-{user}"}).encode()
+
+
+PAGE_SKIP = Skip("message_type", "Message type page not supported")
+
+
+def test_skipped_events_cost_no_log_fields_while_skips_are_not_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fields(**_fields: Any) -> dict[str, object]:
+        raise AssertionError("log fields built for a skipped event")
+
+    monkeypatch.setattr(runner, "event_fields", no_fields)
+    preparer = _preparer()
+
+    with caplog.at_level(logging.INFO):
+        first = preparer(_record(_page("ann"), offset=1))
+        second = preparer(_record(_page("bob"), offset=2))
+
+    assert first is second  # one outcome shared by every page view
+    assert (first.message_type, first.work, dict(first.log_fields)) == ("page", PAGE_SKIP, {})
+    assert caplog.records == []
+
+
+def test_skipped_events_carry_their_log_fields_when_skips_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="processor.engine.intake"):
+        prepared = _preparer()(_record(_page("ann"), offset=1, key=b"k"))
+
+    assert (prepared.key, prepared.message_type, prepared.work) == ("ann", "page", PAGE_SKIP)
+    assert prepared.log_fields["messageId"] == "m-ann"
+    assert prepared.log_fields["offset"] == 1

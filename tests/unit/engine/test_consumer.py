@@ -17,8 +17,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from processor import metrics
+from processor.config import KafkaConfig
 from processor.engine import offsetmap
-from processor.engine.consumer import Batch, PollLoop, PollSettings
+from processor.engine.consumer import Batch, PollLoop, PollSettings, consumer_config
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
 from tests.unit.engine.fakes import TOPIC, FakeConsumer, done_future
@@ -255,3 +256,14 @@ async def test_committed_offsets_that_cannot_be_read_skip_nothing(harness: Harne
 
     delivered = [record.offset for batch in harness.batches for record, _ticket in batch]
     assert delivered == [3, 4, 5]
+
+
+def test_the_consumer_prefetches_little_and_fetches_again_soon() -> None:
+    """A bounded prefetch queue (memory) with librdkafka's 1 s wait after it filled would leave
+    a consumer of cheap events idle most of the time; an operator's kafka.settings still win."""
+    kafka = KafkaConfig(topic="t", group_id="g", settings={"fetch.queue.backoff.ms": 50})
+    defaults = consumer_config(KafkaConfig(topic="t", group_id="g"))
+
+    assert defaults["queued.max.messages.kbytes"] == 8192
+    assert defaults["fetch.queue.backoff.ms"] <= 10
+    assert consumer_config(kafka)["fetch.queue.backoff.ms"] == 50

@@ -221,3 +221,49 @@ def test_parts_of_a_revoked_assignment_do_not_carry_over() -> None:
     tracker.expect_parts(stale, 5)  # ignored: an old epoch
     assert tracker.mark_done(fresh)  # one part: the redelivered record was not fanned out yet
     assert tracker.commit_points() == {TP: CommitPoint(1, frozenset())}
+
+
+def test_a_batch_of_offsets_is_marked_done_at_once_per_partition() -> None:
+    now = [0.0]
+    tracker = OffsetTracker(clock=lambda: now[0])
+    other = ("events", 1)
+    tracker.assign([TP, other])
+    tickets = [tracker.register(*TP, offset) for offset in range(4)]
+    theirs = tracker.register(*other, 0)
+    assert all(ticket is not None for ticket in tickets) and theirs is not None
+    now[0] = 5.0
+
+    tracker.mark_all_done([tickets[0], tickets[1], tickets[3], theirs])  # type: ignore[list-item]
+
+    assert tracker.commit_points() == {
+        TP: CommitPoint(2, frozenset({3})),
+        other: CommitPoint(1, frozenset()),
+    }
+    assert tracker.pending_counts() == {TP: 2, other: 0}
+    now[0] = 7.0
+    assert tracker.idle_seconds() == {TP: (2, 2.0)}  # the batch counts as progress
+
+
+def test_a_batch_ignores_stale_tickets_and_waits_for_the_parts_of_a_fanned_out_offset() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    stale = tracker.register(*TP, 0)
+    tracker.drop([TP])
+    tracker.assign([TP])
+    fanned, single = tracker.register(*TP, 0), tracker.register(*TP, 1)
+    assert stale is not None and fanned is not None and single is not None
+    tracker.expect_parts(fanned, 2)
+
+    tracker.mark_all_done([stale, fanned, single])
+
+    assert tracker.commit_points() == {TP: CommitPoint(0, frozenset({1}))}  # one part to go
+    tracker.mark_all_done([fanned])
+    assert tracker.commit_points() == {TP: CommitPoint(2, frozenset())}
+
+
+def test_an_empty_batch_changes_nothing() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    tracker.register(*TP, 0)
+    tracker.mark_all_done([])
+    assert tracker.commit_points() == {}

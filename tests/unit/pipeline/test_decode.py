@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processor.pipeline.decode import decode
 from processor.pipeline.plan import Rejection
@@ -118,3 +122,60 @@ def test_keeps_finite_numbers_and_tiny_ones() -> None:
         "c": -0.0,
         "d": 12345678901234567890,
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(b'{"a":-9223372036854775809}', {"a": -9223372036854775809}, id="below-int64"),
+        pytest.param(b'{"a":18446744073709551616}', {"a": 18446744073709551616}, id="above-uint64"),
+        pytest.param(b'{"a":' + b"7" * 60 + b"}", {"a": int("7" * 60)}, id="sixty-digits"),
+        pytest.param(
+            b'{"id":"1234567890123456789012","n":1.5e19}',
+            {"id": "1234567890123456789012", "n": 1.5e19},
+            id="long-digits-in-text",
+        ),
+        pytest.param(
+            b'{"p":' + b"[" * 950 + b"]" * 950 + b"}",
+            {"p": json.loads(b"[" * 950 + b"]" * 950)},
+            id="deep-but-parseable",
+        ),
+    ],
+)
+def test_reads_what_the_standard_parser_reads(value: bytes, expected: dict[str, object]) -> None:
+    """The fast parser (orjson) reads big integers as floats and nests deeper: such values go
+    to the standard parser, so every value reads the same whichever parser took it."""
+    decoded = decode(value)
+    assert decoded == expected
+    assert decoded == json.loads(value)
+    assert [type(item) for item in decoded.values()] == [  # type: ignore[union-attr]
+        type(item) for item in expected.values()
+    ]
+
+
+def test_nesting_past_the_standard_parsers_limit_is_rejected_though_orjson_could_read_it() -> None:
+    value = b'{"p":' + b"[" * 1010 + b"]" * 1010 + b"}"  # orjson stops at 1,024 levels
+    assert decode(value) == Rejection("Event value is not valid JSON: nested too deeply", "decode")
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=8),
+        st.recursive(
+            st.none()
+            | st.booleans()
+            | st.integers(min_value=-(2**70), max_value=2**70)
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.text(max_size=20),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner),
+            max_leaves=20,
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_any_json_object_decodes_as_the_standard_parser_reads_it(
+    document: dict[str, object], ascii_only: bool
+) -> None:
+    value = json.dumps(document, ensure_ascii=ascii_only).encode()
+    assert decode(value) == json.loads(value)

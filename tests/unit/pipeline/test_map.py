@@ -1,5 +1,6 @@
-"""Tests for processor/pipeline/map.py: RudderStack's Trengo mapping (reference §3-§7) as plans,
-then the opt-in additions (custom fields, ticket follow-ups, profiles).
+"""Tests for processor/pipeline/map.py: RudderStack's Trengo mapping as plans
+(docs/rudderstack-compatibility.md), then the opt-in additions (custom fields, ticket follow-ups,
+profiles).
 
 Messages go through ``validate`` first, as in the engine. The RudderStack test-suite cases
 (processor Tests 0-16, router Tests 0-1) are restated as plans: where RudderStack's expected
@@ -286,7 +287,7 @@ def test_rudderstack_suite(
     assert plan(document, config) == expected
 
 
-# §3 entry checks --------------------------------------------------------------------------
+# entry checks -----------------------------------------------------------------------------
 
 
 def test_identify_type_in_any_letter_case_is_mapped() -> None:
@@ -299,7 +300,7 @@ def test_identify_type_in_any_letter_case_is_mapped() -> None:
     "channel_id", [pytest.param("", id="empty"), pytest.param("  ", id="blank")]
 )
 def test_empty_channel_id_is_refused_at_startup(channel_id: str) -> None:
-    """RudderStack rejects every event (§3.3); here the config does not load at all."""
+    """RudderStack rejects every event; here the config does not load at all."""
     with pytest.raises(ValidationError, match="channelId"):
         destination(channel=channel_id)
 
@@ -309,7 +310,7 @@ def test_missing_channel_id_is_refused_at_startup() -> None:
         DestinationConfig.model_validate({"apiToken": "t"})
 
 
-# §4 field resolution ----------------------------------------------------------------------
+# field resolution -------------------------------------------------------------------------
 
 
 def create_of(document: dict[str, Any], identifier: str = "email") -> CreateContact | Rejection:
@@ -385,7 +386,7 @@ def test_email_resolution(document: dict[str, Any], identifier: str) -> None:
     ],
 )
 def test_a_trengo_external_id_is_never_the_email(trengo_type: str) -> None:
-    """Deliberate fix of surprise §12.1: RudderStack would use the channel or contact id."""
+    """Deliberate fix: RudderStack would use the channel or contact id."""
     document = bare_identify(context=external_ids((trengo_type, "123")))
 
     assert create_of(document) == rejected(
@@ -461,7 +462,7 @@ def test_a_numeric_identifier_is_searched_as_text() -> None:
             {"name": "", "firstName": "John", "lastName": "Doe"}, {}, "John Doe", id="empty-name"
         ),
         pytest.param({"name": 42}, {}, "42", id="numeric-name"),
-        # Deliberate fixes (surprise §12.2): RudderStack sends "John null", "null Doe", "null null".
+        # Deliberate fixes: RudderStack sends "John null", "null Doe", "null null".
         pytest.param({"firstName": "John"}, {}, "John", id="first-name-only"),
         pytest.param({"lastName": "Doe"}, {}, "Doe", id="last-name-only"),
         pytest.param({}, {}, None, id="no-name"),
@@ -623,7 +624,7 @@ def test_an_identifier_at_trengos_limit_is_kept(identifier: str, traits: dict[st
     assert isinstance(plan(bare_identify(traits=traits), config), IdentifyPlan)
 
 
-# §6 identify ------------------------------------------------------------------------------
+# identify ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -662,14 +663,14 @@ def test_an_identifier_at_trengos_limit_is_kept(identifier: str, traits: dict[st
         pytest.param(
             destination(),
             identify({"name": "Jo"}),
-            # RudderStack searches term=null first (surprise §12.3); rejected before any call.
+            # RudderStack searches term=null first; rejected before any call.
             rejected("Mandatory field for Channel-Identifier :email not present"),
             id="dedup-without-identifier-fix",
         ),
         pytest.param(
             destination(dedup=None),
             identify({"name": "Jo", "email": EMAIL}),
-            # RudderStack treats a config without the key as dedup off (surprise §12.10).
+            # RudderStack treats a config without the key as dedup off.
             upsert(search(EMAIL), "Jo", EMAIL),
             id="dedup-absent-means-on-fix",
         ),
@@ -687,7 +688,7 @@ def test_identify(
     assert plan(document, config) == expected
 
 
-# §7 track ---------------------------------------------------------------------------------
+# track ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

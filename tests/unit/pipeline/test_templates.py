@@ -1,5 +1,6 @@
-"""Tests for processor/pipeline/templates.py: ticket subjects as RudderStack renders them (§8),
-and first messages (``eventTemplateMap[].message``) rendered by exactly the same rules."""
+"""Tests for processor/pipeline/templates.py: ticket subjects as RudderStack renders them
+(docs/rudderstack-compatibility.md), and first messages (``eventTemplateMap[].message``)
+rendered by exactly the same rules."""
 
 from __future__ import annotations
 

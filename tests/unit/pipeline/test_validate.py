@@ -1,5 +1,6 @@
-"""Tests for processor/pipeline/validate.py: entry checks 1-2 of reference §3 and field types,
-and groups accepted only with ``destination.enableProfiles`` (``accept_groups``)."""
+"""Tests for processor/pipeline/validate.py: RudderStack's first two entry checks (the type;
+docs/rudderstack-compatibility.md), field types, and groups accepted only with
+``destination.enableProfiles`` (``accept_groups``)."""
 
 from __future__ import annotations
 

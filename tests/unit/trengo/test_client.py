@@ -19,7 +19,7 @@ from processor.pipeline.plan import (
 )
 from processor.trengo.client import Page, TrengoClient
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError, TrengoError
-from processor.trengo.requests import search_contacts, update_contact
+from processor.trengo.requests import TrengoRequest, create_ticket, search_contacts, update_contact
 from tests.unit.trengo.fake_trengo import TOKEN, make_client
 from tests.unit.trengo.simulated_time import run_simulated
 
@@ -67,13 +67,12 @@ def test_keeps_no_cookies_between_calls() -> None:
         cookies_sent.append(request.headers.get("Cookie"))
         return httpx.Response(200, json={"data": []}, headers={"Set-Cookie": "session=abc; Path=/"})
 
-    async def two_searches() -> int:
+    async def two_searches() -> None:
         async with make_client(handler) as client:
             await client.send(search_contacts("a@example.com"))
             await client.send(search_contacts("b@example.com"))
-            return len(client._http.cookies.jar)
 
-    assert run_simulated(two_searches()) == 0  # nothing stored: responses are not parsed for it
+    run_simulated(two_searches())
     assert cookies_sent == [None, None]
 
 
@@ -393,7 +392,7 @@ def test_production_transport_is_aiohttp_with_enough_connections() -> None:
             requests_per_minute=120,
             max_connections=300,
         )
-        transport = client._http._transport
+        transport = client._transport
         await client.aclose()
         return transport, client.base_url
 
@@ -438,3 +437,87 @@ def test_a_redirect_is_not_followed_with_the_token() -> None:
     with pytest.raises(PermanentError, match="HTTP 301"):
         run_simulated(send_search(handler))
     assert [request.url.host for request in seen] == ["trengo.test"]
+
+
+class RecordingStream(httpx.AsyncByteStream):
+    """A response body that can fail half-way, and says whether it was closed."""
+
+    def __init__(self, chunks: list[bytes], fail_after: int | None = None) -> None:
+        self.chunks = chunks
+        self.fail_after = fail_after
+        self.closed = False
+
+    async def __aiter__(self) -> Any:
+        for number, chunk in enumerate(self.chunks):
+            if number == self.fail_after:
+                raise httpx.ReadError("connection reset while reading the body")
+            yield chunk
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("fail_after", [None, 1], ids=["whole-body", "body-cut-off"])
+def test_every_answer_is_read_whole_and_its_connection_released(fail_after: int | None) -> None:
+    stream = RecordingStream([b'{"data": ', b"[]}"], fail_after)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=stream)
+
+    async def search() -> Any:
+        async with make_client(handler) as client:
+            try:
+                return await client.send(search_contacts("a@example.com"))
+            except TrengoError as error:
+                return error
+
+    outcome = run_simulated(search())
+
+    assert stream.closed
+    if fail_after is None:
+        assert outcome == {"data": []}
+    else:
+        assert isinstance(outcome, TransientError)
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(search_contacts("jane+news@example.com"), id="get-with-query"),
+        pytest.param(create_ticket(7, CreateTicket("42", "Bestelling 1 — €5 ✓")), id="post-utf8"),
+        pytest.param(update_contact(7, UpdateContact("Zoë")), id="put"),
+        pytest.param(
+            TrengoRequest("empty_post", "POST", "/tickets/1/close", {}, None), id="no-body"
+        ),
+    ],
+)
+def test_requests_go_out_as_httpx_would_build_them(request_: TrengoRequest) -> None:
+    """The client assembles headers and body itself: byte for byte what ``httpx.Request``
+    with ``json=`` makes (Host first, Content-Length last, compact UTF-8 JSON)."""
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"data": []})
+
+    async def send_one() -> None:
+        async with make_client(handler) as client:
+            await client.send(request_)
+
+    run_simulated(send_one())
+    expected = httpx.Request(
+        request_.method,
+        sent[0].url,
+        headers=httpx.Headers(
+            {
+                "Authorization": f"Bearer {TOKEN}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": "trengo-processor",
+            }
+        ),
+        json=request_.json,
+    )
+    assert sent[0].method == expected.method
+    assert sent[0].headers.raw == expected.headers.raw
+    assert sent[0].content == expected.content
