@@ -2,7 +2,9 @@
 
 Starts a Kafka broker (``KAFKA_BOOTSTRAP_SERVERS`` if set, else an embedded one) and the Trengo
 sandbox, produces sample RudderStack events, runs the processor until every event reached an
-outcome and its offset was committed, prints a summary, and stops everything it started.
+outcome and its offset was committed, prints a summary, the contacts and tickets the sandbox
+received and where to look next, and stops everything it started (the Kafka clients before the
+broker, so no client is left reconnecting to it).
 
 The demo cannot touch production: its settings come from its own values only, so
 ``TRENGO_PROCESSOR_*`` variables left in the shell (a production Trengo URL, token, topic or
@@ -18,7 +20,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from confluent_kafka import Producer
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
@@ -43,7 +45,7 @@ from processor.config import (
     TrengoConfig,
 )
 from processor.engine.shutdown import install_stop_signals
-from processor.logging import configure_logging
+from processor.logging import configure_logging, kafka_logger
 from processor.runner import Processor
 
 PROGRESS_SECONDS = 0.5
@@ -51,6 +53,11 @@ INTERRUPTED_EXIT_CODE = 130
 DEMO_TIMEOUT_SECONDS = 120.0
 TOPIC = "rudderstack.events"
 PARTITIONS = 4
+# The received table: at most this many contacts, each on one line of about 100 characters.
+RECEIVED_ROWS = 10
+_NAME_WIDTH = 18
+_IDENTIFIER_WIDTH = 30
+_SUBJECTS_WIDTH = 48
 # Trengo's real budget is 120/min; the demo's sandbox grants more so it finishes in seconds.
 DEMO_REQUESTS_PER_MINUTE = 1200
 
@@ -77,8 +84,11 @@ def run_demo(event_count: int | None = None) -> int:
             PARTITIONS,
         )
         _produce(kafka.bootstrap_servers, settings.kafka.topic, events)
-        progress, interrupted = asyncio.run(_process(settings, len(events)))
+        progress, interrupted, metrics_port = asyncio.run(_process(settings, len(events)))
+        received = received_table(sandbox.contacts(), sandbox.tickets())
     _print_summary(progress, len(events), settings)
+    print("\n".join(received))
+    print(next_steps(metrics_port, settings.kafka.dead_letter_topic))
     if interrupted:
         print("  interrupted: unfinished events were not committed and stay in the topic")
         return INTERRUPTED_EXIT_CODE
@@ -134,14 +144,22 @@ def demo_settings(kafka: KafkaTarget, base_url: str) -> Settings:
 
 
 def _produce(bootstrap_servers: str, topic: str, events: Sequence[SampleEvent]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "enable.idempotence": True})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "logger": kafka_logger("kafka.demo_producer"),
+        }
+    )
     for event in events:
         producer.produce(topic, key=event.key, value=event.value)
     producer.flush(30)
+    producer.close()
 
 
-async def _process(settings: Settings, expected: int) -> tuple[Progress, bool]:
-    """Run the processor until every event has an outcome; True when a signal cut it short."""
+async def _process(settings: Settings, expected: int) -> tuple[Progress, bool, int | None]:
+    """Run the processor until every event has an outcome: the progress, True when a signal cut
+    it short, and the port its /metrics was served on."""
     processor = Processor(settings)
     stop = asyncio.Event()
     install_stop_signals(stop)
@@ -156,10 +174,12 @@ async def _process(settings: Settings, expected: int) -> tuple[Progress, bool]:
             break
         await asyncio.sleep(PROGRESS_SECONDS)
     interrupted = stop.is_set()
+    # Read while it still listens: a stopped server reports the requested port, 0.
+    metrics_port = processor.health_server.port if processor.health_server else None
     stop.set()
     await running
     print()
-    return read_progress(), interrupted
+    return read_progress(), interrupted, metrics_port
 
 
 class _ProgressLine:
@@ -198,3 +218,41 @@ def _print_summary(progress: Progress, produced: int, settings: Settings) -> Non
         print(f"  {label:<22} {value}")
     if progress.finished != produced:
         print(f"  unfinished             {produced - progress.finished}")
+
+
+def received_table(
+    contacts: Sequence[Mapping[str, object]], tickets: Sequence[Mapping[str, object]]
+) -> list[str]:
+    """What Trengo (the sandbox) now holds: one row per contact, with its tickets' subjects."""
+    subjects: dict[object, list[str]] = {}
+    for ticket in tickets:
+        subjects.setdefault(ticket.get("contact_id"), []).append(
+            str(ticket.get("subject") or "(no subject)")
+        )
+    lines = [f"what Trengo received: {len(contacts)} contacts, {len(tickets)} tickets"]
+    if contacts:
+        lines.append(f"  {'contact':<{_NAME_WIDTH}} {'identifier':<{_IDENTIFIER_WIDTH}} tickets")
+    for contact in contacts[:RECEIVED_ROWS]:
+        name = _clipped(str(contact.get("name") or "(no name)"), _NAME_WIDTH)
+        identifier = _clipped(str(contact.get("identifier") or ""), _IDENTIFIER_WIDTH)
+        own = subjects.get(contact.get("id"), [])
+        shown = _clipped(f"{len(own)}: {'; '.join(own)}", _SUBJECTS_WIDTH) if own else "0"
+        lines.append(f"  {name:<{_NAME_WIDTH}} {identifier:<{_IDENTIFIER_WIDTH}} {shown}")
+    if len(contacts) > RECEIVED_ROWS:
+        lines.append(f"  … and {len(contacts) - RECEIVED_ROWS} more contacts")
+    return lines
+
+
+def next_steps(metrics_port: int | None, dead_letter_topic: str) -> str:
+    """One line: where a user looks next."""
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "/metrics"
+    return (
+        f"look next: {metrics} while it runs (server.port), the dead-letter topic "
+        f"{dead_letter_topic}, `trengo-processor dlq replay --config FILE --dry-run`"
+    )
+
+
+def _clipped(text: str, width: int) -> str:
+    """``text`` on one line, at most ``width`` characters (… marks a cut)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"

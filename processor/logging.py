@@ -7,6 +7,10 @@ every secret (the API token) with ``***`` in messages, arguments, extra fields, 
 stack text, whichever logger the record came from. Unless ``log.include_user_ids`` is on, it
 also masks email addresses (``<email>``) and phone numbers (``<phone>``) in WARNING and ERROR
 lines, where dead-letter and retry reasons may quote them (the dead letter's header keeps them).
+
+librdkafka, the C library under every Kafka client, would print its own ``%3|...|FAIL|...`` lines
+straight to stderr; :func:`kafka_logger` is the ``logger`` setting every client gets instead, so
+those lines arrive here, in the configured format, with a ``component`` field naming the client.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"\+\d(?:[\s().-]{0,2}\d){6,}|(?<!\w)\d{8,}(?!\w)")
 # Libraries that log every HTTP request at INFO; our per-event lines already say it.
 _CHATTY_LOGGERS = ("httpx", "httpcore")
+KAFKA_LOGGER_NAME = "librdkafka"
 
 
 def configure_logging(config: LogConfig, *, secrets: Sequence[str] = ()) -> None:
@@ -56,6 +61,16 @@ def configure_logging(config: LogConfig, *, secrets: Sequence[str] = ()) -> None
     chatty_level = logging.NOTSET if config.level == "DEBUG" else logging.WARNING
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(chatty_level)
+
+
+def kafka_logger(component: str) -> logging.LoggerAdapter[logging.Logger]:
+    """The value of confluent-kafka's ``logger`` setting for one client, e.g. ``kafka.consumer``.
+
+    librdkafka then hands its log lines to Python logging (when the client is polled) instead of
+    writing them to stderr itself: a line after the last poll of a client is dropped, never
+    printed raw.
+    """
+    return logging.LoggerAdapter(logging.getLogger(KAFKA_LOGGER_NAME), {"component": component})
 
 
 def redact_from_now_on(secret: str) -> None:

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import httpx
 from confluent_kafka import Consumer, Producer
@@ -33,7 +33,7 @@ from processor.engine.coalesce import take_coalesced
 from processor.engine.consumer import PollLoop, PollSettings, consumer_config
 from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
-from processor.engine.dlq import DeadLetterWriter, producer_config
+from processor.engine.dlq import DeadLetterWriter, Stage, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
 from processor.engine.intake import Intake, Part, Prepared, skips_logged
 from processor.engine.keyed import KeyedScheduler
@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 # Collect the young generation every 50,000 allocations instead of 700, and the older ones
 # correspondingly rarely (see tune_garbage_collector).
 GC_THRESHOLDS = (50_000, 50, 100)
+UNKNOWN_TYPE = "unknown"
+OUTCOMES = ("delivered", "dead_lettered", "skipped")  # events_total{outcome}
 CLOSE_GRACE_SECONDS = 15.0
 FLUSH_SECONDS = 10.0
 _MAX_ERROR_TEXT = 300
@@ -206,7 +208,7 @@ class _Progress:
     include_user_ids: bool
     fields: dict[str, object] | None = None  # None: not decoded yet, the record's own fields
     key: str | None = None  # None: the record's key, else its partition/offset
-    type_label: str = "unknown"
+    type_label: str = UNKNOWN_TYPE
     stage: Literal["decode", "validate", "transform", "map"] = "decode"
 
     def log_fields(self) -> dict[str, object]:
@@ -278,7 +280,7 @@ def _document_key(record: KafkaRecord, document: dict[str, Any]) -> str | None:
 
 def _type_label(value: object) -> str:
     text = value.lower() if isinstance(value, str) else ""
-    return text if text in MESSAGE_TYPES else "unknown"
+    return text if text in MESSAGE_TYPES else UNKNOWN_TYPE
 
 
 class Processor:
@@ -362,8 +364,7 @@ class Processor:
             ),
         )
         scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
-        for reason in SKIP_REASONS:  # every reason exported from the start, at 0
-            metrics.SKIPPED.labels(reason=reason)
+        _export_counters_at_zero()
         preparer = RecordPreparer(
             settings,
             SubjectTemplates(settings.destination),
@@ -415,11 +416,25 @@ class Processor:
         unacknowledged = await asyncio.to_thread(parts.writer.flush, FLUSH_SECONDS)
         if unacknowledged:
             logger.warning("%d dead letters not acknowledged (not committed)", unacknowledged)
+        parts.writer.close()
         await parts.gate.close()
         await parts.client.aclose()
         if self.health_server is not None:
             await self.health_server.stop()
         logger.info("stopped")
+
+
+def _export_counters_at_zero() -> None:
+    """Export the counters' known label values from the start, at 0: a series that first
+    appears at 1 shows no increase to ``rate()``, so a pod's first dead letter (or skip) would
+    never reach the dashboard or the alerts."""
+    for reason in SKIP_REASONS:
+        metrics.SKIPPED.labels(reason=reason)
+    for stage in get_args(Stage):
+        metrics.DEAD_LETTERS.labels(stage=stage)
+    for outcome in OUTCOMES:
+        for message_type in (*MESSAGE_TYPES, UNKNOWN_TYPE):
+            metrics.EVENTS.labels(outcome=outcome, type=message_type)
 
 
 @dataclass(frozen=True, slots=True)

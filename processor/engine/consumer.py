@@ -46,6 +46,7 @@ from processor.engine import offsetmap
 from processor.engine.handler import KafkaRecord
 from processor.engine.offsets import CommitPoint, OffsetTicket, OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.logging import kafka_logger
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
         "fetch.queue.backoff.ms": 10,
         "log.connection.close": False,
         **kafka.settings,
+        "logger": kafka_logger("kafka.consumer"),
     }
 
 
@@ -270,6 +272,10 @@ class PollLoop:
         if high < 0:
             return
         committed = self._tracker.committed_position((topic, partition))
+        if committed is None:
+            # Nothing committed yet (a halt since the start): the polled, unfinished events are
+            # lag too, so count from the first of them, not from the fetch position past them.
+            committed = self._tracker.first_pending((topic, partition))
         if committed is None:
             position = self._consumer.position([TopicPartition(topic, partition)])[0].offset
             committed = position if position >= 0 else high

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from confluent_kafka import KafkaError, KafkaException
 
 from processor.config import KafkaConfig
+from processor.logging import kafka_logger
 
 HEADER_ERROR_STAGE = "x-error-stage"
 HEADER_ERROR_REASON = "x-error-reason"
@@ -73,8 +74,11 @@ _CONSUMER_ONLY_PREFIXES = (
 )
 
 
-def producer_config(kafka: KafkaConfig) -> dict[str, Any]:
-    """Idempotent ``acks=all`` producer settings plus the shared ``kafka.settings``."""
+def producer_config(
+    kafka: KafkaConfig, component: str = "kafka.dead_letter_producer"
+) -> dict[str, Any]:
+    """Idempotent ``acks=all`` producer settings plus the shared ``kafka.settings``; librdkafka's
+    log lines go to Python logging tagged ``component``."""
     return {
         "bootstrap.servers": kafka.bootstrap_servers,
         "enable.idempotence": True,
@@ -86,6 +90,7 @@ def producer_config(kafka: KafkaConfig) -> dict[str, Any]:
             for key, value in kafka.settings.items()
             if not key.startswith(_CONSUMER_ONLY_PREFIXES)
         },
+        "logger": kafka_logger(component),
     }
 
 
@@ -203,3 +208,10 @@ class DeadLetterWriter:
         """Wait for outstanding records; returns how many are still not acknowledged."""
         remaining: int = self._producer.flush(timeout_seconds)
         return remaining
+
+    def close(self) -> None:
+        """Drop what is still unacknowledged (its events were not committed) and disconnect now,
+        while the broker is still there: a producer left to the garbage collector keeps
+        reconnecting to a broker that has gone."""
+        self._producer.purge()
+        self._producer.close()

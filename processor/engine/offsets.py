@@ -263,6 +263,12 @@ class OffsetTracker:
             state = self._partitions.get(tp)
             return None if state is None or state.committed is None else state.committed.position
 
+    def first_pending(self, tp: TopicPartition) -> int | None:
+        """The lowest offset polled and not yet done (None when nothing is pending)."""
+        with self._lock:
+            state = self._partitions.get(tp)
+            return state.in_order[0] if state is not None and state.in_order else None
+
     def pending_count(self) -> int:
         """Offsets polled and not yet committable (the buffered, in-flight events)."""
         with self._lock:

@@ -37,6 +37,7 @@ from processor.engine.dlq import (
     HEADER_REPLAYED_AT,
     producer_config,
 )
+from processor.logging import kafka_logger
 
 # Joining the replay's group takes a few seconds; without partitions by then, give up.
 ASSIGNMENT_TIMEOUT_SECONDS = 60.0
@@ -86,7 +87,7 @@ def replay_dead_letters(
     assignment_timeout_seconds: float = ASSIGNMENT_TIMEOUT_SECONDS,
 ) -> ReplaySummary:
     """Replay until the end of the dead-letter topic (or ``options.limit``)."""
-    consumer = Consumer(_consumer_config(kafka))
+    consumer = Consumer(replay_consumer_config(kafka))
     try:
         if _is_missing(consumer, kafka.dead_letter_topic):
             print(
@@ -94,7 +95,12 @@ def replay_dead_letters(
                 file=progress,
             )
             return ReplaySummary(dry_run=options.dry_run)
-        replayer = _Replayer(Producer(producer_config(kafka)), kafka.topic, options, progress)
+        replayer = _Replayer(
+            Producer(producer_config(kafka, "kafka.replay_producer")),
+            kafka.topic,
+            options,
+            progress,
+        )
         consumer.subscribe([kafka.dead_letter_topic])
         replayer.run(consumer, assignment_timeout_seconds)
     finally:
@@ -244,7 +250,8 @@ def _header(headers: list[tuple[str, bytes | None]], name: str) -> str | None:
     return None
 
 
-def _consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
+def replay_consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
+    """The replay consumer: its own group, reading the dead-letter topic to its end."""
     return {
         "bootstrap.servers": kafka.bootstrap_servers,
         "group.id": f"{kafka.group_id}.dlq-replay",
@@ -253,4 +260,5 @@ def _consumer_config(kafka: KafkaConfig) -> dict[str, Any]:
         "session.timeout.ms": kafka.session_timeout_ms,
         **kafka.settings,
         "enable.partition.eof": True,
+        "logger": kafka_logger("kafka.replay_consumer"),
     }

@@ -138,3 +138,30 @@ def test_required_view_is_on_the_dashboard(
     ]
 
     assert matching, f"no panel shows {metric}" + (f" by {label}" if label else "")
+
+
+README = Path(__file__).parents[2] / "README.md"
+# The dashboard's filter on every metric, which README's panel list leaves out.
+_FILTERS = re.compile(
+    r', namespace=~"\$namespace", pod=~"\$pod"|\{namespace=~"\$namespace", pod=~"\$pod"\}'
+)
+
+
+def readme_grafana_section() -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("### What you see in Grafana")
+    return text[start : text.index("\n## ", start)]
+
+
+def test_readme_lists_every_panel_with_its_promql(dashboard: Dashboard) -> None:
+    section = readme_grafana_section()
+    for panel in dashboard["panels"]:
+        assert f"* **{panel['title']}**: " in section, f"README lacks panel {panel['title']!r}"
+        for target in panel["targets"]:
+            promql = _FILTERS.sub("", target["expr"])
+            assert f"`{promql}`" in section, f"README lacks {panel['title']!r}'s {promql}"
+
+
+def test_readme_lists_no_panel_the_dashboard_lacks(dashboard: Dashboard) -> None:
+    listed = re.findall(r"^\* \*\*(.+?)\*\*: ", readme_grafana_section(), re.MULTILINE)
+    assert sorted(listed) == sorted(panel["title"] for panel in dashboard["panels"])

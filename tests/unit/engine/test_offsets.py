@@ -9,6 +9,18 @@ from processor.engine.offsets import CommitPoint, OffsetTracker
 TP = ("events", 0)
 
 
+def tracker_with(registered: list[int], done: list[int]) -> OffsetTracker:
+    """A tracker of partition TP with ``registered`` offsets polled and ``done`` of them done."""
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    tickets = {offset: tracker.register(*TP, offset) for offset in registered}
+    for offset in done:
+        ticket = tickets[offset]
+        assert ticket is not None
+        assert tracker.mark_done(ticket)
+    return tracker
+
+
 @pytest.mark.parametrize(
     ("registered", "done", "expected"),
     [
@@ -24,14 +36,7 @@ TP = ("events", 0)
 def test_commit_point_is_after_the_contiguous_done_prefix_with_the_done_offsets_above_it(
     registered: list[int], done: list[int], expected: CommitPoint | None
 ) -> None:
-    tracker = OffsetTracker()
-    tracker.assign([TP])
-    tickets = {offset: tracker.register(*TP, offset) for offset in registered}
-    for offset in done:
-        ticket = tickets[offset]
-        assert ticket is not None
-        assert tracker.mark_done(ticket)
-    assert tracker.commit_points().get(TP) == expected
+    assert tracker_with(registered, done).commit_points().get(TP) == expected
 
 
 def test_a_committed_position_is_not_offered_again_until_it_advances() -> None:
@@ -57,6 +62,25 @@ def test_pending_count_holds_everything_not_yet_committable() -> None:
     assert tracker.pending_count() == 4  # done but behind an unfinished offset
     tracker.mark_done(tickets[0])
     assert tracker.pending_count() == 2
+
+
+@pytest.mark.parametrize(
+    ("registered", "done", "expected"),
+    [
+        pytest.param([], [], None, id="nothing-polled"),
+        pytest.param([7, 8, 9], [], 7, id="nothing-done"),
+        pytest.param([7, 8, 9], [8], 7, id="done-behind-the-first"),
+        pytest.param([7, 8, 9], [7], 8, id="first-done"),
+        pytest.param([7, 8, 9], [7, 8, 9], None, id="all-done"),
+    ],
+)
+def test_first_pending_is_the_lowest_offset_not_yet_done(
+    registered: list[int], done: list[int], expected: int | None
+) -> None:
+    """Where the lag counts from while this consumer has committed nothing."""
+    tracker = tracker_with(registered, done)
+    assert tracker.first_pending(TP) == expected
+    assert tracker.first_pending(("unassigned", 0)) is None
 
 
 def test_pending_counts_are_kept_per_partition() -> None:
