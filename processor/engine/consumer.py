@@ -15,7 +15,9 @@ It polls continuously, so heartbeats and ``max.poll.interval.ms`` never depend o
    what it holds never keeps a drained partition paused.
 4. When a partition's done offsets changed, at most once per ``commit_interval``, store and
    commit the highest contiguous done offset, with the done offsets above it in the commit's
-   metadata (``offsetmap``).
+   metadata (``offsetmap``). Commit sooner once ``commit_after_events`` offsets joined the done
+   prefixes since the last commit: a crash redelivers what is done but not committed, and at a
+   high event rate one interval's worth would exceed the in-flight window.
 5. Every ``LAG_INTERVAL_SECONDS`` refresh consumer lag and check that the broker answers.
 
 On assign while everything must wait (halted, stopping, or the buffer full): take the new
@@ -73,6 +75,7 @@ class PollSettings:
     high_water: int  # buffered events
     high_water_bytes: int  # buffered record bytes
     commit_interval_seconds: float
+    commit_after_events: int  # commit early once this many done events await a commit
     revoke_timeout_seconds: float
 
 
@@ -226,7 +229,10 @@ class PollLoop:
         return total < 1 and own <= LOW_WATER_FRACTION / max(partitions, 1)
 
     def _maybe_commit(self) -> None:
-        if time.monotonic() - self._last_commit >= self._settings.commit_interval_seconds:
+        if (
+            time.monotonic() - self._last_commit >= self._settings.commit_interval_seconds
+            or self._tracker.uncommitted_prefix() >= self._settings.commit_after_events
+        ):
             self._commit(None)
 
     def _commit(self, partitions: Sequence[PartitionKey] | None) -> None:

@@ -24,6 +24,7 @@ from processor.engine.offsets import TopicPartition as PartitionKey
 from tests.unit.engine.fakes import TOPIC, FakeConsumer, done_future
 
 HIGH_WATER_BYTES = 10_000
+COMMIT_AFTER_EVENTS = 50
 
 
 class QuietHealth:
@@ -54,13 +55,21 @@ def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
         time.sleep(0.005)
 
 
+async def settled(consumer: FakeConsumer) -> None:
+    """Wait until the poll loop ran a whole iteration (commit check included) after now: the
+    second step is taken only after the first one's iteration ended."""
+    consumer.steps.put(lambda _c: [])
+    consumer.steps.put(lambda _c: [])
+    await asyncio.to_thread(until, consumer.steps.empty)
+
+
 def paused(*partitions: int) -> set[tuple[str, int]]:
     return {(TOPIC, partition) for partition in partitions}
 
 
-@pytest.fixture
-async def harness() -> AsyncIterator[Harness]:
-    consumer, tracker = FakeConsumer(), OffsetTracker()
+def started_poll(consumer: FakeConsumer) -> Harness:
+    """A running poll loop over ``consumer`` with a fresh tracker (one processor)."""
+    tracker = OffsetTracker()
     batches: list[Batch] = []
     halted = [False]
     drained: list[Sequence[PartitionKey]] = []
@@ -82,13 +91,24 @@ async def harness() -> AsyncIterator[Harness]:
             high_water=100,
             high_water_bytes=HIGH_WATER_BYTES,
             commit_interval_seconds=3600,
+            commit_after_events=COMMIT_AFTER_EVENTS,
             revoke_timeout_seconds=1,
         ),
     )
     poll.start()
-    yield Harness(consumer, tracker, poll, batches, halted, drained)
-    poll.closing.set()
-    await asyncio.to_thread(poll.join, 5)
+    return Harness(consumer, tracker, poll, batches, halted, drained)
+
+
+async def stopped(harness: Harness) -> None:
+    harness.poll.closing.set()
+    await asyncio.to_thread(harness.poll.join, 5)
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    running = started_poll(FakeConsumer())
+    yield running
+    await stopped(running)
 
 
 async def test_a_partition_over_its_share_pauses_alone_and_resumes_when_drained(
@@ -224,6 +244,75 @@ async def test_commits_carry_the_done_offsets_above_the_position_and_the_next_ow
     delivered = [record.offset for batch in harness.batches for record, _ticket in batch]
     assert delivered == [3, 4, 8, 9]
     assert "offset commit metadata kept by the broker" in caplog.text
+
+
+async def test_a_new_owner_skips_what_the_metadata_says_and_delivers_the_rest(
+    harness: Harness,
+) -> None:
+    first = harness.consumer
+    first.rebalance("assign", [0])
+    first.messages(0, range(10))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 10)
+    harness.mark_done(0, range(3))
+    harness.mark_done(0, range(5, 8))
+    first.rebalance("revoke", [0])
+    await asyncio.to_thread(until, lambda: harness.tracker.assigned() == [])
+
+    # Another processor of the group reads the same offset store; new records arrived meanwhile.
+    second = FakeConsumer()
+    second.stored_commits = dict(first.stored_commits)
+    owner = started_poll(second)
+    try:
+        second.rebalance("assign", [0])
+        second.messages(0, range(3, 14))
+        await asyncio.to_thread(until, lambda: owner.tracker.pending_count() == 11)
+        delivered = [record.offset for batch in owner.batches for record, _ticket in batch]
+        assert delivered == [3, 4, 8, 9, 10, 11, 12, 13]
+    finally:
+        await stopped(owner)
+
+
+async def test_metadata_of_another_version_or_garbage_skips_nothing_and_is_logged(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="processor.engine")
+    consumer = harness.consumer
+    future_version = "2b" + offsetmap.encode(3, {4, 5})[2:]
+    consumer.stored_commits[(TOPIC, 0)] = TopicPartition(TOPIC, 0, 3, metadata=future_version)
+    consumer.stored_commits[(TOPIC, 1)] = TopicPartition(TOPIC, 1, 3, metadata="1b%%not base64%%")
+    consumer.rebalance("assign", [0, 1])
+    consumer.messages(0, range(3, 6))
+    consumer.messages(1, range(3, 6))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 6)
+
+    delivered = [
+        (record.partition, record.offset) for batch in harness.batches for record, _ in batch
+    ]
+    assert delivered == [(0, 3), (0, 4), (0, 5), (1, 3), (1, 4), (1, 5)]
+    assert caplog.text.count("not a done-offset map") == 2
+    assert "offset commit metadata not kept by the broker" in caplog.text
+
+
+async def test_a_large_done_prefix_is_committed_before_the_interval(harness: Harness) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(3 * COMMIT_AFTER_EVENTS))
+    await asyncio.to_thread(
+        until, lambda: harness.tracker.pending_count() == 3 * COMMIT_AFTER_EVENTS
+    )
+    # Done above a gap cannot be committed: no early commit however many there are.
+    harness.mark_done(0, range(1, 2 * COMMIT_AFTER_EVENTS))
+    await settled(consumer)
+    assert consumer.commits == {}
+
+    harness.mark_done(0, range(1))
+
+    await asyncio.to_thread(
+        until, lambda: consumer.commits == {(TOPIC, 0): 2 * COMMIT_AFTER_EVENTS}
+    )
+    harness.mark_done(0, range(2 * COMMIT_AFTER_EVENTS, 2 * COMMIT_AFTER_EVENTS + 1))
+    await settled(consumer)
+    assert consumer.commits == {(TOPIC, 0): 2 * COMMIT_AFTER_EVENTS}  # one event: the interval
 
 
 async def test_a_broker_that_drops_the_metadata_skips_nothing_and_says_so_once(
