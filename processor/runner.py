@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import gc
 import logging
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ from processor.logging import event_fields
 from processor.pipeline.decode import decode
 from processor.pipeline.filters import SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
+from processor.pipeline.merge import merged_identify
 from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.transform import SOURCE_ID_HEADER, Transformation, load_transformation
@@ -298,7 +300,11 @@ class Processor:
                 delivery.max_dead_letter_ratio, delivery.dead_letter_window
             ),
         )
-        scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
+        scheduler = KeyedScheduler(
+            handler.handle,
+            delivery.max_in_flight,
+            functools.partial(take_coalesced, merge=merged_identify),
+        )
         for reason in SKIP_REASONS:  # every reason exported from the start, at 0
             metrics.SKIPPED.labels(reason=reason)
         preparer = RecordPreparer(

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from processor import metrics
-from processor.trengo.errors import DestinationDown, TransientError, TrengoError
+from processor.engine.outcomes import DeliveryError, DestinationDown, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class DestinationGate:
             return False
         except TransientError:
             raise
-        except TrengoError:
+        except DeliveryError:
             pass  # any other answer means Trengo took the token
         return True
 
@@ -146,7 +146,7 @@ class DestinationGate:
             except DestinationDown as down:
                 logger.warning("destination still down: %s", down.reason)
                 continue
-            except TrengoError as other:
+            except DeliveryError as other:
                 # Anything but 401/403 proves the token is accepted again.
                 logger.info("probe answered %s; token accepted", other.reason)
             except Exception:

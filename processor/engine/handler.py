@@ -1,6 +1,7 @@
 """What happens to one event once the scheduler hands it over: deliver, retry or dead-letter.
 
-Outcomes follow DESIGN.md §3's table, decided by the error class the Trengo client raised:
+Outcomes follow DESIGN.md §3's table, decided by the error class (``outcomes.py``) the
+destination raised:
 
 * delivered: Trengo accepted the work; the offset is done.
 * transient (408, 429, 5xx, timeouts): tried again with full-jitter backoff (Retry-After wins),
@@ -37,16 +38,17 @@ from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, Stage
 from processor.engine.offsets import OffsetTicket, OffsetTracker
-from processor.logging import log_outcome
-from processor.pipeline.plan import Plan, Rejection
-from processor.trengo.client import SEND_ALLOWED
-from processor.trengo.errors import (
+from processor.engine.outcomes import (
+    SEND_ALLOWED,
     CallWithdrawn,
     DestinationDown,
     Forbidden,
+    Outcome,
     PermanentError,
     TransientError,
 )
+from processor.logging import log_outcome
+from processor.pipeline.plan import Plan, Rejection
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +282,7 @@ class EventHandler:
         self._finish(item, "dead_lettered")
         return None
 
-    def _finish(self, item: WorkItem, outcome: str) -> None:
+    def _finish(self, item: WorkItem, outcome: Outcome) -> None:
         finished_at = time.time()
         delivered = outcome == "delivered"
         log_each = delivered and logger.isEnabledFor(logging.DEBUG)
