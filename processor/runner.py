@@ -329,7 +329,7 @@ class Processor:
                 high_water=delivery.max_buffered_events,
                 high_water_bytes=delivery.max_buffered_bytes,
                 commit_interval_seconds=settings.kafka.commit_interval_ms / 1000,
-                commit_after_events=max(delivery.max_in_flight // 2, 1),
+                commit_after_events=max(delivery.max_in_flight // 4, 1),
                 revoke_timeout_seconds=settings.kafka.revoke_timeout_ms / 1000,
             ),
         )

@@ -156,6 +156,7 @@ class FakeConsumer:
         self.stored_commits: dict[tuple[str, int], TopicPartition] = {}
         self._stored: dict[tuple[str, int], TopicPartition] = {}
         self.committed_error: KafkaException | None = None  # raised by committed()
+        self.consume_timeouts: list[float] = []
         self.closed = False
         self._callbacks: dict[str, Callable[[Any, list[TopicPartition]], None]] = {}
         self._assigned_in_callback = False
@@ -174,6 +175,7 @@ class FakeConsumer:
         self._callbacks = callbacks
 
     def consume(self, _count: int, timeout: float) -> list[FakeMessage]:
+        self.consume_timeouts.append(timeout)
         try:
             step = self.steps.get(timeout=timeout)
         except queue.Empty:

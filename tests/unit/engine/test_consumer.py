@@ -18,7 +18,13 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from processor import metrics
 from processor.engine import offsetmap
-from processor.engine.consumer import Batch, PollLoop, PollSettings
+from processor.engine.consumer import (
+    AWAITING_COMMIT_POLL_TIMEOUT_SECONDS,
+    POLL_TIMEOUT_SECONDS,
+    Batch,
+    PollLoop,
+    PollSettings,
+)
 from processor.engine.offsets import OffsetTracker
 from processor.engine.offsets import TopicPartition as PartitionKey
 from tests.unit.engine.fakes import TOPIC, FakeConsumer, done_future
@@ -313,6 +319,23 @@ async def test_a_large_done_prefix_is_committed_before_the_interval(harness: Har
     harness.mark_done(0, range(2 * COMMIT_AFTER_EVENTS, 2 * COMMIT_AFTER_EVENTS + 1))
     await settled(consumer)
     assert consumer.commits == {(TOPIC, 0): 2 * COMMIT_AFTER_EVENTS}  # one event: the interval
+
+
+async def test_while_done_events_await_a_commit_the_poll_thread_looks_more_often(
+    harness: Harness,
+) -> None:
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(10))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 10)
+    await settled(consumer)
+    assert consumer.consume_timeouts[-1] == POLL_TIMEOUT_SECONDS
+
+    harness.mark_done(0, range(2))  # fewer than COMMIT_AFTER_EVENTS: waits for the interval
+    await settled(consumer)
+
+    assert consumer.consume_timeouts[-1] == AWAITING_COMMIT_POLL_TIMEOUT_SECONDS
+    assert consumer.commits == {}
 
 
 async def test_a_broker_that_drops_the_metadata_skips_nothing_and_says_so_once(
