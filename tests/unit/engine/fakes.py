@@ -34,6 +34,22 @@ CHANNEL = "1"
 
 
 @dataclass
+class ManualClock:
+    """The engine's clock in simulated time: it moves only when a test advances it."""
+
+    now: float = 1_700_000_000.0  # Unix time, so dead-letter timestamps read as real dates
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
 class Produced:
     topic: str
     key: bytes | None

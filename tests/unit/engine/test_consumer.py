@@ -227,9 +227,8 @@ async def test_closing_makes_a_final_commit(harness: Harness) -> None:
     assert consumer.closed
 
 
-async def test_commits_carry_the_done_offsets_above_the_position_and_the_next_owner_skips_them(
-    harness: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
+async def revoke_with_done_above_a_gap(harness: Harness) -> None:
+    """Partition 0 polled 0-9, done 0-2 and 5-7, then revoked: committed at 3 with {5, 6, 7}."""
     consumer = harness.consumer
     consumer.rebalance("assign", [0])
     consumer.messages(0, range(10))
@@ -238,6 +237,13 @@ async def test_commits_carry_the_done_offsets_above_the_position_and_the_next_ow
     harness.mark_done(0, range(5, 8))
     consumer.rebalance("revoke", [0])
     await asyncio.to_thread(until, lambda: harness.tracker.assigned() == [])
+
+
+async def test_commits_carry_the_done_offsets_above_the_position_and_the_next_owner_skips_them(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = harness.consumer
+    await revoke_with_done_above_a_gap(harness)
     stored = consumer.stored_commits[(TOPIC, 0)]
     assert (stored.offset, offsetmap.decode(stored.offset, stored.metadata)) == (3, {5, 6, 7})
 
@@ -256,13 +262,7 @@ async def test_a_new_owner_skips_what_the_metadata_says_and_delivers_the_rest(
     harness: Harness,
 ) -> None:
     first = harness.consumer
-    first.rebalance("assign", [0])
-    first.messages(0, range(10))
-    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == 10)
-    harness.mark_done(0, range(3))
-    harness.mark_done(0, range(5, 8))
-    first.rebalance("revoke", [0])
-    await asyncio.to_thread(until, lambda: harness.tracker.assigned() == [])
+    await revoke_with_done_above_a_gap(harness)
 
     # Another processor of the group reads the same offset store; new records arrived meanwhile.
     second = FakeConsumer()
