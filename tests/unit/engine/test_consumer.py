@@ -278,6 +278,32 @@ async def test_a_new_owner_skips_what_the_metadata_says_and_delivers_the_rest(
         await stopped(owner)
 
 
+async def test_after_a_graceful_restart_behind_a_stuck_event_only_it_is_delivered_again(
+    harness: Harness,
+) -> None:
+    # Issue 16's "one key failing all run long": its first event (offset 0) never finishes while
+    # the 300 events behind it do; a broker that keeps the metadata lets the restart skip them.
+    events = 301
+    consumer = harness.consumer
+    consumer.rebalance("assign", [0])
+    consumer.messages(0, range(events))
+    await asyncio.to_thread(until, lambda: harness.tracker.pending_count() == events)
+    harness.mark_done(0, range(1, events))
+    await stopped(harness)  # SIGTERM: the final commit
+
+    restarted = FakeConsumer()
+    restarted.stored_commits = dict(consumer.stored_commits)
+    owner = started_poll(restarted)
+    try:
+        restarted.rebalance("assign", [0])
+        restarted.messages(0, range(events))
+        await asyncio.to_thread(until, lambda: owner.tracker.pending_count() == events)
+        delivered = [record.offset for batch in owner.batches for record, _ticket in batch]
+        assert delivered == [0]
+    finally:
+        await stopped(owner)
+
+
 async def test_metadata_of_another_version_or_garbage_skips_nothing_and_is_logged(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
