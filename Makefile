@@ -23,20 +23,20 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devkit/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,dev]'
+	$(BIN)/python -m pip install -q -e '.[test,dev]' -e ./devkit
 	@touch $(STAMP)
 
 run: venv
 	$(BIN)/trengo-processor demo
 
 check: venv
-	$(BIN)/ruff format --check processor tests $(wildcard bench)
-	$(BIN)/ruff check processor tests $(wildcard bench)
-	$(BIN)/mypy processor bench
+	$(BIN)/ruff format --check processor devkit tests $(wildcard bench)
+	$(BIN)/ruff check processor devkit tests $(wildcard bench)
+	$(BIN)/mypy processor devkit bench
 
 tools: venv
 	bash scripts/install-tools.sh $(TOOLS)
@@ -61,8 +61,8 @@ audit: venv
 	$(BIN)/python scripts/audit.py
 
 format: venv
-	$(BIN)/ruff format processor tests $(wildcard bench)
-	$(BIN)/ruff check --fix processor tests $(wildcard bench)
+	$(BIN)/ruff format processor devkit tests $(wildcard bench)
+	$(BIN)/ruff check --fix processor devkit tests $(wildcard bench)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

@@ -41,7 +41,7 @@ from bench.stack import (
     wait_for_commits,
 )
 from bench.workload import DESTINATION, MAPPED_EVENTS, Workload, WorkloadSpec, generate
-from processor.sandbox.broker import KafkaTarget, kafka_target
+from devkit.sandbox.broker import KafkaTarget, kafka_target
 
 TITLE = "API budget"
 WINDOW_SECONDS = 60.0

@@ -20,8 +20,8 @@ import psutil
 from confluent_kafka import Consumer, TopicPartition
 
 from bench.report import markdown_table
+from devkit.sandbox.broker import EmbeddedBroker, create_topics
 from processor.engine import offsetmap
-from processor.sandbox.broker import EmbeddedBroker, create_topics
 
 TITLE = "Broker cost of the commit interval"
 PARTITIONS = 6

@@ -48,7 +48,7 @@ from bench.stack import (
 from bench.stats import Sample, cpu_between
 from bench.tracks import TrackSpec, emails, records
 from bench.workload import DESTINATION, EMAIL_CHANNEL_ID
-from processor.sandbox.broker import KafkaTarget
+from devkit.sandbox.broker import KafkaTarget
 
 Flow = Literal["trengo-processor", "baseline"]
 

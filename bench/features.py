@@ -41,7 +41,7 @@ from bench.stack import (
     wait_for_commits,
 )
 from bench.workload import EMAIL_CHANNEL_ID
-from processor.sandbox.broker import KafkaTarget, kafka_target
+from devkit.sandbox.broker import KafkaTarget, kafka_target
 
 TITLE = "Cost of the opt-in features"
 PARTITIONS = 6

@@ -43,7 +43,7 @@ from bench.stack import (
 from bench.stats import percentile
 from bench.tracks import TrackSpec, emails, sequence_of, track
 from bench.workload import DESTINATION
-from processor.sandbox.broker import KafkaTarget, kafka_target
+from devkit.sandbox.broker import KafkaTarget, kafka_target
 
 TITLE = "Event latency below the rate limit"
 SANDBOX_LATENCY_MS = 50.0

@@ -29,7 +29,7 @@ from bench.stack import ProcessorFleet, SandboxProcess, processor_config
 from bench.stats import Sample, peak_rss, slope_per_minute
 from bench.tracks import TrackSpec, emails
 from bench.workload import DESTINATION
-from processor.sandbox.broker import kafka_target
+from devkit.sandbox.broker import kafka_target
 
 TITLE = "Memory in front of a large backlog"
 REQUESTS_PER_MINUTE = 6_000

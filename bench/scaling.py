@@ -22,7 +22,7 @@ from bench.drain import TOKEN, Drain, DrainBench, Topic
 from bench.report import markdown_table
 from bench.stack import SandboxProcess
 from bench.tracks import TrackSpec
-from processor.sandbox.broker import kafka_target
+from devkit.sandbox.broker import kafka_target
 
 TITLE = "Cost per event as the topic and the partitions grow"
 USERS = 1_000

@@ -2,7 +2,7 @@
 
 The sandbox (``python -m processor sandbox``) and every processor (``python -m processor run``)
 run in their own processes, so neither shares a GIL with the other or with the benchmark
-driver, as they would not in production. Kafka comes from ``processor.sandbox.broker``
+driver, as they would not in production. Kafka comes from ``devkit.sandbox.broker``
 (``KAFKA_BOOTSTRAP_SERVERS``, else Docker, else the embedded broker).
 
 Everything started here is stopped when its ``with`` block ends; logs go to a work directory so
@@ -27,7 +27,7 @@ import httpx
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from processor.sandbox.broker import KafkaTarget, create_topics
+from devkit.sandbox.broker import KafkaTarget, create_topics
 
 _LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_SECONDS = 20.0

@@ -30,7 +30,7 @@ from bench.report import markdown_table
 from bench.stack import SandboxProcess
 from bench.stats import median
 from bench.tracks import TrackSpec
-from processor.sandbox.broker import kafka_target
+from devkit.sandbox.broker import kafka_target
 
 TITLE = "Engine throughput against a minimal consumer"
 PARTITIONS = 6

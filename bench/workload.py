@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from processor.sandbox.trengo import DEFAULT_CHANNELS
+from devkit.sandbox.trengo import DEFAULT_CHANNELS
 
 EventKind = Literal["first_identify", "repeat_identify", "rename", "track"]
 

@@ -9,7 +9,9 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 
 from processor.config import (
     CONSENT_KEYS,
@@ -18,7 +20,6 @@ from processor.config import (
     load_settings,
     source_type_used,
 )
-from processor.demo import run_demo
 from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.engine.shutdown import install_stop_signals
 from processor.logging import configure_logging
@@ -27,7 +28,6 @@ from processor.pipeline.templates import SubjectTemplates, TemplateConfigError
 from processor.pipeline.transform import check_on_sample, load_transformation
 from processor.render import render_event
 from processor.runner import Processor, tune_garbage_collector
-from processor.sandbox.trengo import add_sandbox_arguments, options_from_args, serve
 from processor.trengo.client import TrengoClient
 
 EXIT_USAGE = 2
@@ -37,11 +37,17 @@ EXIT_REPLAY_FAILED = 1
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m processor``."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, sandbox_arguments = parser.parse_known_args(argv)
+    if sandbox_arguments and args.command is not _sandbox:
+        parser.error(f"unrecognized arguments: {' '.join(sandbox_arguments)}")
+    args.sandbox_arguments = sandbox_arguments
     try:
         code: int = args.command(args)
     except ConfigError as error:
         print(f"config error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except DevkitMissingError as error:
+        print(error, file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
@@ -101,8 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(command=_dlq_replay)
 
-    sandbox = verbs.add_parser("sandbox", help="run the local fake Trengo API")
-    add_sandbox_arguments(sandbox)
+    # The sandbox's flags live in the devkit, which ``run`` must not import: it parses them itself.
+    sandbox = verbs.add_parser(
+        "sandbox", help="run the local fake Trengo API (--help lists its flags)", add_help=False
+    )
     sandbox.set_defaults(command=_sandbox)
 
     demo = verbs.add_parser("demo", help="embedded Kafka + sandbox + sample events, end to end")
@@ -197,10 +205,30 @@ def _dlq_replay(args: argparse.Namespace) -> int:
     return EXIT_REPLAY_FAILED if summary.failed else 0
 
 
+class DevkitMissingError(Exception):
+    """A developer command ran where the devkit (demo, sandbox, broker) is not installed."""
+
+
+def _devkit(module: str, command: str) -> ModuleType:
+    """Import a devkit module on demand: production installs do not carry the devkit."""
+    try:
+        return import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is None or not f"{module}.".startswith(f"{error.name}."):
+            raise
+        raise DevkitMissingError(
+            f"trengo-processor {command} needs the devkit, which production installs leave out: "
+            "run `make venv`, or pip install -e ./devkit from a clone of the repository"
+        ) from None
+
+
 def _sandbox(args: argparse.Namespace) -> int:
-    serve(options_from_args(args), args.host, args.port)
-    return 0
+    sandbox = _devkit("devkit.sandbox.trengo", "sandbox")
+    code: int = sandbox.main(args.sandbox_arguments)
+    return code
 
 
 def _demo(args: argparse.Namespace) -> int:
-    return run_demo(event_count=args.events)
+    demo = _devkit("devkit.demo", "demo")
+    code: int = demo.run_demo(event_count=args.events)
+    return code

@@ -54,8 +54,8 @@ SECRET_KAFKA_SETTINGS = frozenset(
 )
 MASKED = "**********"
 
-# librdkafka settings the engine's guarantees rest on (DESIGN.md §3): kafka.settings may not
-# override them. Each maps to why, for the one-line config error.
+# librdkafka settings the engine's guarantees rest on (docs/commit-protocol.md): kafka.settings
+# may not override them. Each maps to why, for the one-line config error.
 PROTECTED_KAFKA_SETTINGS = {
     "enable.auto.commit": "offsets are committed only after an event is done",
     "auto.commit.enable": "offsets are committed only after an event is done",  # librdkafka alias
@@ -76,15 +76,42 @@ class _Section(BaseModel):
 
 
 class KafkaConfig(_Section):
-    bootstrap_servers: str = "127.0.0.1:9092"
-    topic: str = "rudderstack.events"
-    group_id: str = "trengo-processor"
-    dead_letter_topic: str = "rudderstack.events.dlq"
-    commit_interval_ms: int = Field(default=200, ge=10)
-    revoke_timeout_ms: int = Field(default=10_000, ge=0)
-    session_timeout_ms: int = Field(default=45_000, ge=500)
-    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
-    settings: dict[str, KafkaSettingValue] = Field(default_factory=dict)
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port...]."
+    )
+    topic: str = Field(
+        default="rudderstack.events",
+        description="Input topic: one RudderStack event as JSON per record, keyed by userId.",
+    )
+    group_id: str = Field(
+        default="trengo-processor", description="Consumer group; every replica shares it."
+    )
+    dead_letter_topic: str = Field(
+        default="rudderstack.events.dlq",
+        description="Topic receiving events that cannot be delivered, with x-error-* headers.",
+    )
+    commit_interval_ms: int = Field(
+        default=200,
+        ge=10,
+        description="At most how often done offsets are committed (sooner: max_in_flight/4 done).",
+    )
+    revoke_timeout_ms: int = Field(
+        default=10_000,
+        ge=0,
+        description="On a rebalance: how long a revoked partition's remaining work may take.",
+    )
+    session_timeout_ms: int = Field(
+        default=45_000, ge=500, description="librdkafka session.timeout.ms."
+    )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=1000,
+        description="librdkafka max.poll.interval.ms (polling never waits for delivery).",
+    )
+    settings: dict[str, KafkaSettingValue] = Field(
+        default_factory=dict,
+        description="Other librdkafka settings (security, SASL, ...) for consumer and producer.",
+    )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -115,16 +142,41 @@ class KafkaConfig(_Section):
 
 class TrengoConfig(_Section):
     # Declared before base_url: the base_url check reads it.
-    allow_insecure_http: bool = False
-    base_url: str = "https://app.trengo.com/api/v2"
-    requests_per_minute: int = Field(default=120, gt=0)
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    contact_cache_size: int = Field(default=100_000, ge=0)
-    contact_cache_ttl_seconds: float = Field(default=3600.0, ge=0)
+    allow_insecure_http: bool = Field(
+        default=False,
+        description="Accept a plain http:// base_url on a non-loopback host (token in clear).",
+    )
+    base_url: str = Field(
+        default="https://app.trengo.com/api/v2",
+        description="Trengo API base URL; https:// unless loopback or allow_insecure_http.",
+    )
+    requests_per_minute: int = Field(
+        default=120,
+        gt=0,
+        description="The API token's request budget, shared by every replica using the token.",
+    )
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one request; a timeout is retried."
+    )
+    contact_cache_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="How many contact ids are remembered per (channel, identifier).",
+    )
+    contact_cache_ttl_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How long a cached contact id (and the last name sent) is trusted.",
+    )
     # Identify on an email channel: create first, relying on Trengo returning the existing
-    # contact for a known email (trengo-api.md §6); off: search first, as for phones.
-    email_find_or_create: bool = True
-    api_token_file: Path | None = None
+    # contact for a known email (docs/trengo-api.md); off: search first, as for phones.
+    email_find_or_create: bool = Field(
+        default=True,
+        description="Email identifies create first (find-or-create); false: search first.",
+    )
+    api_token_file: Path | None = Field(
+        default=None, description="File holding the API token (a mounted Secret); re-read on a 401."
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -186,14 +238,24 @@ class TemplateMapping(_Section):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    from_: str = Field(alias="from")
-    to: str | None = None
+    from_: str = Field(alias="from", description="The track event name (exact, case-sensitive).")
+    to: str | None = Field(
+        default=None,
+        description="Jinja2 template of the ticket subject; empty or missing sends no subject.",
+    )
     # Opt-in follow-ups of the ticket: label names (matched case-insensitively in Trengo) and a
     # message template rendered like the subject.
-    labels: tuple[NonBlankText, ...] = ()
-    message: str | None = None
-    # "note" is seen by agents only; "message" reaches the customer, irrevocably.
-    messageType: Literal["note", "message"] = "note"  # noqa: N815 - RudderStack-style key
+    labels: tuple[NonBlankText, ...] = Field(
+        default=(),
+        description="Label names attached to each ticket of this event (any letter case).",
+    )
+    message: str | None = Field(
+        default=None, description="Template of a message posted into each ticket of this event."
+    )
+    messageType: Literal["note", "message"] = Field(  # noqa: N815 - RudderStack-style key
+        default="note",
+        description="note: seen by agents only; message: sent to the customer, irrevocably.",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -208,8 +270,10 @@ class TemplateMapping(_Section):
 class CustomFieldMapping(_Section):
     """One ``customFieldMap`` entry: an identify trait -> a Trengo contact custom field."""
 
-    trait: NonBlankText
-    fieldId: TrengoFieldId  # noqa: N815 - RudderStack-style key
+    trait: NonBlankText = Field(description="The identify trait whose value is copied.")
+    fieldId: TrengoFieldId = Field(  # noqa: N815 - RudderStack-style key
+        description="The Trengo contact custom field it is written to."
+    )
 
 
 CONSENT_KEYS = ("consentManagement", "oneTrustCookieCategories", "ketchConsentPurposes")
@@ -252,23 +316,53 @@ class DestinationConfig(_Section):
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=_PROFILE_KEY_REQUIRED)
 
     # RudderStack's consent settings and connection mode, pasted as exported.
-    connectionMode: str | dict[str, str] = CLOUD  # noqa: N815
-    consentManagement: ConsentSetting = ()  # noqa: N815
-    oneTrustCookieCategories: ConsentSetting = ()  # noqa: N815
-    ketchConsentPurposes: ConsentSetting = ()  # noqa: N815
+    connectionMode: str | dict[str, str] = Field(  # noqa: N815
+        default=CLOUD,
+        description="RudderStack's connection mode (or one per source type): cloud only.",
+    )
+    consentManagement: ConsentSetting = Field(  # noqa: N815
+        default=(), description="Generic consent management settings (or one list per source type)."
+    )
+    oneTrustCookieCategories: ConsentSetting = Field(  # noqa: N815
+        default=(),
+        description="Legacy OneTrust categories: an event denying any of them is skipped.",
+    )
+    ketchConsentPurposes: ConsentSetting = Field(  # noqa: N815
+        default=(), description="Legacy Ketch purposes: an event denying all of them is skipped."
+    )
 
-    apiToken: SecretStr | None = None  # noqa: N815 - RudderStack's key
-    channelId: str  # noqa: N815
-    channelIdentifier: Literal["email", "phone"] = "email"  # noqa: N815
+    apiToken: SecretStr | None = Field(  # noqa: N815 - RudderStack's key
+        default=None,
+        description="The Trengo API token (or TRENGO_API_TOKEN, trengo.api_token_file).",
+    )
+    channelId: str = Field(  # noqa: N815
+        description="The Trengo channel contacts and tickets are created on."
+    )
+    channelIdentifier: Literal["email", "phone"] = Field(  # noqa: N815
+        default="email", description="Which trait identifies a contact: email or phone."
+    )
     # Deliberate fix: RudderStack treats a missing key as off although its UI defaults to on.
-    enableDedup: bool = True  # noqa: N815
-    eventTemplateMap: tuple[TemplateMapping, ...] = ()  # noqa: N815
-    # Opt-in: identify traits copied into contact custom fields.
-    customFieldMap: tuple[CustomFieldMapping, ...] = ()  # noqa: N815
+    enableDedup: bool = Field(  # noqa: N815
+        default=True,
+        description="Identify finds the contact and updates it instead of always creating one.",
+    )
+    eventTemplateMap: tuple[TemplateMapping, ...] = Field(  # noqa: N815
+        default=(), description="Track events that open tickets, each with its subject template."
+    )
+    customFieldMap: tuple[CustomFieldMapping, ...] = Field(  # noqa: N815
+        default=(), description="Identify traits copied into contact custom fields (opt-in)."
+    )
     # Opt-in: a group attaches the user's contact to the Trengo Profile whose custom field
     # profileKeyFieldId holds the groupId. enableProfiles comes first: the key's check reads it.
-    enableProfiles: bool = False  # noqa: N815
-    profileKeyFieldId: TrengoFieldId | None = Field(default=None, validate_default=True)  # noqa: N815
+    enableProfiles: bool = Field(  # noqa: N815
+        default=False,
+        description="Group events attach the user's contact to the group's Trengo profile.",
+    )
+    profileKeyFieldId: TrengoFieldId | None = Field(  # noqa: N815
+        default=None,
+        validate_default=True,
+        description="With enableProfiles: the profile custom field holding the groupId.",
+    )
 
     @field_validator("apiToken")
     @classmethod
@@ -360,26 +454,48 @@ class DestinationConfig(_Section):
 class PipelineConfig(_Section):
     # Message types committed and counted as skipped, on top of those RudderStack never sends
     # to Trengo (everything but identify, track and, with enableProfiles, group).
-    ignore_types: tuple[str, ...] = ()
+    ignore_types: tuple[str, ...] = Field(
+        default=(), description="More message types to commit and count as skipped."
+    )
     # True: message types Trengo does not support are dead-lettered (the behaviour before the
     # filter stage) instead of skipped.
-    dead_letter_unsupported_types: bool = False
+    dead_letter_unsupported_types: bool = Field(
+        default=False,
+        description="Dead-letter message types Trengo does not take instead of skipping them.",
+    )
     # Tracks whose event has no eventTemplateMap entry: skipped (RudderStack reports them as
     # failed but has nothing to replay) or dead-lettered.
-    unmapped_events: Literal["skip", "dead_letter"] = "skip"
+    unmapped_events: Literal["skip", "dead_letter"] = Field(
+        default="skip", description="Tracks without an eventTemplateMap entry: skip or dead_letter."
+    )
 
 
 class TransformationConfig(_Section):
     """The user's RudderStack transformation (off unless python or javascript is set)."""
 
-    python: str | None = None  # "package.module:function" or a .py file with transformEvent
-    javascript: Path | None = None  # a RudderStack JavaScript transformation file
-    timeout_ms: int = Field(default=100, ge=1)
-    memory_limit_mb: int = Field(default=64, ge=1)  # JavaScript only
-    max_events: int = Field(default=100, ge=1)  # events one call may return (fan-out)
-    max_output_bytes: int = Field(default=1_048_576, ge=1)
-    credentials: dict[str, str] = Field(default_factory=dict)  # getCredential(key)
-    destination_name: str = "Trengo"  # metadata(event).destinationName
+    python: str | None = Field(
+        default=None, description="Python transformation: package.module:function, or a .py file."
+    )
+    javascript: Path | None = Field(
+        default=None, description="A RudderStack JavaScript transformation file."
+    )
+    timeout_ms: int = Field(default=100, ge=1, description="Time limit of one transformation call.")
+    memory_limit_mb: int = Field(
+        default=64, ge=1, description="Heap limit of the JavaScript engine."
+    )
+    max_events: int = Field(
+        default=100, ge=1, description="Most events one call may return (fan-out)."
+    )
+    max_output_bytes: int = Field(
+        default=1_048_576, ge=1, description="Most JSON bytes one call may return."
+    )
+    credentials: dict[str, str] = Field(
+        default_factory=dict, description="What getCredential(key) returns to the transformation."
+    )
+    destination_name: str = Field(
+        default="Trengo",
+        description="metadata(event).destinationName as the transformation sees it.",
+    )
 
     @model_validator(mode="after")
     def _one_language(self) -> TransformationConfig:
@@ -389,35 +505,93 @@ class TransformationConfig(_Section):
 
 
 class DeliveryConfig(_Section):
-    max_in_flight: int = Field(default=256, ge=1)
-    max_buffered_events: int = Field(default=10_000, ge=1)
+    max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        description="Users delivered concurrently (one event at a time per user).",
+    )
+    max_buffered_events: int = Field(
+        default=10_000,
+        ge=1,
+        description="Polled but unfinished events above which partitions are paused.",
+    )
     # Record bytes held in memory: a quarter of a 512 MiB pod, the rest is the process itself,
     # librdkafka's prefetch (8 MiB) and the decoded events.
-    max_buffered_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
-    retry_max_seconds: float = Field(default=10_800, ge=0)
-    retry_base_seconds: float = Field(default=1.0, gt=0)
-    retry_cap_seconds: float = Field(default=300.0, gt=0)
-    halt_probe_seconds: float = Field(default=30.0, gt=0)
+    max_buffered_bytes: int = Field(
+        default=128 * 1024 * 1024,
+        ge=1024,
+        description="The same bound in record bytes (key, value and headers).",
+    )
+    retry_max_seconds: float = Field(
+        default=10_800,
+        ge=0,
+        description="How long a transient failure is retried before the event is dead-lettered.",
+    )
+    retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="First step of the full-jitter exponential backoff."
+    )
+    retry_cap_seconds: float = Field(
+        default=300.0, gt=0, description="Longest backoff or Retry-After wait between two attempts."
+    )
+    halt_probe_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="While Trengo refuses the token, how often to check whether it works again.",
+    )
     # Past this share of dead letters among the last dead_letter_window deliveries the
     # destination halts until a restart: a bad deploy, not bad data. 1.0 switches it off.
-    max_dead_letter_ratio: float = Field(default=0.5, gt=0, le=1)
-    dead_letter_window: int = Field(default=200, ge=1)
-    shutdown_timeout_seconds: float = Field(default=25.0, ge=0)
+    max_dead_letter_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Halt when this share of recent deliveries was refused (1.0: off).",
+    )
+    dead_letter_window: int = Field(
+        default=200,
+        ge=1,
+        description="How many of the latest deliver-stage outcomes max_dead_letter_ratio judges.",
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=25.0,
+        ge=0,
+        description="After SIGTERM, how long in-flight and gap-filling deliveries may take.",
+    )
 
 
 class ServerConfig(_Section):
-    host: str = "0.0.0.0"  # a pod must be scrapeable from outside
-    port: int = Field(default=9400, ge=0, le=65535)
-    liveness_seconds: float = Field(default=30.0, gt=0)
+    # All interfaces: a pod must be scrapeable from outside.
+    host: str = Field(
+        default="0.0.0.0",
+        description="Address the /metrics, /healthz and /readyz server listens on.",
+    )
+    port: int = Field(
+        default=9400, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz."
+    )
+    liveness_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="/healthz fails when the poll loop has not ticked for this long.",
+    )
     # A partition with pending events none of which was attempted or finished for this long is
     # stalled: /healthz fails. Must stay far above any backoff (checked against retry_cap).
-    stall_seconds: float = Field(default=1800.0, gt=0)
+    stall_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="/healthz fails when a partition's events make no progress this long.",
+    )
 
 
 class LogConfig(_Section):
-    format: Literal["json", "console"] = "json"
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    include_user_ids: bool = False
+    format: Literal["json", "console"] = Field(
+        default="json", description="json (one object per line) or console (for people)."
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged."
+    )
+    include_user_ids: bool = Field(
+        default=False,
+        description="Log user ids, emails and phones in clear instead of hashed or masked.",
+    )
 
 
 class Settings(BaseSettings):
@@ -431,14 +605,30 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
-    trengo: TrengoConfig = Field(default_factory=TrengoConfig)
-    destination: DestinationConfig
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
-    transformation: TransformationConfig = Field(default_factory=TransformationConfig)
-    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    log: LogConfig = Field(default_factory=LogConfig)
+    kafka: KafkaConfig = Field(
+        default_factory=KafkaConfig, description="The Kafka cluster, topics and consumer."
+    )
+    trengo: TrengoConfig = Field(
+        default_factory=TrengoConfig, description="The Trengo API and the client's caches."
+    )
+    destination: DestinationConfig = Field(
+        description="RudderStack's Trengo destination config, same keys."
+    )
+    pipeline: PipelineConfig = Field(
+        default_factory=PipelineConfig,
+        description="What is skipped or dead-lettered before delivery.",
+    )
+    transformation: TransformationConfig = Field(
+        default_factory=TransformationConfig,
+        description="The user's RudderStack transformation (off unless a language is set).",
+    )
+    delivery: DeliveryConfig = Field(
+        default_factory=DeliveryConfig, description="Concurrency, buffering, retries and halting."
+    )
+    server: ServerConfig = Field(
+        default_factory=ServerConfig, description="The HTTP server for metrics and probes."
+    )
+    log: LogConfig = Field(default_factory=LogConfig, description="Log format and privacy.")
 
     @model_validator(mode="after")
     def _token_present(self) -> Settings:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
+from devkit.sandbox.broker import KafkaTarget, create_topics, kafka_target
 from tests.kafka_support import TopicFactory, delete_topics, unique_name
 
 

@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox
 from tests.kafka_support import OutgoingRecord, Record
 
 EMAIL_CHANNEL = next(channel.id for channel in DEFAULT_CHANNELS if channel.type == "EMAIL")

@@ -35,8 +35,8 @@ from bench.features import (
     section,
     surprises,
 )
+from devkit.sandbox.trengo import DEFAULT_CUSTOM_FIELDS, DEFAULT_LABELS
 from processor.config import DestinationConfig
-from processor.sandbox.trengo import DEFAULT_CUSTOM_FIELDS, DEFAULT_LABELS
 
 SMALL = FeatureWorkloadSpec(users=60, seed=3)
 

@@ -142,6 +142,21 @@ def test_dockerignore_admits_only_what_the_build_copies() -> None:
     assert copied == admitted
 
 
+def test_the_image_holds_no_devkit() -> None:
+    build_stage = stages(parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8")))[0]
+    copied = [
+        source
+        for copy in arguments_of(build_stage, "COPY")
+        for source in shlex.split(copy)[:-1]
+        if not source.startswith("--")
+    ]
+    assert "processor" in copied
+    assert not [source for source in copied if source.startswith(("devkit", ".", "*"))]
+    installs = " ".join(arguments_of(build_stage, "RUN"))
+    assert "devkit" not in installs
+    assert "[" not in installs  # no extras: only the package's own dependencies
+
+
 def base_image() -> str:
     """The image every stage starts from, as the first ARG sets it."""
     instructions = parse_dockerfile(DOCKERFILE.read_text(encoding="utf-8"))

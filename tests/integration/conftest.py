@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 
 
 @pytest.fixture

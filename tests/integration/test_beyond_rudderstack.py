@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import TopicFactory, consume_all, produce, wait_for_committed_offsets
 from tests.processor_support import ProcessorProcess, processor_config
 

@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processor.sandbox import broker
-from processor.sandbox.broker import (
+from devkit.sandbox import broker
+from devkit.sandbox.broker import (
     BOOTSTRAP_SERVERS_ENV,
     EmbeddedBroker,
     KafkaTarget,
@@ -192,7 +192,7 @@ def test_a_port_taken_during_start_is_retried_on_another(monkeypatch: pytest.Mon
 def test_broker_dies_when_its_parent_is_killed() -> None:
     starter = (
         "import time\n"
-        "from processor.sandbox.broker import EmbeddedBroker\n"
+        "from devkit.sandbox.broker import EmbeddedBroker\n"
         "embedded = EmbeddedBroker()\n"
         "embedded.start()\n"
         "print(embedded.pid, flush=True)\n"

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import (
     Record,
     TopicFactory,

@@ -16,8 +16,8 @@ import psutil
 import pytest
 from confluent_kafka import KafkaError, Message, Producer
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import OutgoingRecord, TopicFactory, committed_offsets, consume_all
 from tests.processor_support import (
     UNLIMITED_RATE,

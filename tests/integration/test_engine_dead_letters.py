@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import Producer
 
+from devkit.sandbox.broker import KafkaTarget
 from processor.config import KafkaConfig
 from processor.engine.dlq import DeadLetter, DeadLetterWriter, producer_config
-from processor.sandbox.broker import KafkaTarget
 from tests.kafka_support import TopicFactory, consume_all
 
 pytestmark = pytest.mark.integration

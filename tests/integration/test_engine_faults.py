@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RecordedRequest, RunningSandbox
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RecordedRequest, RunningSandbox
 from tests.kafka_support import (
     OutgoingRecord,
     Record,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from processor.engine import offsetmap
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import (
     Record,
     TopicFactory,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from processor.config import DeliveryConfig
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import (
     OutgoingRecord,
     Record,

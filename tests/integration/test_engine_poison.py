@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox
 from tests.kafka_support import (
     OutgoingRecord,
     Record,

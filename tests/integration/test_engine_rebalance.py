@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from tests.kafka_support import (
     TopicFactory,
     committed_offsets,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox
 from processor.cli import main
 from processor.config import KafkaConfig
 from processor.engine.replay import ReplayOptions, replay_dead_letters
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox
 from tests.kafka_support import (
     OutgoingRecord,
     Record,

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox
 from tests.kafka_support import (
     OutgoingRecord,
     TopicFactory,

@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from processor.sandbox.broker import KafkaTarget
-from processor.sandbox.trengo import RunningSandbox
+from devkit.sandbox.broker import KafkaTarget
+from devkit.sandbox.trengo import RunningSandbox
 from tests.kafka_support import TopicFactory, consume_all, produce, wait_for_committed_offsets
 from tests.processor_support import (
     UNLIMITED_RATE,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import get_args
 
 import pytest
+from pydantic import BaseModel
 
 from processor.config import ConfigError, Settings, load_settings
 
@@ -508,3 +510,37 @@ def test_a_kafka_credential_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> N
         load_settings(write(tmp_path, text))
     assert "kafka.settings.sasl.password" in str(raised.value)
     assert "hunter2" not in str(raised.value)
+
+
+def settings_models() -> list[type[BaseModel]]:
+    """Settings and every model nested in it, however deep (sections, map entries)."""
+    found: list[type[BaseModel]] = []
+    pending: list[type[BaseModel]] = [Settings]
+    while pending:
+        model = pending.pop()
+        if model in found:
+            continue
+        found.append(model)
+        for field in model.model_fields.values():
+            pending.extend(nested_models(field.annotation))
+    return found
+
+
+def nested_models(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in nested_models(argument)]
+
+
+def test_the_walk_reaches_the_nested_models() -> None:
+    names = {model.__name__ for model in settings_models()}
+    assert {"KafkaConfig", "DestinationConfig", "TemplateMapping", "CustomFieldMapping"} <= names
+
+
+@pytest.mark.parametrize("model", settings_models(), ids=lambda model: model.__name__)
+def test_every_config_field_has_a_one_line_description(model: type[BaseModel]) -> None:
+    for name, field in model.model_fields.items():
+        description = field.description or ""
+        assert description.strip(), f"{model.__name__}.{name} has no description"
+        assert "\n" not in description, f"{model.__name__}.{name}: one line"
+        assert len(description) <= 90, f"{model.__name__}.{name}: keep it to one short line"

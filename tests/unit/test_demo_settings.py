@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from processor.demo import demo_settings
-from processor.sandbox.broker import KafkaTarget
+from devkit.demo import demo_settings
+from devkit.sandbox.broker import KafkaTarget
 
 SANDBOX_URL = "http://127.0.0.1:8765/api/v2"
 PRODUCTION = {

@@ -12,10 +12,10 @@ import httpx
 import pytest
 import yaml
 
+from devkit.sandbox.trengo import RunningSandbox, SandboxOptions
 from processor.cli import main
 from processor.config import Settings
 from processor.online_check import check_account
-from processor.sandbox.trengo import RunningSandbox, SandboxOptions
 from processor.trengo.client import TrengoClient
 
 EMAIL_CHANNEL, WHATSAPP_CHANNEL = "650577", "650578"

@@ -217,3 +217,16 @@ def test_header_constants_are_the_model_aliases() -> None:
     aliases = {field.alias for field in DeadLetterHeaders.model_fields.values()}
 
     assert constants == aliases == {name for name in DLQ_HEADERS if name.startswith("x-")}
+
+
+@pytest.mark.parametrize("file_name", ["config.schema.json", "destination.schema.json"])
+def test_every_config_property_in_the_schema_is_described(file_name: str) -> None:
+    schema = json.loads(RENDERED[file_name])
+    objects = [schema, *schema.get("$defs", {}).values()]
+    undescribed = [
+        name
+        for model in objects
+        for name, prop in model.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert undescribed == []

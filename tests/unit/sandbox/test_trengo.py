@@ -16,7 +16,7 @@ import httpx
 import pydantic
 import pytest
 
-from processor.sandbox.trengo import (
+from devkit.sandbox.trengo import (
     DEFAULT_CHANNELS,
     DEFAULT_CUSTOM_FIELDS,
     DEFAULT_LABELS,
@@ -36,7 +36,7 @@ TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.05
 SERVE_SCRIPT = """
 import sys
-from processor.sandbox.trengo import SandboxOptions, serve
+from devkit.sandbox.trengo import SandboxOptions, serve
 serve(SandboxOptions(), "127.0.0.1", int(sys.argv[1]))
 """
 

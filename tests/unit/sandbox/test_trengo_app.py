@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from processor.sandbox.trengo import (
+from devkit.sandbox.trengo import (
     DEFAULT_CHANNELS,
     FIRST_CONTACT_ID,
     ManualClock,

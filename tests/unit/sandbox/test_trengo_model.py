@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from processor.sandbox._trengo_model import (
+from devkit.sandbox._trengo_model import (
     DEFAULT_CHANNELS,
     DEFAULT_CUSTOM_FIELDS,
     FIRST_CONTACT_ID,

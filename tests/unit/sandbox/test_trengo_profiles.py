@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-from processor.sandbox._trengo_model import (
+from devkit.sandbox._trengo_model import (
     DEFAULT_CHANNELS,
     DEFAULT_CUSTOM_FIELDS,
     PAGE_SIZE,
     TrengoData,
 )
-from processor.sandbox._trengo_profiles import FIRST_PROFILE_ID, ProfileBook, profile_timestamp
+from devkit.sandbox._trengo_profiles import FIRST_PROFILE_ID, ProfileBook, profile_timestamp
 
 EMAIL = DEFAULT_CHANNELS[0]
 EXTERNAL_ID = DEFAULT_CUSTOM_FIELDS[2]

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from processor.sandbox._trengo_model import laravel_timestamp
-from processor.sandbox._trengo_profiles import profile_timestamp
-from processor.sandbox.trengo import (
+from devkit.sandbox._trengo_model import laravel_timestamp
+from devkit.sandbox._trengo_profiles import profile_timestamp
+from devkit.sandbox.trengo import (
     DEFAULT_CHANNELS,
     FIRST_LABEL_ID,
     FIRST_MESSAGE_ID,

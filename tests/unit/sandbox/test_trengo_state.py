@@ -6,7 +6,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from processor.sandbox._trengo_model import (
+from devkit.sandbox._trengo_model import (
     DEFAULT_CHANNELS,
     DEFAULT_CUSTOM_FIELDS,
     DEFAULT_LABELS,
@@ -17,8 +17,8 @@ from processor.sandbox._trengo_model import (
     JSONValue,
     SandboxCustomField,
 )
-from processor.sandbox._trengo_options import FaultKnobs, ManualClock, SandboxOptions
-from processor.sandbox._trengo_state import SandboxState
+from devkit.sandbox._trengo_options import FaultKnobs, ManualClock, SandboxOptions
+from devkit.sandbox._trengo_state import SandboxState
 
 START_OPTIONS = SandboxOptions(requests_per_minute=10, outage_seconds=5, storm_429_requests=2)
 

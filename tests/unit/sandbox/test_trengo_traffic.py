@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from processor.sandbox._trengo_options import ManualClock
-from processor.sandbox._trengo_traffic import (
+from devkit.sandbox._trengo_options import ManualClock
+from devkit.sandbox._trengo_traffic import (
     RATE_WINDOW_SECONDS,
     FixedWindowLimiter,
     RateDecision,

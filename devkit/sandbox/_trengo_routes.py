@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from processor.sandbox._trengo_http import (
+from devkit.sandbox._trengo_http import (
     JSON_BODY_KEY,
     STATE_KEY,
     Validator,
@@ -24,7 +24,7 @@ from processor.sandbox._trengo_http import (
     model_not_found,
     page_number,
 )
-from processor.sandbox._trengo_model import (
+from devkit.sandbox._trengo_model import (
     JSONRecordT,
     Page,
     SandboxChannel,
@@ -34,8 +34,8 @@ from processor.sandbox._trengo_model import (
     paginate,
     simple_pagination_json,
 )
-from processor.sandbox._trengo_profiles import profile_timestamp
-from processor.sandbox._trengo_state import SandboxState
+from devkit.sandbox._trengo_profiles import profile_timestamp
+from devkit.sandbox._trengo_state import SandboxState
 
 API_PREFIX = "/api/v2"
 

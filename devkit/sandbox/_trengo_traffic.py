@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 
-from processor.sandbox._trengo_model import JSONObject, JSONValue
+from devkit.sandbox._trengo_model import JSONObject, JSONValue
 
 RATE_WINDOW_SECONDS = 60
 

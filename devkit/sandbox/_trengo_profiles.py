@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from processor.sandbox._trengo_model import (
+from devkit.sandbox._trengo_model import (
     AVATAR_COLORS,
     Contact,
     FieldValue,

@@ -47,15 +47,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self, TypeVar, get_args
 
 from aiohttp import web
 
-from processor.sandbox._trengo_app import ADMIN_PREFIX, create_app
-from processor.sandbox._trengo_http import STATE_KEY
-from processor.sandbox._trengo_model import (
+from devkit.sandbox._trengo_app import ADMIN_PREFIX, create_app
+from devkit.sandbox._trengo_http import STATE_KEY
+from devkit.sandbox._trengo_model import (
     DEFAULT_CHANNELS,
     DEFAULT_CUSTOM_FIELDS,
     DEFAULT_LABELS,
@@ -69,7 +69,7 @@ from processor.sandbox._trengo_model import (
     SandboxChannel,
     SandboxCustomField,
 )
-from processor.sandbox._trengo_options import (
+from devkit.sandbox._trengo_options import (
     DEFAULT_TOKEN,
     SYSTEM_CLOCK,
     FaultKnobs,
@@ -77,10 +77,10 @@ from processor.sandbox._trengo_options import (
     SandboxClock,
     SandboxOptions,
 )
-from processor.sandbox._trengo_profiles import FIRST_PROFILE_ID
-from processor.sandbox._trengo_routes import API_PREFIX
-from processor.sandbox._trengo_state import SandboxState
-from processor.sandbox._trengo_traffic import RecordedRequest
+from devkit.sandbox._trengo_profiles import FIRST_PROFILE_ID
+from devkit.sandbox._trengo_routes import API_PREFIX
+from devkit.sandbox._trengo_state import SandboxState
+from devkit.sandbox._trengo_traffic import RecordedRequest
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -108,6 +108,7 @@ __all__ = [
     "SandboxState",
     "add_sandbox_arguments",
     "create_app",
+    "main",
     "options_from_args",
     "serve",
 ]
@@ -272,6 +273,21 @@ def serve(options: SandboxOptions, host: str, port: int) -> None:
         print=announce,
         handle_signals=True,
     )
+
+
+def main(argv: Sequence[str]) -> int:
+    """``trengo-processor sandbox [flags]``: parse the flags and serve in the foreground."""
+    parser = argparse.ArgumentParser(
+        prog="trengo-processor sandbox", description="Run the local fake Trengo API."
+    )
+    add_sandbox_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        options = options_from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
+    serve(options, args.host, args.port)
+    return 0
 
 
 def _channel_argument(text: str) -> SandboxChannel:

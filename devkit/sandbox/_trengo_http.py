@@ -8,8 +8,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from processor.sandbox._trengo_model import JSONObject, JSONValue
-from processor.sandbox._trengo_state import SandboxState
+from devkit.sandbox._trengo_model import JSONObject, JSONValue
+from devkit.sandbox._trengo_state import SandboxState
 
 STATE_KEY = web.AppKey("trengo_sandbox_state", SandboxState)
 JSON_BODY_KEY: web.RequestKey[JSONValue] = web.RequestKey("trengo_sandbox_json_body")

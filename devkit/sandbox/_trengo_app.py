@@ -16,18 +16,18 @@ from collections.abc import Awaitable, Callable
 import pydantic
 from aiohttp import web
 
-from processor.sandbox._trengo_http import (
+from devkit.sandbox._trengo_http import (
     JSON_BODY_KEY,
     STATE_KEY,
     as_int,
     json_answer,
     message_answer,
 )
-from processor.sandbox._trengo_model import JSONValue
-from processor.sandbox._trengo_options import SYSTEM_CLOCK, SandboxClock, SandboxOptions
-from processor.sandbox._trengo_routes import API_PREFIX, add_api_routes
-from processor.sandbox._trengo_state import SandboxState
-from processor.sandbox._trengo_traffic import RateDecision
+from devkit.sandbox._trengo_model import JSONValue
+from devkit.sandbox._trengo_options import SYSTEM_CLOCK, SandboxClock, SandboxOptions
+from devkit.sandbox._trengo_routes import API_PREFIX, add_api_routes
+from devkit.sandbox._trengo_state import SandboxState
+from devkit.sandbox._trengo_traffic import RateDecision
 
 ADMIN_PREFIX = "/__admin"
 

@@ -11,10 +11,10 @@ import math
 import random
 from collections.abc import Iterable, Mapping
 
-from processor.sandbox._trengo_model import JSONObject, JSONValue, TrengoData
-from processor.sandbox._trengo_options import FaultKnobs, SandboxClock, SandboxOptions
-from processor.sandbox._trengo_profiles import ProfileBook
-from processor.sandbox._trengo_traffic import FixedWindowLimiter, RequestRecorder
+from devkit.sandbox._trengo_model import JSONObject, JSONValue, TrengoData
+from devkit.sandbox._trengo_options import FaultKnobs, SandboxClock, SandboxOptions
+from devkit.sandbox._trengo_profiles import ProfileBook
+from devkit.sandbox._trengo_traffic import FixedWindowLimiter, RequestRecorder
 
 _TRANSIENT_KNOBS = ("outage_seconds", "storm_429_requests", "hang")
 

@@ -23,6 +23,15 @@ from collections.abc import Sequence
 from confluent_kafka import Producer
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
+from devkit.progress import Progress, read_progress
+from devkit.sandbox.broker import KafkaTarget, create_topics, kafka_target
+from devkit.sandbox.samples import (
+    DEMO_REQUIRED_CONSENT,
+    SAMPLE_TEMPLATES,
+    SampleEvent,
+    sample_events,
+)
+from devkit.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox, SandboxOptions
 from processor.config import (
     ENV_PREFIX,
     DestinationConfig,
@@ -35,16 +44,7 @@ from processor.config import (
 )
 from processor.engine.shutdown import install_stop_signals
 from processor.logging import configure_logging
-from processor.progress import Progress, read_progress
 from processor.runner import Processor
-from processor.sandbox.broker import KafkaTarget, create_topics, kafka_target
-from processor.sandbox.samples import (
-    DEMO_REQUIRED_CONSENT,
-    SAMPLE_TEMPLATES,
-    SampleEvent,
-    sample_events,
-)
-from processor.sandbox.trengo import DEFAULT_CHANNELS, RunningSandbox, SandboxOptions
 
 PROGRESS_SECONDS = 0.5
 INTERRUPTED_EXIT_CODE = 130

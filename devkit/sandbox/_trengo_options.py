@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from processor.sandbox._trengo_model import (
+from devkit.sandbox._trengo_model import (
     DEFAULT_CHANNELS,
     DEFAULT_CUSTOM_FIELDS,
     DEFAULT_LABELS,
