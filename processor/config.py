@@ -93,7 +93,7 @@ class KafkaConfig(_Section):
     commit_interval_ms: int = Field(
         default=200,
         ge=10,
-        description="At most how often changed done offsets are committed (also on revoke, stop).",
+        description="At most how often done offsets are committed (sooner: max_in_flight/4 done).",
     )
     revoke_timeout_ms: int = Field(
         default=10_000,

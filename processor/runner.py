@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import gc
 import logging
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,7 @@ from processor.logging import event_fields
 from processor.pipeline.decode import decode
 from processor.pipeline.filters import MESSAGE_TYPES, SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
+from processor.pipeline.merge import merged_identify
 from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import SubjectTemplates
 from processor.pipeline.transform import SOURCE_ID_HEADER, Transformation, load_transformation
@@ -363,7 +365,11 @@ class Processor:
                 delivery.max_dead_letter_ratio, delivery.dead_letter_window
             ),
         )
-        scheduler = KeyedScheduler(handler.handle, delivery.max_in_flight, take_coalesced)
+        scheduler = KeyedScheduler(
+            handler.handle,
+            delivery.max_in_flight,
+            functools.partial(take_coalesced, merge=merged_identify),
+        )
         _export_counters_at_zero()
         preparer = RecordPreparer(
             settings,
@@ -387,6 +393,7 @@ class Processor:
                 high_water=delivery.max_buffered_events,
                 high_water_bytes=delivery.max_buffered_bytes,
                 commit_interval_seconds=settings.kafka.commit_interval_ms / 1000,
+                commit_after_events=max(delivery.max_in_flight // 4, 1),
                 revoke_timeout_seconds=settings.kafka.revoke_timeout_ms / 1000,
             ),
         )

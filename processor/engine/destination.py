@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from processor import metrics
-from processor.trengo.errors import DestinationDown, TransientError, TrengoError
+from processor.engine.clock import SYSTEM_CLOCK, Clock
+from processor.engine.outcomes import DeliveryError, DestinationDown, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class DestinationGate:
         on_change: OnChange,
         *,
         reload_token: ReloadToken = _token_never_changes,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._probe = probe
         self.reload_token = reload_token
@@ -67,7 +67,9 @@ class DestinationGate:
 
     def halted_seconds(self) -> float:
         """Seconds spent halted since the gate was made, the current halt included."""
-        current = 0.0 if self._halted_since is None else self._clock() - self._halted_since
+        current = (
+            0.0 if self._halted_since is None else self._clock.monotonic() - self._halted_since
+        )
         return self._halted_before + current
 
     async def wait_open(self) -> None:
@@ -83,7 +85,7 @@ class DestinationGate:
         """
         if not self._token_check_reusable():
             self._token_check = asyncio.create_task(self._check_token(), name="token-check")
-            self._token_checked_at = self._clock()
+            self._token_checked_at = self._clock.monotonic()
         assert self._token_check is not None
         return await asyncio.shield(self._token_check)
 
@@ -93,7 +95,7 @@ class DestinationGate:
             return False
         if not check.done():
             return True
-        fresh = self._clock() - self._token_checked_at < self._probe_seconds
+        fresh = self._clock.monotonic() - self._token_checked_at < self._probe_seconds
         return fresh and not check.cancelled() and check.exception() is None and check.result()
 
     async def _check_token(self) -> bool:
@@ -103,7 +105,7 @@ class DestinationGate:
             return False
         except TransientError:
             raise
-        except TrengoError:
+        except DeliveryError:
             pass  # any other answer means Trengo took the token
         return True
 
@@ -125,7 +127,7 @@ class DestinationGate:
         if self.halted:
             return False
         self.halt_reason = reason
-        self._halted_since = self._clock()
+        self._halted_since = self._clock.monotonic()
         self._open.clear()
         metrics.DESTINATION_UP.set(0)
         self._on_change(False)
@@ -146,7 +148,7 @@ class DestinationGate:
             except DestinationDown as down:
                 logger.warning("destination still down: %s", down.reason)
                 continue
-            except TrengoError as other:
+            except DeliveryError as other:
                 # Anything but 401/403 proves the token is accepted again.
                 logger.info("probe answered %s; token accepted", other.reason)
             except Exception:

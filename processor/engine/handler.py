@@ -1,6 +1,7 @@
 """What happens to one event once the scheduler hands it over: deliver, retry or dead-letter.
 
-Outcomes follow the table in docs/errors.md, decided by the error class the Trengo client raised:
+Outcomes follow the table in docs/errors.md, decided by the error class (``outcomes.py``) the
+destination raised:
 
 * delivered: Trengo accepted the work; the offset is done.
 * transient (408, 429, 5xx, timeouts): tried again with full-jitter backoff (Retry-After wins),
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,20 +34,22 @@ from prometheus_client import Counter
 
 from processor import metrics
 from processor.engine.backoff import Backoff
+from processor.engine.clock import SYSTEM_CLOCK, Clock
 from processor.engine.dead_letter_ratio import DeadLetterRatio
 from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetter, DeadLetterError, DeadLetterWriter, Stage
 from processor.engine.offsets import OffsetTicket, OffsetTracker
-from processor.logging import log_outcome
-from processor.pipeline.plan import Plan, Rejection
-from processor.trengo.client import SEND_ALLOWED
-from processor.trengo.errors import (
+from processor.engine.outcomes import (
+    SEND_ALLOWED,
     CallWithdrawn,
     DestinationDown,
     Forbidden,
+    Outcome,
     PermanentError,
     TransientError,
 )
+from processor.logging import log_outcome
+from processor.pipeline.plan import Plan, Rejection
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +113,10 @@ class EventHandler:
         backoff: Backoff,
         retry_max_seconds: float,
         dead_letter_ratio: DeadLetterRatio,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._deliver = deliver
+        self._clock = clock
         self._dead_letters = dead_letters
         self._tracker = tracker
         self._gate = gate
@@ -212,8 +216,8 @@ class EventHandler:
     def _count_attempt(self, item: WorkItem) -> None:
         item.attempts += 1
         if item.first_attempt_at is None:
-            item.first_attempt_at = datetime.now(UTC)
-            item.first_attempt_monotonic = time.monotonic()
+            item.first_attempt_at = datetime.fromtimestamp(self._clock.time(), UTC)
+            item.first_attempt_monotonic = self._clock.monotonic()
             item.halted_seconds_at_first_attempt = self._gate.halted_seconds()
 
     def _retry_or_give_up(self, item: WorkItem, error: TransientError) -> float | Failure:
@@ -236,9 +240,10 @@ class EventHandler:
         return self._backoff.delay(item.attempts) if dead_lettering else 0.0
 
     def _out_of_time(self, item: WorkItem) -> bool:
-        started = item.first_attempt_monotonic or time.monotonic()
+        now = self._clock.monotonic()
+        started = now if item.first_attempt_monotonic is None else item.first_attempt_monotonic
         halted = self._gate.halted_seconds() - item.halted_seconds_at_first_attempt
-        return time.monotonic() - started - halted >= self._retry_max_seconds
+        return now - started - halted >= self._retry_max_seconds
 
     def _retry_delay(
         self, item: WorkItem, reason: str, label: str, retry_after: float | None = None
@@ -281,8 +286,8 @@ class EventHandler:
         self._finish(item, "dead_lettered")
         return None
 
-    def _finish(self, item: WorkItem, outcome: str) -> None:
-        finished_at = time.time()
+    def _finish(self, item: WorkItem, outcome: Outcome) -> None:
+        finished_at = self._clock.time()
         delivered = outcome == "delivered"
         log_each = delivered and logger.isEnabledFor(logging.DEBUG)
         for event in item.all_items():

@@ -53,21 +53,26 @@ def encode(position: int, done: Iterable[int], limit: int = MAX_METADATA_BYTES) 
 
 def decode(position: int, metadata: str | None) -> frozenset[int] | None:
     """The done offsets above ``position``; None when there is no map (or it is not ours)."""
-    if not metadata or not metadata.startswith(VERSION) or len(metadata) < len(VERSION) + 1:
+    if not metadata:
         return None
-    kind, body = metadata[len(VERSION)], metadata[len(VERSION) + 1 :]
     try:
-        payload = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
-        if kind == BITSET:
-            relative = _bits_decoded(payload)
-        elif kind == RUNS:
-            relative = _runs_decoded(payload)
-        else:
-            raise ValueError(f"unknown encoding {kind!r}")
+        relative = _decoded(metadata)
     except (ValueError, binascii.Error) as error:
         logger.warning("ignoring offset metadata that is not a done-offset map: %s", error)
         return None
     return frozenset(position + 1 + offset for offset in relative)
+
+
+def _decoded(metadata: str) -> list[int]:
+    if not metadata.startswith(VERSION) or len(metadata) < len(VERSION) + 1:
+        raise ValueError(f"not version {VERSION}: {metadata[:20]!r}")
+    kind, body = metadata[len(VERSION)], metadata[len(VERSION) + 1 :]
+    payload = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+    if kind == BITSET:
+        return _bits_decoded(payload)
+    if kind == RUNS:
+        return _runs_decoded(payload)
+    raise ValueError(f"unknown encoding {kind!r}")
 
 
 def _shorter(relative: list[int]) -> str:

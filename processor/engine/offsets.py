@@ -9,7 +9,9 @@ The commit protocol, in order:
    dead-letter record was acknowledged by the broker (``mark_done``).
 3. ``commit_points`` returns, for partitions whose done offsets changed since the last commit,
    ``last done of the prefix + 1`` and the done offsets above it (they travel in the commit's
-   metadata, ``offsetmap``); the poll thread stores and commits them. Offsets the previous
+   metadata, ``offsetmap``); the poll thread stores and commits them, once per commit interval
+   or sooner when ``uncommitted_prefix`` (done prefix offsets not yet committed, what a crash
+   would redeliver) grows large. Offsets the previous
    owner's metadata says are done (``assign(..., finished=...)``) are done on registration and
    never delivered.
 4. On revoke (and on shutdown) the poll thread first calls ``begin_revoke``: from then on only
@@ -68,6 +70,8 @@ class _PartitionOffsets:
     highest_started: int = -1
     parts_left: dict[int, int] = field(default_factory=dict)  # fanned-out offsets: parts to go
     revoking: bool = False
+    uncommitted_prefix: int = 0  # offsets that joined the done prefix since the last commit
+    prefix_in_point: int = 0  # ``uncommitted_prefix`` when the last commit point was taken
 
     def advance(self) -> None:
         while self.in_order and self.in_order[0] in self.done:
@@ -75,6 +79,7 @@ class _PartitionOffsets:
             self.buffered_bytes -= self.sizes.popleft()
             self.done.discard(finished)
             self.commit_position = finished + 1
+            self.uncommitted_prefix += 1
 
     def finish(self, offset: int) -> bool:
         """One part of the offset finished; True when it was the last (the offset is done)."""
@@ -247,6 +252,7 @@ class OffsetTracker:
                 point = None if state is None else state.commit_point()
                 if state is not None and point is not None and point != state.committed:
                     points[tp] = point
+                    state.prefix_in_point = state.uncommitted_prefix
             return points
 
     def committed(self, points: dict[TopicPartition, CommitPoint]) -> None:
@@ -256,6 +262,14 @@ class OffsetTracker:
                 state = self._partitions.get(tp)
                 if state is not None:
                     state.committed = point
+                    state.uncommitted_prefix -= state.prefix_in_point
+                    state.prefix_in_point = 0
+
+    def uncommitted_prefix(self) -> int:
+        """Offsets done in order since the last commit, all partitions: what a crash would
+        redeliver besides the done offsets above the gaps."""
+        with self._lock:
+            return sum(state.uncommitted_prefix for state in self._partitions.values())
 
     def committed_position(self, tp: TopicPartition) -> int | None:
         """The last position this consumer committed for a partition (None if none yet)."""

@@ -23,8 +23,6 @@ import asyncio
 import functools
 import json
 import time
-from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeAlias
@@ -34,6 +32,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from prometheus_client import Counter, Histogram
 
+from processor.engine.outcomes import SEND_ALLOWED
 from processor.metrics import TRENGO_REQUEST_DURATION, TRENGO_REQUESTS
 from processor.pipeline.plan import (
     CreateContact,
@@ -53,9 +52,6 @@ JsonObject: TypeAlias = dict[str, JsonValue]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 USER_AGENT = "trengo-processor"
-# Asked after the rate limiter's wait, right before each call: the engine sets it per event so
-# a call of an event whose partition was revoked meanwhile is never sent.
-SEND_ALLOWED: ContextVar[Callable[[], bool]] = ContextVar("SEND_ALLOWED", default=lambda: True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +126,7 @@ class TrengoClient:
         # Built before the limiter charges: a request that cannot be built is never sent.
         http_request = self._build(request)
         await self.rate_limiter.acquire()
+        # Right before the call: a call of an event whose partition was revoked is never sent.
         if not SEND_ALLOWED.get()():
             raise CallWithdrawn(f"{request.operation}: not sent, the event is no longer ours")
         sent_at = self._clock()

@@ -7,21 +7,27 @@ equals the identifier (case-insensitively), or whose phone has the same digits.
 ``ContactCache`` remembers which contact id an identifier resolved to, so a known contact costs
 no search; ``SentNames`` remembers the last name sent to each contact, so an identify that
 changes nothing costs no update; ``SentFields`` does the same for each custom field.
+
+``with_cached_id`` is the cache-then-resolve step contacts and profiles share: write with the
+cached id, and when Trengo says it no longer knows that id, forget it so the caller resolves
+afresh.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeVar
 
 from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
+from processor.trengo.errors import PermanentError
 from processor.trengo.memory import Expiring
-from processor.trengo.requests import ContactId
+from processor.trengo.requests import ContactId, TrengoId
 
 Contact = TypeVar("Contact", bound=Mapping[str, object])
+Written = TypeVar("Written")
 _NON_DIGITS = re.compile(r"\D")
 _EMAIL_FIELDS = ("email", "identifier")
 _PHONE_FIELDS = ("phone", "formatted_phone", "identifier")
@@ -69,6 +75,27 @@ def _channel_ids(contact: Mapping[str, object]) -> set[str]:
     if not isinstance(channels, list):
         return set()
     return {str(channel.get("id")) for channel in channels if isinstance(channel, dict)}
+
+
+async def with_cached_id(
+    cached: TrengoId | None,
+    write: Callable[[TrengoId], Awaitable[Written]],
+    *,
+    stale: Callable[[PermanentError], bool],
+    forget: Callable[[TrengoId], None],
+) -> Written | None:
+    """``write`` with the ``cached`` id; None when there is none, or when the write's error
+    says Trengo no longer knows the id (``stale``): then ``forget`` drops what is remembered of
+    it and the caller resolves afresh. Any other error propagates."""
+    if cached is None:
+        return None
+    try:
+        return await write(cached)
+    except PermanentError as error:
+        if not stale(error):
+            raise
+    forget(cached)
+    return None
 
 
 ContactKey = tuple[str, str]

@@ -68,6 +68,7 @@ from processor.trengo.contacts import (
     contact_key,
     exact_matches,
     on_channel,
+    with_cached_id,
 )
 from processor.trengo.errors import PermanentError
 from processor.trengo.followups import OpenedTicket, TicketFollowUps
@@ -245,17 +246,12 @@ class PlanExecutor:
         self, key: ContactKey, write: Callable[[ContactId], Awaitable[DeliveryResult]]
     ) -> DeliveryResult | None:
         """``write`` with the cached id; None when there is none or Trengo no longer knows it."""
-        contact_id = self._contact_ids.get(key)
-        if contact_id is None:
-            return None
-        try:
-            return await write(contact_id)
-        except PermanentError as error:
-            if not _unknown_contact(error):
-                raise
+        cached = self._contact_ids.get(key)
+        return await with_cached_id(cached, write, stale=_unknown_contact, forget=self._forget)
+
+    def _forget(self, contact_id: ContactId) -> None:
         self._contact_ids.invalidate_contact(contact_id)
         self._sent_names.forget(contact_id)
-        return None
 
     async def _search(
         self, contact: ResolveContact, calls: CountedCalls

@@ -1,4 +1,5 @@
-"""Trengo failures, sorted into the classes the engine acts on (docs/errors.md).
+"""Trengo failures, sorted into the classes the engine acts on (``engine/outcomes.py``,
+docs/errors.md).
 
 * ``TransientError``: 408, 429, 5xx, timeouts, connection errors. Retry later, honouring
   ``retry_after`` when Trengo gave one.
@@ -26,6 +27,15 @@ from http import HTTPStatus
 
 import httpx
 
+from processor.engine.outcomes import (
+    CallWithdrawn,
+    DeliveryError,
+    DestinationDown,
+    Forbidden,
+    PermanentError,
+    TransientError,
+)
+
 _MAX_MESSAGE_CHARS = 300
 # X-RateLimit-Reset values below this are durations in seconds, not Unix timestamps.
 _SMALLEST_TIMESTAMP = 1_000_000_000
@@ -33,42 +43,20 @@ _SMALLEST_TIMESTAMP = 1_000_000_000
 _LONGEST_BELIEVABLE_WAIT = 86_400.0
 
 
-class TrengoError(Exception):
-    """Any failure of a Trengo call or of resolving a contact."""
+# Trengo's failures are the engine's classes: the engine acts on them without knowing Trengo.
+TrengoError = DeliveryError  # any failure of a Trengo call or of resolving a contact
 
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.reason!r}, status={self.status})"
-
-
-class TransientError(TrengoError):
-    """Worth retrying: the same call may succeed later."""
-
-    def __init__(
-        self, reason: str, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(reason, status)
-        self.retry_after = retry_after
-
-
-class PermanentError(TrengoError):
-    """Retrying cannot help: dead-letter the event."""
-
-
-class DestinationDown(TrengoError):  # noqa: N818 - the name the docs and the engine use
-    """Trengo refuses the API token (401): halt the destination."""
-
-
-class Forbidden(DestinationDown):
-    """403: the token is refused, or only this action is forbidden; a probe tells which."""
-
-
-class CallWithdrawn(Exception):  # noqa: N818 - not an error: the caller gave the work up
-    """A call was not sent: its event no longer belongs to this process (partition revoked)."""
+__all__ = [
+    "CallWithdrawn",
+    "DestinationDown",
+    "Forbidden",
+    "PermanentError",
+    "TransientError",
+    "TrengoError",
+    "classify",
+    "retry_after_seconds",
+    "transport_failure",
+]
 
 
 def classify(

@@ -36,7 +36,7 @@ from processor.pipeline.plan import ResolveProfile
 from processor.trengo.calls import CountedCalls, every_page
 from processor.trengo.catalog import AccountCatalog
 from processor.trengo.client import JsonObject, id_of
-from processor.trengo.contacts import SentNames
+from processor.trengo.contacts import SentNames, with_cached_id
 from processor.trengo.errors import PermanentError
 from processor.trengo.locks import KeyedLocks
 from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
@@ -84,17 +84,20 @@ class ProfileDirectory:
         Returns the profile id and what changed. Raises PermanentError for an ambiguous key.
         """
         key = (profile.key_field_id, profile.key)
-        async with self._resolving.hold(key):
-            cached = self._profile_ids.get(key)
-            if cached is not None:
-                try:
-                    return cached, await self._sync(_Found(cached), profile, contact_id, calls)
-                except PermanentError as error:
-                    if error.status != _NOT_FOUND:
-                        raise
-                self._forget(key, cached)
-            found = await self._find_or_create(profile, key, calls)
+
+        async def synced(found: _Found) -> tuple[TrengoId, GroupAction]:
             return found.profile_id, await self._sync(found, profile, contact_id, calls)
+
+        async with self._resolving.hold(key):
+            done = await with_cached_id(
+                self._profile_ids.get(key),
+                lambda cached: synced(_Found(cached)),
+                stale=_not_found,
+                forget=lambda cached: self._forget(key, cached),
+            )
+            if done is not None:
+                return done
+            return await synced(await self._find_or_create(profile, key, calls))
 
     async def _sync(
         self, found: _Found, profile: ResolveProfile, contact_id: ContactId, calls: CountedCalls
@@ -185,6 +188,10 @@ class ProfileDirectory:
     def _forget(self, key: ProfileKey, profile_id: TrengoId) -> None:
         self._profile_ids.pop(key)
         self._sent_names.forget(profile_id)
+
+
+def _not_found(error: PermanentError) -> bool:
+    return error.status == _NOT_FOUND
 
 
 def _key_of(profile: JsonObject, field_id: int, title: str | None) -> str | None:

@@ -34,6 +34,22 @@ CHANNEL = "1"
 
 
 @dataclass
+class ManualClock:
+    """The engine's clock in simulated time: it moves only when a test advances it."""
+
+    now: float = 1_700_000_000.0  # Unix time, so dead-letter timestamps read as real dates
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
 class Produced:
     topic: str
     key: bytes | None
@@ -156,6 +172,7 @@ class FakeConsumer:
         self.stored_commits: dict[tuple[str, int], TopicPartition] = {}
         self._stored: dict[tuple[str, int], TopicPartition] = {}
         self.committed_error: KafkaException | None = None  # raised by committed()
+        self.consume_timeouts: list[float] = []
         self.closed = False
         self._callbacks: dict[str, Callable[[Any, list[TopicPartition]], None]] = {}
         self._assigned_in_callback = False
@@ -174,6 +191,7 @@ class FakeConsumer:
         self._callbacks = callbacks
 
     def consume(self, _count: int, timeout: float) -> list[FakeMessage]:
+        self.consume_timeouts.append(timeout)
         try:
             step = self.steps.get(timeout=timeout)
         except queue.Empty:

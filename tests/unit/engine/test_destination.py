@@ -8,7 +8,8 @@ import pytest
 
 from processor import metrics
 from processor.engine.destination import DestinationGate
-from processor.trengo.errors import DestinationDown, Forbidden, PermanentError, TransientError
+from processor.engine.outcomes import DestinationDown, Forbidden, PermanentError, TransientError
+from tests.unit.engine.fakes import ManualClock
 
 
 class ScriptedProbe:
@@ -75,19 +76,19 @@ async def test_a_probe_bug_does_not_leave_the_destination_halted_for_good() -> N
 
 
 async def test_counts_the_seconds_spent_halted_across_halts() -> None:
-    now = [100.0]
+    clock = ManualClock()
     gate = DestinationGate(
-        ScriptedProbe(), probe_seconds=0.01, on_change=lambda _up: None, clock=lambda: now[0]
+        ScriptedProbe(), probe_seconds=0.01, on_change=lambda _up: None, clock=clock
     )
     assert gate.halted_seconds() == 0.0
     gate.halt("401")
-    now[0] = 130.0
+    clock.advance(30)
     assert gate.halted_seconds() == 30.0  # the current halt counts while it lasts
     await reopened(gate)
-    now[0] = 200.0
+    clock.advance(70)
     assert gate.halted_seconds() == 30.0  # open time does not
     gate.halt("401")
-    now[0] = 205.0
+    clock.advance(5)
     await reopened(gate)
     assert gate.halted_seconds() == 35.0
 
@@ -132,17 +133,15 @@ async def test_token_works_asks_one_probe_with_the_same_token() -> None:
 
 
 async def test_concurrent_403s_share_one_probe_and_a_working_token_is_believed_a_while() -> None:
-    now = [0.0]
+    clock = ManualClock()
     probe = ScriptedProbe()
-    gate = DestinationGate(
-        probe, probe_seconds=30, on_change=lambda _up: None, clock=lambda: now[0]
-    )
+    gate = DestinationGate(probe, probe_seconds=30, on_change=lambda _up: None, clock=clock)
 
     assert await asyncio.gather(*(gate.token_works() for _ in range(5))) == [True] * 5
-    now[0] = 29
+    clock.advance(29)
     assert await gate.token_works()
     assert probe.calls == 1
-    now[0] = 31
+    clock.advance(2)
     assert await gate.token_works()
     assert probe.calls == 2
 

@@ -7,10 +7,8 @@ acknowledged its dead letter.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -22,16 +20,11 @@ from processor.engine.destination import DestinationGate
 from processor.engine.dlq import DeadLetter, DeadLetterWriter
 from processor.engine.handler import EventHandler
 from processor.engine.offsets import OffsetTracker
+from processor.engine.outcomes import DestinationDown, Forbidden, PermanentError, TransientError
 from processor.pipeline.plan import Plan, Rejection
 from processor.trengo import requests as trengo_requests
 from processor.trengo.client import TrengoClient
-from processor.trengo.errors import (
-    DestinationDown,
-    Forbidden,
-    PermanentError,
-    TransientError,
-)
-from tests.unit.engine.fakes import TOPIC, FakeProducer, identify_plan, work_item
+from tests.unit.engine.fakes import TOPIC, FakeProducer, ManualClock, identify_plan, work_item
 
 DLQ = "events.dlq"
 RATIO_WINDOW = 4
@@ -59,11 +52,13 @@ class Engine:
     gate: DestinationGate
     probe_answers: list[Exception | None]
     token_reloads: list[bool]  # what re-reading the token source answers, in turn (then False)
+    clock: ManualClock
 
 
 @pytest.fixture
 async def engine() -> AsyncIterator[Engine]:
     delivery, producer, tracker = FakeDelivery(), FakeProducer(), OffsetTracker()
+    clock = ManualClock()
     writer = DeadLetterWriter(producer, DLQ)
     probe_answers: list[Exception | None] = []
     token_reloads: list[bool] = []
@@ -77,7 +72,11 @@ async def engine() -> AsyncIterator[Engine]:
         return token_reloads.pop(0) if token_reloads else False
 
     gate = DestinationGate(
-        probe, probe_seconds=0.01, on_change=lambda _up: None, reload_token=reload_token
+        probe,
+        probe_seconds=0.01,
+        on_change=lambda _up: None,
+        reload_token=reload_token,
+        clock=clock,
     )
     handler = EventHandler(
         deliver=delivery,
@@ -87,9 +86,10 @@ async def engine() -> AsyncIterator[Engine]:
         backoff=Backoff(base_seconds=0.5, cap_seconds=10),
         retry_max_seconds=60,
         dead_letter_ratio=DeadLetterRatio(max_ratio=0.5, window=RATIO_WINDOW),
+        clock=clock,
     )
     serving = asyncio.create_task(writer.serve(interval_seconds=0.001))
-    yield Engine(handler, delivery, producer, tracker, gate, probe_answers, token_reloads)
+    yield Engine(handler, delivery, producer, tracker, gate, probe_answers, token_reloads, clock)
     serving.cancel()
     await gate.close()
 
@@ -132,27 +132,41 @@ async def test_a_transient_failure_waits_retry_after_and_stays_undone(engine: En
     assert item.attempts == 2
 
 
-async def test_a_transient_failure_past_retry_max_is_dead_lettered(engine: Engine) -> None:
-    engine.delivery.errors.append(TransientError("create: HTTP 503", 503))
+@pytest.mark.parametrize(
+    ("seconds_later", "dead_lettered"),
+    [(59.9, False), (60.0, True), (61.0, True)],  # retry_max_seconds is 60
+)
+async def test_a_transient_failure_past_retry_max_is_dead_lettered(
+    engine: Engine, seconds_later: float, dead_lettered: bool
+) -> None:
+    engine.delivery.errors.extend([TransientError("create: HTTP 503", 503)] * 2)
     item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
-    item.first_attempt_at = datetime.now(UTC)
-    item.first_attempt_monotonic = time.monotonic() - 61  # retry_max_seconds is 60
+    assert await engine.handler.handle(item) is not None
+    engine.clock.advance(seconds_later)
 
-    assert await engine.handler.handle(item) is None
+    outcome = await engine.handler.handle(item)
 
+    if not dead_lettered:
+        assert outcome is not None and engine.producer.produced == []
+        return
+    assert outcome is None
     headers = headers_of(engine)
     assert headers["x-error-stage"] == "deliver"
     assert headers["x-error-status"] == "503"
-    assert headers["x-error-reason"] == "gave up after 1 attempts: create: HTTP 503"
+    assert headers["x-error-reason"] == "gave up after 2 attempts: create: HTTP 503"
+    assert headers["x-first-attempt-at"].startswith("2023-11-14T22:13:20")
     assert committable(engine.tracker) == {(TOPIC, 0): 1}
 
 
 async def test_time_halted_does_not_count_towards_retry_max(engine: Engine) -> None:
-    engine.delivery.errors.append(TransientError("create: HTTP 503", 503))
+    engine.delivery.errors.extend([TransientError("create: HTTP 503", 503)] * 2)
     item = work_item(engine.tracker, 0, identify_plan("a@example.com", "A"))
-    item.first_attempt_at = datetime.now(UTC)
-    item.first_attempt_monotonic = time.monotonic() - 61  # retry_max_seconds is 60 ...
-    item.halted_seconds_at_first_attempt = engine.gate.halted_seconds() - 30  # ... 30 s halted
+    assert await engine.handler.handle(item) is not None
+    engine.clock.advance(31)
+    engine.gate.halt("search: HTTP 401")
+    engine.clock.advance(30)  # 61 s since the first attempt, 30 of them halted
+    async with asyncio.timeout(2):
+        await engine.gate.wait_open()  # the probe gets through
 
     assert await engine.handler.handle(item) == pytest.approx(0.5, abs=0.5)  # a backoff delay
 
@@ -179,10 +193,10 @@ async def test_an_unexpected_exception_is_retried_with_backoff_not_every_five_se
 async def test_an_unexpected_exception_past_retry_max_is_dead_lettered_with_its_type(
     engine: Engine,
 ) -> None:
-    engine.delivery.errors.append(KeyError("contact"))
+    engine.delivery.errors.extend([KeyError("contact")] * 2)
     item = work_item(engine.tracker, 4, identify_plan("a@example.com", "A"))
-    item.first_attempt_at = datetime.now(UTC)
-    item.first_attempt_monotonic = time.monotonic() - 61  # retry_max_seconds is 60
+    assert await engine.handler.handle(item) is not None
+    engine.clock.advance(61)  # retry_max_seconds is 60
 
     assert await engine.handler.handle(item) == 0.0  # dead-letter at once, on the next turn
     assert await engine.handler.handle(item) is None

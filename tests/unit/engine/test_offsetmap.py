@@ -67,6 +67,7 @@ def test_past_the_cap_the_lowest_done_offsets_that_fit_are_kept(done: set[int], 
         pytest.param(None, id="dropped-by-broker"),
         pytest.param("", id="empty"),
         pytest.param("some other tool's note", id="foreign"),
+        pytest.param("2b" + offsetmap.encode(10, {12})[2:], id="another-version"),
         pytest.param("1", id="version-only"),
         pytest.param("1x" + "AAAA", id="unknown-encoding"),
         pytest.param("1b" + "!!!!", id="not-base64"),
@@ -78,5 +79,9 @@ def test_past_the_cap_the_lowest_done_offsets_that_fit_are_kept(done: set[int], 
         ),
     ],
 )
-def test_metadata_that_is_not_a_done_map_skips_nothing(metadata: str | None) -> None:
+def test_metadata_that_is_not_a_done_map_skips_nothing(
+    metadata: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
     assert offsetmap.decode(10, metadata) is None
+    # Anything but no metadata at all is hostile or foreign input: said, never fatal.
+    assert ("not a done-offset map" in caplog.text) == bool(metadata)

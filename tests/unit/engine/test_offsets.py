@@ -52,6 +52,25 @@ def test_a_committed_position_is_not_offered_again_until_it_advances() -> None:
     assert tracker.committed_position(TP) == 1
 
 
+def test_uncommitted_prefix_counts_what_a_crash_would_redeliver_in_order() -> None:
+    tracker = OffsetTracker()
+    tracker.assign([TP, ("events", 1)])
+    tickets = [tracker.register(*TP, offset) for offset in range(6)]
+    other = tracker.register("events", 1, 0)
+    assert other is not None and all(ticket is not None for ticket in tickets)
+    for ticket in [*tickets[:2], tickets[4], other]:
+        tracker.mark_done(ticket)  # type: ignore[arg-type]
+    assert tracker.uncommitted_prefix() == 3  # 4 lies above the gap at 2
+
+    points = tracker.commit_points()
+    tracker.mark_done(tickets[2])  # finishes while the commit is on its way
+    tracker.committed(points)
+    assert tracker.uncommitted_prefix() == 1
+
+    tracker.commit_points()  # this commit fails: nothing recorded as committed
+    assert tracker.uncommitted_prefix() == 1
+
+
 def test_pending_count_holds_everything_not_yet_committable() -> None:
     tracker = OffsetTracker()
     tracker.assign([TP])

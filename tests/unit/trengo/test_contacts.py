@@ -1,5 +1,5 @@
 """Exact-match filter, contact-id cache (LRU, TTL, invalidation, metrics), sent names and sent
-custom field values."""
+custom field values, and the cache-then-resolve step contacts and profiles share."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from processor.trengo.contacts import (
     contact_key,
     exact_matches,
     on_channel,
+    with_cached_id,
 )
+from processor.trengo.errors import PermanentError, TransientError
+from processor.trengo.requests import TrengoId
 
 
 class FakeClock:
@@ -201,3 +204,46 @@ def test_sent_fields_can_be_turned_off() -> None:
     fields = SentFields(0, 60)
     fields.remember(1, 1001, "x")
     assert not fields.is_unchanged(1, 1001, "x")
+
+
+STALE = PermanentError("update_contact: HTTP 404 Not Found", 404)
+
+
+@pytest.mark.parametrize(
+    ("cached", "answer", "result", "forgotten", "raised"),
+    [
+        pytest.param(None, None, None, [], None, id="nothing-cached-no-call"),
+        pytest.param(7, None, "written 7", [], None, id="cached-id-works"),
+        pytest.param(7, STALE, None, [7], None, id="stale-id-forgotten"),
+        pytest.param(
+            7, PermanentError("HTTP 422", 422), None, [], PermanentError, id="other-refusal"
+        ),
+        pytest.param(7, TransientError("HTTP 503", 503), None, [], TransientError, id="transient"),
+    ],
+)
+async def test_with_cached_id_writes_with_the_cached_id_or_hands_back_to_resolving(
+    cached: TrengoId | None,
+    answer: Exception | None,
+    result: str | None,
+    forgotten: list[TrengoId],
+    raised: type[Exception] | None,
+) -> None:
+    written: list[TrengoId] = []
+    dropped: list[TrengoId] = []
+
+    async def write(contact_id: TrengoId) -> str:
+        written.append(contact_id)
+        if answer is not None:
+            raise answer
+        return f"written {contact_id}"
+
+    def stale(error: PermanentError) -> bool:
+        return error.status == 404
+
+    if raised is not None:
+        with pytest.raises(raised):
+            await with_cached_id(cached, write, stale=stale, forget=dropped.append)
+    else:
+        assert await with_cached_id(cached, write, stale=stale, forget=dropped.append) == result
+    assert written == ([] if cached is None else [cached])
+    assert dropped == forgotten
