@@ -35,7 +35,12 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.drain import CONCURRENCY, TOKEN, UNLIMITED_REQUESTS_PER_MINUTE, create_contacts
+from bench.drain import (
+    CONCURRENCY,
+    TOKEN,
+    UNLIMITED_REQUESTS_PER_MINUTE,
+    create_contacts,
+)
 from bench.profile import PySpy, profiled_run
 from bench.report import markdown_table
 from bench.sampling import ProcessSampler
@@ -49,7 +54,7 @@ from bench.stack import (
     processor_config,
     produce,
 )
-from bench.stats import DrainRates, cpu_between, median
+from bench.stats import DrainRates, Round, cpu_between, median
 from bench.throughput import ThroughputScale
 from bench.tracks import email
 from bench.workload import DESTINATION
@@ -132,24 +137,6 @@ class Drain(DrainRates):
     def seconds(self) -> float:  # type: ignore[override]
         """The window's length."""
         return self.window.seconds
-
-
-@dataclass(frozen=True, slots=True)
-class Round:
-    """The processor's and the bare loop's drain of the same topic, one after the other."""
-
-    processor: Drain
-    bare: Drain
-
-    @property
-    def ratio(self) -> float:
-        """Processor events/s over bare-loop events/s."""
-        return self.processor.events_per_second / self.bare.events_per_second
-
-    @property
-    def cpu_ratio(self) -> float:
-        """Processor CPU per event over the bare loop's."""
-        return self.processor.cpu_micros_per_event / self.bare.cpu_micros_per_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +236,7 @@ def run(quick: bool) -> str:
         asyncio.run(create_contacts(sandbox, [email(user) for user in range(USERS)]))
         bench = StreamBench(Path(workdir), kafka, sandbox)
         topics = {stream: bench.produce_topic(stream, scale.events) for stream in STREAMS}
-        rounds: dict[Stream, list[Round]] = {stream: [] for stream in STREAMS}
+        rounds: dict[Stream, list[Round[Drain]]] = {stream: [] for stream in STREAMS}
         for _ in range(scale.rounds):
             for stream in STREAMS:
                 processor = bench.drain(topics[stream], "trengo-processor")
@@ -276,7 +263,7 @@ def _profile(bench: StreamBench, workdir: Path, topic: Topic, events: int) -> st
 
 def _section(
     scale: ThroughputScale,
-    rounds: Mapping[Stream, Sequence[Round]],
+    rounds: Mapping[Stream, Sequence[Round[Drain]]],
     profile: str,
     kafka_kind: str,
     elapsed_seconds: float,
@@ -323,7 +310,7 @@ def _setup_text(scale: ThroughputScale, kafka_kind: str, elapsed_seconds: float)
     )
 
 
-def _stream_text(stream: Stream, rounds: Sequence[Round]) -> str:
+def _stream_text(stream: Stream, rounds: Sequence[Round[Drain]]) -> str:
     headers = [
         "round",
         "processor events/s",
@@ -340,10 +327,10 @@ def _stream_text(stream: Stream, rounds: Sequence[Round]) -> str:
     return f"Stream *{stream}*:\n\n" + markdown_table(headers, rows)
 
 
-def _round_row(label: str, rounds: Sequence[Round]) -> list[str]:
+def _round_row(label: str, rounds: Sequence[Round[Drain]]) -> list[str]:
     """One round's numbers, or each column's median over several rounds."""
     processors = [one.processor for one in rounds]
-    bares = [one.bare for one in rounds]
+    bares = [one.yardstick for one in rounds]
     return [
         label,
         f"{median([drain.events_per_second for drain in processors]):,.0f}",
@@ -396,7 +383,7 @@ def _fixes_text() -> str:
     )
 
 
-def _goals_text(rounds: Mapping[Stream, Sequence[Round]]) -> str:
+def _goals_text(rounds: Mapping[Stream, Sequence[Round[Drain]]]) -> str:
     no_call = median([one.ratio for one in rounds["no-call"]])
     met = "met" if no_call >= MIN_NO_CALL_RATIO else "**missed**"
     mixed = rounds["mixed"]

@@ -9,6 +9,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -106,3 +107,24 @@ def slope_per_minute(samples: Sequence[Sample]) -> float:
         return 0.0
     covariance = sum((sample.at - mean_time) * (sample.rss_bytes - mean_rss) for sample in samples)
     return covariance / spread * 60.0
+
+
+RatesT = TypeVar("RatesT", bound=DrainRates)
+
+
+@dataclass(frozen=True, slots=True)
+class Round(Generic[RatesT]):
+    """The processor's and the yardstick's drain of the same topic, one after the other."""
+
+    processor: RatesT
+    yardstick: RatesT
+
+    @property
+    def ratio(self) -> float:
+        """Processor events/s over the yardstick's events/s."""
+        return self.processor.events_per_second / self.yardstick.events_per_second
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Processor CPU per event over the yardstick's."""
+        return self.processor.cpu_micros_per_event / self.yardstick.cpu_micros_per_event

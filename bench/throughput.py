@@ -28,7 +28,7 @@ from bench.drain import (
 from bench.profile import profiled_run
 from bench.report import markdown_table
 from bench.stack import SandboxProcess
-from bench.stats import median
+from bench.stats import Round, median
 from bench.tracks import TrackSpec
 from devkit.sandbox.broker import kafka_target
 
@@ -51,19 +51,6 @@ class ThroughputScale:
 
 FULL = ThroughputScale(events=100_000, rounds=3, profile_events=30_000)
 QUICK = ThroughputScale(events=10_000, rounds=1, profile_events=0)
-
-
-@dataclass(frozen=True, slots=True)
-class Round:
-    """The processor's and the baseline's drain of the same topic, one after the other."""
-
-    processor: Drain
-    baseline: Drain
-
-    @property
-    def ratio(self) -> float:
-        """Processor events/s over baseline events/s."""
-        return self.processor.events_per_second / self.baseline.events_per_second
 
 
 def run(quick: bool) -> str:
@@ -105,7 +92,7 @@ def _profile(bench: DrainBench, workdir: Path, events: int) -> str:
 
 def _section(
     scale: ThroughputScale,
-    rounds: Sequence[Round],
+    rounds: Sequence[Round[Drain]],
     profile: str,
     kafka_kind: str,
     elapsed_seconds: float,
@@ -146,7 +133,7 @@ def _setup_text(scale: ThroughputScale, kafka_kind: str, elapsed_seconds: float)
     )
 
 
-def _rounds_table(rounds: Sequence[Round]) -> str:
+def _rounds_table(rounds: Sequence[Round[Drain]]) -> str:
     headers = [
         "round",
         "processor events/s",
@@ -162,11 +149,11 @@ def _rounds_table(rounds: Sequence[Round]) -> str:
     return markdown_table(headers, rows)
 
 
-def _round_row(label: str, rounds: Sequence[Round]) -> list[str]:
+def _round_row(label: str, rounds: Sequence[Round[Drain]]) -> list[str]:
     """One round's numbers, or the medians of several rounds."""
     middle = median
     processors = [one.processor for one in rounds]
-    baselines = [one.baseline for one in rounds]
+    baselines = [one.yardstick for one in rounds]
     sandbox_cores = [drain.sandbox_cpu_seconds / drain.seconds for drain in processors]
     return [
         label,
@@ -180,9 +167,9 @@ def _round_row(label: str, rounds: Sequence[Round]) -> list[str]:
     ]
 
 
-def _goals_text(rounds: Sequence[Round]) -> str:
+def _goals_text(rounds: Sequence[Round[Drain]]) -> str:
     ratio = median([one.ratio for one in rounds])
-    failed = sum(one.processor.failed_calls + one.baseline.failed_calls for one in rounds)
+    failed = sum(one.processor.failed_calls + one.yardstick.failed_calls for one in rounds)
     return "\n".join(
         [
             "Goals (issues 9 and 19):",
@@ -197,9 +184,9 @@ def _goals_text(rounds: Sequence[Round]) -> str:
     )
 
 
-def _gap_text(rounds: Sequence[Round]) -> str:
+def _gap_text(rounds: Sequence[Round[Drain]]) -> str:
     processor = median([one.processor.cpu_micros_per_event for one in rounds])
-    baseline = median([one.baseline.cpu_micros_per_event for one in rounds])
+    baseline = median([one.yardstick.cpu_micros_per_event for one in rounds])
     if processor < baseline:
         return (
             f"The processor spends {baseline - processor:,.0f} µs of CPU per event less than "
@@ -216,9 +203,9 @@ def _gap_text(rounds: Sequence[Round]) -> str:
     )
 
 
-def _one_core_text(rounds: Sequence[Round]) -> str:
+def _one_core_text(rounds: Sequence[Round[Drain]]) -> str:
     per_core = median([one.processor.events_per_cpu_second for one in rounds])
-    baseline_per_core = median([one.baseline.events_per_cpu_second for one in rounds])
+    baseline_per_core = median([one.yardstick.events_per_cpu_second for one in rounds])
     wall = median([one.processor.events_per_second for one in rounds])
     met = per_core >= MIN_EVENTS_PER_CORE_SECOND
     shortfall = "" if met else f" by {1 - per_core / MIN_EVENTS_PER_CORE_SECOND:.0%}"
