@@ -36,7 +36,7 @@ from processor.config import Settings
 from processor.engine.handler import KafkaRecord
 from processor.pipeline._js_transform import _RUNNER
 from processor.pipeline.filters import EventFilter
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import (
     Limits,
     Transformation,
@@ -193,7 +193,7 @@ def _prepare_rows(count: int, js_file: Path, py_file: Path) -> list[list[str]]:
         )
         preparer = RecordPreparer(
             settings,
-            SubjectTemplates(settings.destination),
+            EventTemplates(settings.destination),
             EventFilter.from_settings(settings),
             load_transformation(settings.transformation),
         )

@@ -24,7 +24,7 @@ from processor.engine.replay import ReplayOptions, replay_dead_letters
 from processor.engine.shutdown import install_stop_signals
 from processor.logging import configure_logging
 from processor.online_check import CheckLine, check_account
-from processor.pipeline.templates import SubjectTemplates, TemplateConfigError
+from processor.pipeline.templates import EventTemplates, TemplateConfigError
 from processor.pipeline.transform import check_on_sample, load_transformation
 from processor.render import render_event
 from processor.runner import Processor, tune_garbage_collector
@@ -58,7 +58,7 @@ def load_checked_settings(path: Path | None) -> Settings:
     """Load the config and compile its templates; every problem becomes a ConfigError."""
     settings = load_settings(path)
     try:
-        SubjectTemplates(settings.destination)
+        EventTemplates(settings.destination)
     except TemplateConfigError as error:
         raise ConfigError(f"{error.key}: {error.message}") from None
     return settings

@@ -30,12 +30,12 @@ from processor.pipeline.plan import (
     Skip,
     TicketPlan,
 )
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import Transformation
 from processor.pipeline.validate import validate
-from processor.trengo import requests
+from processor.trengo import endpoints
+from processor.trengo.endpoints import ContactId, TrengoRequest
 from processor.trengo.labels import REFRESH_INTERVAL_SECONDS
-from processor.trengo.requests import ContactId, TrengoRequest
 
 UNKNOWN_ID = "{contact_id}"
 UNKNOWN_TICKET_ID = "{ticket_id}"
@@ -84,7 +84,7 @@ def _render_document(document: dict[str, Any], settings: Settings) -> str:
     message = validate(document, accept_groups=settings.destination.enableProfiles)
     if isinstance(message, Rejection):
         return _rejected(message, settings)
-    plan = plan_event(message, settings.destination, SubjectTemplates(settings.destination))
+    plan = plan_event(message, settings.destination, EventTemplates(settings.destination))
     if isinstance(plan, Rejection):
         return _rejected(plan, settings)
     lines = [f"event: {message.type} · messageId {message.messageId or '-'}", f"plan: {plan!r}"]
@@ -116,7 +116,7 @@ def _lookup_steps(contact: ContactRef, if_none: str = "") -> list[Step]:
         Step(
             f"the contact id is not cached; only exact {contact.channel_identifier} matches "
             f"count{if_none}",
-            requests.search_contacts(contact.identifier),
+            endpoints.search_contacts(contact.identifier),
         )
     ]
 
@@ -130,14 +130,14 @@ def _ticket_steps(plan: TicketPlan) -> list[Step]:
         "first label lookup of this process, or a label is missing from a list read more "
         f"than {REFRESH_INTERVAL_SECONDS:.0f} s ago; every page; a label still missing → "
         "dead letter, no ticket",
-        requests.list_labels(1),
+        endpoints.list_labels(1),
     )
     follow_ups = _follow_up_steps(plan)
     resumable = bool(follow_ups) and plan.event_key is not None
     ticket = Step(
         "always (no contact found → dead letter)"
         + ("; a retry of this event after it opened opens no other" if resumable else ""),
-        requests.create_ticket(_contact_id(plan.contact), plan.ticket),
+        endpoints.create_ticket(_contact_id(plan.contact), plan.ticket),
     )
     return [
         *([label_lookup] if plan.labels else []),
@@ -154,7 +154,7 @@ def _follow_up_steps(plan: TicketPlan) -> list[Step]:
         steps.append(
             Step(
                 f"after the ticket opened ({audience})",
-                requests.post_message(UNKNOWN_TICKET_ID, plan.message),
+                endpoints.post_message(UNKNOWN_TICKET_ID, plan.message),
             )
         )
     for name in plan.labels:  # the config keeps each name once
@@ -162,7 +162,7 @@ def _follow_up_steps(plan: TicketPlan) -> list[Step]:
         steps.append(
             Step(
                 f"after the ticket opened (label '{name}')",
-                requests.attach_label(UNKNOWN_TICKET_ID, label_id),
+                endpoints.attach_label(UNKNOWN_TICKET_ID, label_id),
             )
         )
     return steps
@@ -176,14 +176,14 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
             f"the profile id of group {profile.key} is not cached; every page; only profiles "
             f"whose custom field {profile.key_field_id} is exactly {profile.key!r} count; "
             "several → dead letter",
-            requests.search_profiles(profile.key),
+            endpoints.search_profiles(profile.key),
         ),
         *(
             [
                 Step(
                     "the search by key confirmed none (its term may not match field values): "
                     "by name, confirmed the same way",
-                    requests.search_profiles(profile.name),
+                    endpoints.search_profiles(profile.name),
                 )
             ]
             if profile.name != profile.key
@@ -191,22 +191,22 @@ def _group_steps(plan: GroupPlan) -> list[Step]:
         ),
         Step(
             "the search found no such profile, and no earlier attempt created it",
-            requests.create_profile(profile.name),
+            endpoints.create_profile(profile.name),
         ),
         Step(
             "the profile was just created (a retry keys the profile it created)",
-            requests.set_profile_custom_field(
+            endpoints.set_profile_custom_field(
                 UNKNOWN_PROFILE_ID, profile.key_field_id, profile.key
             ),
         ),
         Step(
             "the name differs from the one Trengo has (or was last sent)",
-            requests.rename_profile(UNKNOWN_PROFILE_ID, profile.name),
+            endpoints.rename_profile(UNKNOWN_PROFILE_ID, profile.name),
         ),
         Step(
             "the contact is not attached already (by this process, or listed by the search); "
             f"type: channel {profile.channel_id}'s type, from GET /channels (once per process)",
-            requests.attach_contact_to_profile(
+            endpoints.attach_contact_to_profile(
                 UNKNOWN_PROFILE_ID, _contact_id(plan.contact), UNKNOWN_CHANNEL_TYPE
             ),
         ),
@@ -217,11 +217,11 @@ def _identify_steps(plan: IdentifyPlan, email_find_or_create: bool) -> list[Step
     contact = plan.contact
     update = Step(
         "the name differs from the one Trengo has (or was last sent)",
-        requests.update_contact(_contact_id(contact), plan.update),
+        endpoints.update_contact(_contact_id(contact), plan.update),
     )
     if isinstance(contact, KnownContact) or plan.create is None:
         return [update]
-    create = requests.create_contact(plan.create)
+    create = endpoints.create_contact(plan.create)
     if contact is None:
         return [Step("always (enableDedup is off)", create)]
     if contact.channel_identifier == "email" and email_find_or_create:
@@ -241,14 +241,14 @@ def _custom_field_steps(plan: IdentifyPlan) -> list[Step]:
     return [
         Step(
             "the value differs from the last one sent to this contact",
-            requests.set_contact_custom_field(contact_id, field),
+            endpoints.set_contact_custom_field(contact_id, field),
         )
         for field in plan.custom_fields
     ]
 
 
 def _shown_url(base_url: str, request: TrengoRequest) -> str:
-    shown = requests.url(base_url, request)
+    shown = endpoints.url(base_url, request)
     for placeholder in _PLACEHOLDERS:
         shown = shown.replace(quote(placeholder, safe=""), placeholder)
     return shown

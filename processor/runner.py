@@ -38,8 +38,7 @@ from processor.engine.dlq import DeadLetterWriter, Stage, producer_config
 from processor.engine.handler import EventHandler, KafkaRecord, WorkItem
 from processor.engine.intake import Intake, Part, Prepared, skips_logged
 from processor.engine.keyed import KeyedScheduler
-from processor.engine.offsets import OffsetTracker
-from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.engine.offsets import OffsetTracker, PartitionKey
 from processor.engine.stall import StallWatch
 from processor.health import HealthServer, HealthState
 from processor.logging import event_fields
@@ -48,7 +47,7 @@ from processor.pipeline.filters import MESSAGE_TYPES, SKIP_REASONS, EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.merge import merged_identify
 from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import SOURCE_ID_HEADER, Transformation, load_transformation
 from processor.pipeline.validate import validate
 from processor.trengo.client import TrengoClient
@@ -78,7 +77,7 @@ class RecordPreparer:
     """
 
     settings: Settings
-    templates: SubjectTemplates
+    templates: EventTemplates
     event_filter: EventFilter
     transformation: Transformation | None = None
     _quiet_skips: dict[tuple[str, str], Prepared] = dataclasses.field(
@@ -373,7 +372,7 @@ class Processor:
         _export_counters_at_zero()
         preparer = RecordPreparer(
             settings,
-            SubjectTemplates(settings.destination),
+            EventTemplates(settings.destination),
             EventFilter.from_settings(settings),
             load_transformation(settings.transformation),
         )

@@ -47,8 +47,7 @@ from processor import metrics
 from processor.config import KafkaConfig
 from processor.engine import offsetmap
 from processor.engine.handler import KafkaRecord
-from processor.engine.offsets import CommitPoint, OffsetTicket, OffsetTracker
-from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.engine.offsets import CommitPoint, OffsetTicket, OffsetTracker, PartitionKey
 from processor.logging import kafka_logger
 
 logger = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-TopicPartition = tuple[str, int]
+PartitionKey = tuple[str, int]
 
 
 class OffsetTicket(NamedTuple):
@@ -108,13 +108,13 @@ class OffsetTracker:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._partitions: dict[TopicPartition, _PartitionOffsets] = {}
+        self._partitions: dict[PartitionKey, _PartitionOffsets] = {}
         self._next_epoch = 0
 
     def assign(
         self,
-        partitions: Iterable[TopicPartition],
-        finished: dict[TopicPartition, frozenset[int]] | None = None,
+        partitions: Iterable[PartitionKey],
+        finished: dict[PartitionKey, frozenset[int]] | None = None,
     ) -> None:
         """Start tracking newly assigned partitions, each with a fresh epoch; ``finished``
         holds offsets the previous owner already completed (never delivered again)."""
@@ -127,7 +127,7 @@ class OffsetTracker:
                     finished=(finished or {}).get(tp, frozenset()),
                 )
 
-    def begin_revoke(self, partitions: Iterable[TopicPartition]) -> None:
+    def begin_revoke(self, partitions: Iterable[PartitionKey]) -> None:
         """From now on only events below the highest started offset may start (they close
         the gaps in the done offsets); completions still count until ``drop``."""
         with self._lock:
@@ -136,7 +136,7 @@ class OffsetTracker:
                 if state is not None:
                     state.revoking = True
 
-    def drop(self, partitions: Iterable[TopicPartition]) -> None:
+    def drop(self, partitions: Iterable[PartitionKey]) -> None:
         """Forget revoked or lost partitions; late completions for them are ignored."""
         with self._lock:
             for tp in partitions:
@@ -177,7 +177,7 @@ class OffsetTracker:
         """``mark_done`` for many offsets under one lock, each partition advanced once: a
         poll batch's skipped events (stale tickets are ignored, as by ``mark_done``)."""
         with self._lock:
-            touched: dict[TopicPartition, _PartitionOffsets] = {}
+            touched: dict[PartitionKey, _PartitionOffsets] = {}
             for ticket in tickets:
                 tp = (ticket.topic, ticket.partition)
                 state = touched.get(tp) or self._partitions.get(tp)
@@ -204,7 +204,7 @@ class OffsetTracker:
             for state in self._partitions.values():
                 state.active_at = now
 
-    def idle_seconds(self) -> dict[TopicPartition, tuple[int, float]]:
+    def idle_seconds(self) -> dict[PartitionKey, tuple[int, float]]:
         """Per partition holding pending work: (pending events, seconds since its last activity)."""
         with self._lock:
             now = self._clock()
@@ -241,8 +241,8 @@ class OffsetTracker:
             return True
 
     def commit_points(
-        self, partitions: Iterable[TopicPartition] | None = None
-    ) -> dict[TopicPartition, CommitPoint]:
+        self, partitions: Iterable[PartitionKey] | None = None
+    ) -> dict[PartitionKey, CommitPoint]:
         """What to commit now: partitions whose done offsets changed since the last commit."""
         with self._lock:
             chosen = self._partitions if partitions is None else partitions
@@ -255,7 +255,7 @@ class OffsetTracker:
                     state.prefix_in_point = state.uncommitted_prefix
             return points
 
-    def committed(self, points: dict[TopicPartition, CommitPoint]) -> None:
+    def committed(self, points: dict[PartitionKey, CommitPoint]) -> None:
         """Record that these points were committed by the broker."""
         with self._lock:
             for tp, point in points.items():
@@ -271,13 +271,13 @@ class OffsetTracker:
         with self._lock:
             return sum(state.uncommitted_prefix for state in self._partitions.values())
 
-    def committed_position(self, tp: TopicPartition) -> int | None:
+    def committed_position(self, tp: PartitionKey) -> int | None:
         """The last position this consumer committed for a partition (None if none yet)."""
         with self._lock:
             state = self._partitions.get(tp)
             return None if state is None or state.committed is None else state.committed.position
 
-    def first_pending(self, tp: TopicPartition) -> int | None:
+    def first_pending(self, tp: PartitionKey) -> int | None:
         """The lowest offset polled and not yet done (None when nothing is pending)."""
         with self._lock:
             state = self._partitions.get(tp)
@@ -288,17 +288,17 @@ class OffsetTracker:
         with self._lock:
             return sum(len(state.in_order) for state in self._partitions.values())
 
-    def pending_counts(self) -> dict[TopicPartition, int]:
+    def pending_counts(self) -> dict[PartitionKey, int]:
         """``pending_count`` per tracked partition."""
         with self._lock:
             return {tp: len(state.in_order) for tp, state in self._partitions.items()}
 
-    def pending_bytes(self) -> dict[TopicPartition, int]:
+    def pending_bytes(self) -> dict[PartitionKey, int]:
         """Record bytes (key, value, headers) of the pending offsets, per tracked partition."""
         with self._lock:
             return {tp: state.buffered_bytes for tp, state in self._partitions.items()}
 
-    def assigned(self) -> list[TopicPartition]:
+    def assigned(self) -> list[PartitionKey]:
         """Partitions currently tracked."""
         with self._lock:
             return list(self._partitions)

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from processor import metrics
-from processor.engine.offsets import OffsetTracker
-from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.engine.offsets import OffsetTracker, PartitionKey
 
 logger = logging.getLogger(__name__)
 

@@ -71,7 +71,7 @@ from processor.pipeline.plan import (
     TicketPlan,
     UpdateContact,
 )
-from processor.pipeline.templates import SubjectTemplates, TemplateRenderError, js_string
+from processor.pipeline.templates import EventTemplates, TemplateRenderError, js_string
 
 TRENGO_CHANNEL_ID = "trengoChannelId"
 TRENGO_CONTACT_ID = "trengoContactId"
@@ -96,7 +96,7 @@ class _ResolvedFields:
 
 
 def plan_event(
-    message: Message | Group, destination: DestinationConfig, templates: SubjectTemplates
+    message: Message | Group, destination: DestinationConfig, templates: EventTemplates
 ) -> Plan | Rejection:
     """The Trengo operations for one identify, track or (profiles on) group message."""
     fields = _resolve_fields(message, destination)
@@ -152,7 +152,7 @@ def _plan_track(
     message: Track,
     fields: _ResolvedFields,
     destination: DestinationConfig,
-    templates: SubjectTemplates,
+    templates: EventTemplates,
 ) -> Plan | Rejection:
     mapping = _mapping_for(message.event, destination)
     if isinstance(mapping, Rejection):
@@ -192,7 +192,7 @@ def _mapping_for(event: str | None, destination: DestinationConfig) -> TemplateM
 
 
 def _subject(
-    message: Track, event: str, destination: DestinationConfig, templates: SubjectTemplates
+    message: Track, event: str, destination: DestinationConfig, templates: EventTemplates
 ) -> str | Rejection | None:
     """Only email tickets have a subject (as in RudderStack)."""
     if destination.channelIdentifier != "email":
@@ -204,7 +204,7 @@ def _subject(
 
 
 def _first_message(
-    message: Track, mapping: TemplateMapping, templates: SubjectTemplates
+    message: Track, mapping: TemplateMapping, templates: EventTemplates
 ) -> PostMessage | Rejection | None:
     """The opt-in first message, for every channel type; an empty one is not sent."""
     event = mapping.from_

@@ -114,7 +114,7 @@ _ENVIRONMENT = _PropertyFirstEnvironment(
 )
 
 
-class SubjectTemplates:
+class EventTemplates:
     """Every non-empty ``eventTemplateMap[].to`` and ``.message``, compiled once, by event name."""
 
     def __init__(self, destination: DestinationConfig) -> None:

@@ -5,6 +5,7 @@ behind it are the implementation."""
 from processor.trengo.client import TrengoClient
 from processor.trengo.contacts import ContactCache, SentNames, exact_matches
 from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.endpoints import TrengoRequest, url
 from processor.trengo.errors import (
     DestinationDown,
     Forbidden,
@@ -14,7 +15,6 @@ from processor.trengo.errors import (
     classify,
 )
 from processor.trengo.ratelimit import RateLimiter
-from processor.trengo.requests import TrengoRequest, url
 
 __all__ = [
     "ContactCache",

@@ -18,8 +18,8 @@ from processor.pipeline.plan import (
     UpdateContact,
 )
 from processor.trengo.client import JsonObject, Page, TrengoClient
+from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
-from processor.trengo.requests import ContactId, TrengoId
 
 # A bound on pagination (25 a page), so a server whose links.next never ends cannot loop us.
 MAX_PAGES = 40

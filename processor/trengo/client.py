@@ -41,10 +41,10 @@ from processor.pipeline.plan import (
     SetCustomField,
     UpdateContact,
 )
-from processor.trengo import requests
+from processor.trengo import endpoints
+from processor.trengo.endpoints import ContactId, TrengoId, TrengoRequest
 from processor.trengo.errors import CallWithdrawn, PermanentError, classify, transport_failure
 from processor.trengo.ratelimit import Clock, RateLimiter, Sleep
-from processor.trengo.requests import ContactId, TrengoId, TrengoRequest
 
 JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 JsonObject: TypeAlias = dict[str, JsonValue]
@@ -153,74 +153,74 @@ class TrengoClient:
 
     async def search_contacts(self, term: str) -> list[JsonObject]:
         """Contacts Trengo's fuzzy search finds for ``term`` (page 1; filter them yourself)."""
-        return (await self._page(requests.search_contacts(term))).items
+        return (await self._page(endpoints.search_contacts(term))).items
 
     async def create_contact(self, op: CreateContact) -> JsonObject:
         """Create the contact on its channel (for emails Trengo returns an existing one)."""
-        body = await self.send(requests.create_contact(op))
+        body = await self.send(endpoints.create_contact(op))
         if not isinstance(body, dict) or id_of(body) is None:
             raise PermanentError("create_contact: unexpected response (no contact id)")
         return body
 
     async def update_contact(self, contact_id: ContactId, op: UpdateContact) -> None:
         """Update the contact's name."""
-        await self.send(requests.update_contact(contact_id, op))
+        await self.send(endpoints.update_contact(contact_id, op))
 
     async def create_ticket(self, contact_id: ContactId, op: CreateTicket) -> JsonObject:
         """Open a ticket for the contact; the ticket as Trengo returned it (may be empty)."""
-        body = await self.send(requests.create_ticket(contact_id, op))
+        body = await self.send(endpoints.create_ticket(contact_id, op))
         return body if isinstance(body, dict) else {}
 
     async def set_contact_custom_field(self, contact_id: ContactId, op: SetCustomField) -> None:
         """Set one custom field ("Extra Field") of the contact."""
-        await self.send(requests.set_contact_custom_field(contact_id, op))
+        await self.send(endpoints.set_contact_custom_field(contact_id, op))
 
     async def post_message(self, ticket_id: TrengoId, op: PostMessage) -> None:
         """Post a message (or an agent-only note) into the ticket."""
-        await self.send(requests.post_message(ticket_id, op))
+        await self.send(endpoints.post_message(ticket_id, op))
 
     async def list_labels(self, page: int) -> Page:
         """One page of the account's ticket labels."""
-        return await self._page(requests.list_labels(page))
+        return await self._page(endpoints.list_labels(page))
 
     async def list_channels(self, page: int) -> Page:
         """One page of the account's channels."""
-        return await self._page(requests.list_channels(page))
+        return await self._page(endpoints.list_channels(page))
 
     async def list_custom_fields(self, page: int) -> Page:
         """One page of the account's custom fields."""
-        return await self._page(requests.list_custom_fields(page))
+        return await self._page(endpoints.list_custom_fields(page))
 
     async def attach_label(self, ticket_id: TrengoId, label_id: TrengoId) -> None:
         """Attach a label to the ticket (attaching it twice changes nothing)."""
-        await self.send(requests.attach_label(ticket_id, label_id))
+        await self.send(endpoints.attach_label(ticket_id, label_id))
 
     async def search_profiles(self, term: str, page: int) -> Page:
         """One page of the profiles Trengo's search finds for ``term`` (confirm them yourself)."""
-        return await self._page(requests.search_profiles(term, page))
+        return await self._page(endpoints.search_profiles(term, page))
 
     async def create_profile(self, name: str) -> JsonObject:
         """Create a profile named ``name``; the profile as Trengo returned it."""
-        body = await self.send(requests.create_profile(name))
+        body = await self.send(endpoints.create_profile(name))
         if not isinstance(body, dict) or id_of(body) is None:
             raise PermanentError("create_profile: unexpected response (no profile id)")
         return body
 
     async def rename_profile(self, profile_id: TrengoId, name: str) -> None:
         """Rename the profile."""
-        await self.send(requests.rename_profile(profile_id, name))
+        await self.send(endpoints.rename_profile(profile_id, name))
 
     async def set_profile_custom_field(
         self, profile_id: TrengoId, field_id: int, value: str
     ) -> None:
         """Set one custom field of the profile."""
-        await self.send(requests.set_profile_custom_field(profile_id, field_id, value))
+        await self.send(endpoints.set_profile_custom_field(profile_id, field_id, value))
 
     async def attach_contact_to_profile(
         self, profile_id: TrengoId, contact_id: ContactId, channel_type: str
     ) -> None:
         """Attach the contact (of a ``channel_type`` channel) to the profile."""
-        await self.send(requests.attach_contact_to_profile(profile_id, contact_id, channel_type))
+        await self.send(endpoints.attach_contact_to_profile(profile_id, contact_id, channel_type))
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -240,7 +240,7 @@ class TrengoClient:
     def _build(self, request: TrengoRequest) -> httpx.Request:
         """The whole HTTP request, body encoded: the headers and body ``httpx.Request(json=...)``
         would make, assembled directly (httpx would re-check every header of every request)."""
-        url = _parsed_url(requests.url(self._base_url, request))
+        url = _parsed_url(endpoints.url(self._base_url, request))
         host = (b"Host", url.netloc)
         if request.json is None:  # no body: httpx adds an empty one's length right after Host
             body = b""

@@ -22,9 +22,9 @@ from typing import TypeVar
 
 from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
+from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.memory import Expiring
-from processor.trengo.requests import ContactId, TrengoId
 
 Contact = TypeVar("Contact", bound=Mapping[str, object])
 Written = TypeVar("Written")

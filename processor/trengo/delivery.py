@@ -56,7 +56,7 @@ from processor.pipeline.plan import (
     TicketPlan,
     UpdateContact,
 )
-from processor.trengo import requests
+from processor.trengo import endpoints
 from processor.trengo.calls import CountedCalls
 from processor.trengo.catalog import AccountCatalog
 from processor.trengo.client import TrengoClient, id_of
@@ -70,12 +70,12 @@ from processor.trengo.contacts import (
     on_channel,
     with_cached_id,
 )
+from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.followups import OpenedTicket, TicketFollowUps
 from processor.trengo.labels import LabelDirectory
 from processor.trengo.locks import KeyedLocks
 from processor.trengo.profiles import ProfileDirectory
-from processor.trengo.requests import ContactId, TrengoId
 
 Action = Literal["created", "updated", "unchanged", "ticket", "attached"]
 
@@ -145,7 +145,7 @@ class PlanExecutor:
 
     async def probe(self) -> None:
         """One cheap authenticated call, to learn whether the token works again."""
-        await self._client.send(requests.search_contacts(PROBE_TERM))
+        await self._client.send(endpoints.search_contacts(PROBE_TERM))
 
     async def _identify(self, plan: IdentifyPlan, calls: CountedCalls) -> DeliveryResult:
         async def update(contact_id: ContactId) -> DeliveryResult:

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 
 from processor.pipeline.plan import ContactRef, TicketPlan
 from processor.trengo.calls import CountedCalls
+from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.labels import LabelDirectory
 from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
-from processor.trengo.requests import ContactId, TrengoId
 
 OpenedTicket = tuple[ContactId, TrengoId | None]  # (contact id, ticket id if Trengo gave one)
 ProgressKey = tuple[str, ContactRef]

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 
 from processor.trengo.calls import CountedCalls, every_page
 from processor.trengo.client import JsonObject, id_of
+from processor.trengo.endpoints import TrengoId
 from processor.trengo.errors import PermanentError
-from processor.trengo.requests import TrengoId
 
 REFRESH_INTERVAL_SECONDS = 60.0
 

@@ -37,10 +37,10 @@ from processor.trengo.calls import CountedCalls, every_page
 from processor.trengo.catalog import AccountCatalog
 from processor.trengo.client import JsonObject, id_of
 from processor.trengo.contacts import SentNames, with_cached_id
+from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.locks import KeyedLocks
 from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
-from processor.trengo.requests import ContactId, TrengoId
 
 GroupAction = Literal["attached", "updated", "unchanged"]
 ProfileKey = tuple[int, str]  # (key field id, key)

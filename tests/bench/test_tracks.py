@@ -7,7 +7,7 @@ import json
 from bench.tracks import SUBJECT_FORMAT, TrackSpec, email, emails, records, sequence_of
 from bench.workload import DESTINATION
 from processor.config import DestinationConfig
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 
 
 def test_records_are_deterministic_and_keyed_by_user() -> None:
@@ -23,7 +23,7 @@ def test_records_are_deterministic_and_keyed_by_user() -> None:
 
 
 def test_the_subject_format_is_what_the_destination_template_renders() -> None:
-    templates = SubjectTemplates(DestinationConfig.model_validate(DESTINATION))
+    templates = EventTemplates(DestinationConfig.model_validate(DESTINATION))
     for sequence, value in enumerate(value for _, value in records(TrackSpec(20, users=3))):
         event = json.loads(value)
         subject = templates.render(event["event"], event["properties"])

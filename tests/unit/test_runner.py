@@ -16,7 +16,7 @@ from processor.engine.intake import Intake
 from processor.engine.offsets import OffsetTracker
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import Rejection, Skip, TicketPlan
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.runner import RecordPreparer
 
 TOPIC = "events"
@@ -31,7 +31,7 @@ SETTINGS = Settings(
 
 def _preparer(settings: Settings = SETTINGS) -> RecordPreparer:
     return RecordPreparer(
-        settings, SubjectTemplates(settings.destination), EventFilter.from_settings(settings)
+        settings, EventTemplates(settings.destination), EventFilter.from_settings(settings)
     )
 
 
@@ -94,7 +94,7 @@ def _raise(*_args: object, **_kwargs: object) -> Any:
     raise RuntimeError("boom \ud800")
 
 
-class _FailingTemplates(SubjectTemplates):
+class _FailingTemplates(EventTemplates):
     def render(self, event: str, properties: Any) -> str | None:
         return _raise()
 

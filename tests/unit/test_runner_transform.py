@@ -12,7 +12,7 @@ from processor.engine.intake import Intake
 from processor.engine.offsets import CommitPoint, OffsetTracker
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import Rejection, TicketPlan
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import load_transformation
 from processor.render import render_event
 from processor.runner import RecordPreparer
@@ -36,7 +36,7 @@ SETTINGS = Settings(
 def _preparer() -> RecordPreparer:
     return RecordPreparer(
         SETTINGS,
-        SubjectTemplates(SETTINGS.destination),
+        EventTemplates(SETTINGS.destination),
         EventFilter.from_settings(SETTINGS),
         load_transformation(SETTINGS.transformation),
     )

@@ -27,8 +27,7 @@ from processor.engine.consumer import (
     PollSettings,
     consumer_config,
 )
-from processor.engine.offsets import OffsetTracker
-from processor.engine.offsets import TopicPartition as PartitionKey
+from processor.engine.offsets import OffsetTracker, PartitionKey
 from tests.unit.engine.fakes import TOPIC, FakeConsumer, done_future
 
 HIGH_WATER_BYTES = 10_000

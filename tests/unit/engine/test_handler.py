@@ -22,7 +22,7 @@ from processor.engine.handler import EventHandler
 from processor.engine.offsets import OffsetTracker
 from processor.engine.outcomes import DestinationDown, Forbidden, PermanentError, TransientError
 from processor.pipeline.plan import Plan, Rejection
-from processor.trengo import requests as trengo_requests
+from processor.trengo import endpoints as trengo_requests
 from processor.trengo.client import TrengoClient
 from tests.unit.engine.fakes import TOPIC, FakeProducer, ManualClock, identify_plan, work_item
 

@@ -20,10 +20,10 @@ from processor.config import Settings
 from processor.pipeline.decode import decode
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import Rejection
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.pipeline.validate import validate
 from processor.render import plan_steps
-from processor.trengo import requests
+from processor.trengo import endpoints
 from tests.processor_support import KNOWN_ROUTE
 
 settings.register_profile(
@@ -166,13 +166,13 @@ def _check_outcome(value: bytes, identifier: str) -> None:
     message = validate(document, accept_groups=True)
     if isinstance(message, Rejection):
         return
-    plan = plan_event(message, config.destination, SubjectTemplates(config.destination))
+    plan = plan_event(message, config.destination, EventTemplates(config.destination))
     if isinstance(plan, Rejection):
         return
     for step in plan_steps(plan, config.trengo):
         request = step.request
         assert KNOWN_ROUTE.fullmatch(request.path), request.path
-        requests.url(config.trengo.base_url, request).encode("utf-8")
+        endpoints.url(config.trengo.base_url, request).encode("utf-8")
         json.dumps(request.json, allow_nan=False).encode("utf-8")
 
 

@@ -35,7 +35,7 @@ from processor.pipeline.plan import (
     TicketPlan,
     UpdateContact,
 )
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.pipeline.validate import validate
 
 EMAIL_CHANNEL = "trengo_email_channel"
@@ -111,7 +111,7 @@ def plan(document: dict[str, Any], config: DestinationConfig) -> Plan | Rejectio
     """validate then plan_event, as the engine runs them."""
     message = validate(document, accept_groups=config.enableProfiles)
     assert not isinstance(message, Rejection), message
-    return plan_event(message, config, SubjectTemplates(config))
+    return plan_event(message, config, EventTemplates(config))
 
 
 def rejected(reason: str) -> Rejection:
@@ -819,7 +819,7 @@ def test_the_map_is_pure() -> None:
     )
     assert not isinstance(message, Rejection)
     before = message.model_dump()
-    templates = SubjectTemplates(config)
+    templates = EventTemplates(config)
 
     assert plan_event(message, config, templates) == plan_event(message, config, templates)
     assert message.model_dump() == before
@@ -855,7 +855,7 @@ def test_a_group_is_not_mapped_without_profiles() -> None:
     message = Group.model_validate({"type": "group", "groupId": "acme-1"})
     config = destination()
 
-    assert plan_event(message, config, SubjectTemplates(config)) == rejected(
+    assert plan_event(message, config, EventTemplates(config)) == rejected(
         "Event type group is not supported"
     )
 

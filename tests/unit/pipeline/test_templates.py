@@ -10,7 +10,7 @@ import pytest
 
 from processor.config import ConfigError, DestinationConfig
 from processor.pipeline.templates import (
-    SubjectTemplates,
+    EventTemplates,
     TemplateConfigError,
     TemplateRenderError,
     js_string,
@@ -21,8 +21,8 @@ EVENT = "Order Completed"
 TEMPLATE_KEYS = pytest.mark.parametrize("key", ["to", "message"])
 
 
-def _templates(*mappings: dict[str, str]) -> SubjectTemplates:
-    return SubjectTemplates(DestinationConfig(channelId="1", eventTemplateMap=mappings))
+def _templates(*mappings: dict[str, str]) -> EventTemplates:
+    return EventTemplates(DestinationConfig(channelId="1", eventTemplateMap=mappings))
 
 
 def _render(

@@ -18,8 +18,8 @@ from processor.pipeline.plan import (
     UpdateContact,
 )
 from processor.trengo.client import Page, TrengoClient
+from processor.trengo.endpoints import TrengoRequest, create_ticket, search_contacts, update_contact
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError, TrengoError
-from processor.trengo.requests import TrengoRequest, create_ticket, search_contacts, update_contact
 from tests.unit.trengo.fake_trengo import TOKEN, make_client
 from tests.unit.trengo.simulated_time import run_simulated
 

@@ -18,8 +18,8 @@ from processor.trengo.contacts import (
     on_channel,
     with_cached_id,
 )
+from processor.trengo.endpoints import TrengoId
 from processor.trengo.errors import PermanentError, TransientError
-from processor.trengo.requests import TrengoId
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ from processor.config import Settings
 from processor.engine.handler import KafkaRecord
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import KnownContact, TicketPlan
-from processor.pipeline.templates import SubjectTemplates
+from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import load_transformation
 from processor.runner import RecordPreparer
 from processor.trengo.delivery import DeliveryResult, PlanExecutor
@@ -222,7 +222,7 @@ def _fanned_out_plans(
     )
     preparer = RecordPreparer(
         settings,
-        SubjectTemplates(settings.destination),
+        EventTemplates(settings.destination),
         EventFilter.from_settings(settings),
         load_transformation(settings.transformation),
     )

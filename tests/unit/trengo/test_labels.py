@@ -10,9 +10,9 @@ from typing import TypeVar
 import pytest
 
 from processor.trengo.calls import CountedCalls
+from processor.trengo.endpoints import TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.labels import LabelDirectory
-from processor.trengo.requests import TrengoId
 from tests.unit.trengo.fake_trengo import FakeTrengo, make_client
 from tests.unit.trengo.simulated_time import run_simulated
 

@@ -13,14 +13,14 @@ from processor.pipeline.plan import (
     SetCustomField,
     UpdateContact,
 )
-from processor.trengo import requests
-from processor.trengo.requests import TrengoRequest
+from processor.trengo import endpoints
+from processor.trengo.endpoints import TrengoRequest
 
 BASE = "https://app.trengo.com/api/v2/"
 
 
 def test_search_contacts_asks_for_page_one_by_term() -> None:
-    request = requests.search_contacts("jane@example.com")
+    request = endpoints.search_contacts("jane@example.com")
     assert (request.operation, request.method, request.path) == (
         "search_contacts",
         "GET",
@@ -41,7 +41,7 @@ def test_search_contacts_asks_for_page_one_by_term() -> None:
     ],
 )
 def test_url_percent_encodes_the_term(term: str, query: str) -> None:
-    assert requests.url(BASE, requests.search_contacts(term)) == (
+    assert endpoints.url(BASE, endpoints.search_contacts(term)) == (
         f"https://app.trengo.com/api/v2/contacts?page=1&{query}"
     )
 
@@ -50,36 +50,36 @@ def test_url_percent_encodes_the_term(term: str, query: str) -> None:
     "term", ["jane+news@example.com", "a&b#c=d;e", "o'neil/x?y:z,$!*()", "é 中 %"]
 )
 def test_url_is_what_the_aiohttp_transport_sends(term: str) -> None:
-    built = requests.url(BASE, requests.search_contacts(term))
+    built = endpoints.url(BASE, endpoints.search_contacts(term))
     assert str(yarl.URL(built)) == built
     assert yarl.URL(built).query["term"] == term
 
 
 def test_create_contact_drops_none_and_keeps_the_identifier_type() -> None:
-    request = requests.create_contact(CreateContact("89X02", 31612345678, None))
+    request = endpoints.create_contact(CreateContact("89X02", 31612345678, None))
     assert (request.operation, request.method) == ("create_contact", "POST")
     assert request.path == "/channels/89X02/contacts"
     assert request.json == {"identifier": 31612345678, "channel_id": "89X02"}
 
 
 def test_create_contact_with_a_name() -> None:
-    request = requests.create_contact(CreateContact("7", "jane@example.com", "Jane Doe"))
+    request = endpoints.create_contact(CreateContact("7", "jane@example.com", "Jane Doe"))
     assert request.json == {"name": "Jane Doe", "identifier": "jane@example.com", "channel_id": "7"}
 
 
 def test_update_contact_sends_only_the_name() -> None:
-    request = requests.update_contact(90002431001, UpdateContact("Jane"))
+    request = endpoints.update_contact(90002431001, UpdateContact("Jane"))
     assert (request.operation, request.method, request.path) == (
         "update_contact",
         "PUT",
         "/contacts/90002431001",
     )
     assert request.json == {"name": "Jane"}
-    assert requests.update_contact(5, UpdateContact(None)).json == {}
+    assert endpoints.update_contact(5, UpdateContact(None)).json == {}
 
 
 def test_path_segments_are_escaped() -> None:
-    assert requests.update_contact("a/b", UpdateContact("x")).path == "/contacts/a%2Fb"
+    assert endpoints.update_contact("a/b", UpdateContact("x")).path == "/contacts/a%2Fb"
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_path_segments_are_escaped() -> None:
     ],
 )
 def test_create_ticket_body(subject: str | None, body: dict[str, object]) -> None:
-    request = requests.create_ticket(12, CreateTicket("7", subject))
+    request = endpoints.create_ticket(12, CreateTicket("7", subject))
     assert (request.operation, request.method, request.path) == (
         "create_ticket",
         "POST",
@@ -104,15 +104,15 @@ def test_create_ticket_body(subject: str | None, body: dict[str, object]) -> Non
 
 
 def test_url_without_query() -> None:
-    request = requests.create_ticket(1, CreateTicket("7", None))
-    assert requests.url(BASE, request) == "https://app.trengo.com/api/v2/tickets"
+    request = endpoints.create_ticket(1, CreateTicket("7", None))
+    assert endpoints.url(BASE, request) == "https://app.trengo.com/api/v2/tickets"
 
 
 @pytest.mark.parametrize(
     ("request_", "expected"),
     [
         (
-            requests.set_contact_custom_field(90002431001, SetCustomField(1001, "pro")),
+            endpoints.set_contact_custom_field(90002431001, SetCustomField(1001, "pro")),
             (
                 "set_contact_custom_field",
                 "POST",
@@ -122,7 +122,7 @@ def test_url_without_query() -> None:
             ),
         ),
         (
-            requests.post_message(77, PostMessage("Thanks!", internal_note=True)),
+            endpoints.post_message(77, PostMessage("Thanks!", internal_note=True)),
             (
                 "post_message",
                 "POST",
@@ -131,34 +131,34 @@ def test_url_without_query() -> None:
                 {"message": "Thanks!", "internal_note": True},
             ),
         ),
-        (requests.list_labels(3), ("list_labels", "GET", "/labels", {"page": "3"}, None)),
-        (requests.list_channels(2), ("list_channels", "GET", "/channels", {"page": "2"}, None)),
+        (endpoints.list_labels(3), ("list_labels", "GET", "/labels", {"page": "3"}, None)),
+        (endpoints.list_channels(2), ("list_channels", "GET", "/channels", {"page": "2"}, None)),
         (
-            requests.list_custom_fields(1),
+            endpoints.list_custom_fields(1),
             ("list_custom_fields", "GET", "/custom_fields", {"page": "1"}, None),
         ),
         (
-            requests.attach_label(77, 3001),
+            endpoints.attach_label(77, 3001),
             ("attach_label", "POST", "/tickets/77/labels", {}, {"label_id": 3001}),
         ),
         (
-            requests.search_profiles("acme-1"),
+            endpoints.search_profiles("acme-1"),
             ("search_profiles", "GET", "/profiles", {"page": "1", "term": "acme-1"}, None),
         ),
         (
-            requests.search_profiles("acme-1", page=2),
+            endpoints.search_profiles("acme-1", page=2),
             ("search_profiles", "GET", "/profiles", {"page": "2", "term": "acme-1"}, None),
         ),
         (
-            requests.create_profile("Acme"),
+            endpoints.create_profile("Acme"),
             ("create_profile", "POST", "/profiles", {}, {"name": "Acme"}),
         ),
         (
-            requests.rename_profile(9001, "Acme Inc"),
+            endpoints.rename_profile(9001, "Acme Inc"),
             ("rename_profile", "PUT", "/profiles/9001", {}, {"name": "Acme Inc"}),
         ),
         (
-            requests.set_profile_custom_field(9001, 2001, "acme-1"),
+            endpoints.set_profile_custom_field(9001, 2001, "acme-1"),
             (
                 "set_profile_custom_field",
                 "POST",
@@ -168,7 +168,7 @@ def test_url_without_query() -> None:
             ),
         ),
         (
-            requests.attach_contact_to_profile(9001, 90002431001, "WA_BUSINESS"),
+            endpoints.attach_contact_to_profile(9001, 90002431001, "WA_BUSINESS"),
             (
                 "attach_contact_to_profile",
                 "POST",
@@ -193,11 +193,11 @@ def test_builders_of_the_follow_up_calls(
 
 
 def test_a_customer_message_is_not_an_internal_note() -> None:
-    request = requests.post_message(77, PostMessage("Hi", internal_note=False))
+    request = endpoints.post_message(77, PostMessage("Hi", internal_note=False))
     assert request.json == {"message": "Hi", "internal_note": False}
 
 
 def test_profile_search_terms_are_encoded() -> None:
-    assert requests.url(BASE, requests.search_profiles("a+b c")) == (
+    assert endpoints.url(BASE, endpoints.search_profiles("a+b c")) == (
         "https://app.trengo.com/api/v2/profiles?page=1&term=a%2Bb%20c"
     )
