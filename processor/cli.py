@@ -28,7 +28,7 @@ from processor.pipeline.templates import EventTemplates, TemplateConfigError
 from processor.pipeline.transform import check_on_sample, load_transformation
 from processor.render import render_event
 from processor.runner import Processor, tune_garbage_collector
-from processor.trengo.client import TrengoClient
+from processor.trengo import TrengoClient
 
 EXIT_USAGE = 2
 EXIT_REPLAY_FAILED = 1

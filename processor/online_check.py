@@ -12,14 +12,18 @@ every outcome is one line, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from processor.config import DestinationConfig, Settings
-from processor.trengo.calls import every_page
-from processor.trengo.catalog import by_id
-from processor.trengo.client import JsonObject, Page, TrengoClient
-from processor.trengo.errors import DestinationDown, TrengoError
+from processor.trengo import (
+    DestinationDown,
+    JsonObject,
+    TrengoClient,
+    TrengoError,
+    by_id,
+    endpoints,
+)
 
 # Channel types a contact identified by ``channelIdentifier`` can live on (docs/trengo-api.md).
 CHANNEL_TYPES_FOR = {
@@ -43,7 +47,7 @@ class CheckLine:
 async def check_account(settings: Settings, client: TrengoClient) -> list[CheckLine]:
     """Every online check of ``settings`` against the account ``client`` talks to."""
     destination = settings.destination
-    channels = await _listing(client.list_channels, "list_channels")
+    channels = await _listing(client, endpoints.list_channels)
     if isinstance(channels, CheckLine):  # nothing else can work: say so once
         subject = "token" if channels.text.startswith("refused") else "account"
         failed = CheckLine(False, f"{subject}: {channels.text}")
@@ -58,11 +62,11 @@ async def check_account(settings: Settings, client: TrengoClient) -> list[CheckL
 
 
 async def _listing(
-    fetch: Callable[[int], Awaitable[Page]], listing: str
+    client: TrengoClient, request_for: Callable[[int], endpoints.TrengoRequest]
 ) -> list[JsonObject] | CheckLine:
     """Every page of one listing, or the ✗ line saying why it could not be read."""
     try:
-        return await every_page(fetch, listing)
+        return await client.every_page(request_for)
     except DestinationDown as error:
         return CheckLine(False, f"refused: {error.reason}")
     except TrengoError as error:
@@ -111,7 +115,7 @@ async def _custom_field_lines(
         wanted.append((key_field, "PROFILE", f"profileKeyFieldId {key_field}"))
     if not wanted:
         return []
-    custom_fields = await _listing(client.list_custom_fields, "list_custom_fields")
+    custom_fields = await _listing(client, endpoints.list_custom_fields)
     if isinstance(custom_fields, CheckLine):
         return [CheckLine(False, f"custom fields: {custom_fields.text}")]
     listed = by_id(custom_fields)
@@ -137,7 +141,7 @@ async def _label_lines(destination: DestinationConfig, client: TrengoClient) -> 
     wanted = dict.fromkeys(label for m in destination.eventTemplateMap for label in m.labels)
     if not wanted:
         return []
-    labels = await _listing(client.list_labels, "list_labels")
+    labels = await _listing(client, endpoints.list_labels)
     if isinstance(labels, CheckLine):
         return [CheckLine(False, f"labels: {labels.text}")]
     known = {name.casefold() for label in labels if isinstance(name := label.get("name"), str)}

@@ -1,55 +1,111 @@
 """``trengo-processor render``: what one event would do, without touching the network.
 
 Prints the outcome of decode → filter → validate → map (a filtered event: which rule
-skipped it and why), then the exact requests the delivery stage
-would send (method, full URL, JSON body) and when each one is sent. Ids that only a search or
-a create would reveal are shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}``,
-``{channel_type}`` and
+skipped it and why), then the exact requests the delivery stage would send (method, full URL,
+JSON body) and when each one is sent.
+
+The requests are the delivery stage's own: the real ``PlanExecutor`` and ``TrengoClient`` carry
+out the plan against a recording ``httpx.MockTransport`` that answers as a Trengo account would
+in each of ``WORLDS`` (it knows nothing yet; it knows the contact, under another name; it knows
+the contact and the group's profile, under other names). Every request any world received is
+listed once, in the order they go out. Ids that only a search or a create would reveal are
+shown as ``{contact_id}``, ``{ticket_id}``, ``{profile_id}``, ``{channel_type}`` and
 ``{label_id of 'name'}``. The API token never appears.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any
 from urllib.parse import quote
+
+import httpx
 
 from processor.config import Settings, TrengoConfig
 from processor.pipeline.decode import decode
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.map import plan_event
 from processor.pipeline.plan import (
-    ContactRef,
     GroupPlan,
     IdentifyPlan,
-    KnownContact,
     Plan,
     Rejection,
+    ResolveContact,
     Skip,
     TicketPlan,
 )
 from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import Transformation
 from processor.pipeline.validate import validate
-from processor.trengo import endpoints
-from processor.trengo.endpoints import ContactId, TrengoRequest
-from processor.trengo.labels import REFRESH_INTERVAL_SECONDS
+from processor.trengo import (
+    REFRESH_INTERVAL_SECONDS,
+    PlanExecutor,
+    TrengoClient,
+    TrengoError,
+)
 
 UNKNOWN_ID = "{contact_id}"
 UNKNOWN_TICKET_ID = "{ticket_id}"
 UNKNOWN_PROFILE_ID = "{profile_id}"
 UNKNOWN_CHANNEL_TYPE = "{channel_type}"
+ANOTHER_NAME = "(another name)"
 _PLACEHOLDERS = (UNKNOWN_ID, UNKNOWN_TICKET_ID, UNKNOWN_PROFILE_ID)
+_UNLIMITED = 600_000  # requests per minute: the rehearsal never waits for the rate limiter
+
+# Below the base URL: (method, path) → the endpoint's operation (as ``endpoints`` names it).
+ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (method, re.compile(path), operation)
+    for method, path, operation in (
+        ("GET", r"/contacts", "search_contacts"),
+        ("POST", r"/channels/[^/]+/contacts", "create_contact"),
+        ("PUT", r"/contacts/[^/]+", "update_contact"),
+        ("POST", r"/contacts/[^/]+/custom_fields", "set_contact_custom_field"),
+        ("POST", r"/tickets", "create_ticket"),
+        ("POST", r"/tickets/[^/]+/messages", "post_message"),
+        ("POST", r"/tickets/[^/]+/labels", "attach_label"),
+        ("GET", r"/labels", "list_labels"),
+        ("GET", r"/channels", "list_channels"),
+        ("GET", r"/custom_fields", "list_custom_fields"),
+        ("GET", r"/profiles", "search_profiles"),
+        ("POST", r"/profiles", "create_profile"),
+        ("PUT", r"/profiles/[^/]+", "rename_profile"),
+        ("POST", r"/profiles/[^/]+/custom_fields", "set_profile_custom_field"),
+        ("POST", r"/profiles/[^/]+/contacts", "attach_contact_to_profile"),
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """What the rehearsal's Trengo account already holds."""
+
+    knows_contact: bool
+    knows_profile: bool
+
+
+# Least known first: where worlds part ways, the requests of a world that knows less come first
+# (search, then create; a create, then the update a found contact needs instead).
+WORLDS = (World(False, False), World(True, False), World(True, True))
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """A request and the condition under which it is sent."""
+    """A request the executor sent, and the condition under which it is sent."""
 
+    operation: str
+    request: httpx.Request
     when: str
-    request: TrengoRequest
+
+    @property
+    def body(self) -> Any:
+        """The JSON body, decoded; None without one."""
+        return json.loads(self.request.content) if self.request.content else None
 
 
 def render_event(
@@ -59,7 +115,7 @@ def render_event(
     after it and the report of each event it returned."""
     document = decode(value)
     if isinstance(document, Rejection):
-        return _rejected(document, settings)
+        return _rejected(document.stage, document.reason, settings)
     if transformation is None:
         return _render_document(document, settings)
     lines = [f"before transformation: {json.dumps(document, ensure_ascii=False)}"]
@@ -67,7 +123,7 @@ def render_event(
     if isinstance(events, Skip):
         return "\n".join([*lines, _skipped(events)])
     if isinstance(events, Rejection):
-        return "\n".join([*lines, _rejected(events, settings)])
+        return "\n".join([*lines, _rejected(events.stage, events.reason, settings)])
     for number, event in enumerate(events, start=1):
         lines.append(
             f"after transformation ({number} of {len(events)}):"
@@ -83,172 +139,254 @@ def _render_document(document: dict[str, Any], settings: Settings) -> str:
         return _skipped(skip)
     message = validate(document, accept_groups=settings.destination.enableProfiles)
     if isinstance(message, Rejection):
-        return _rejected(message, settings)
+        return _rejected(message.stage, message.reason, settings)
     plan = plan_event(message, settings.destination, EventTemplates(settings.destination))
     if isinstance(plan, Rejection):
-        return _rejected(plan, settings)
+        return _rejected(plan.stage, plan.reason, settings)
+    steps, failure = rehearse(plan, settings.trengo)
+    if not steps and failure is not None:
+        return _rejected("deliver", failure.reason, settings)
     lines = [f"event: {message.type} · messageId {message.messageId or '-'}", f"plan: {plan!r}"]
-    lines.append("requests:")
-    for number, step in enumerate(plan_steps(plan, settings.trengo), start=1):
-        request = step.request
-        lines.append(
-            f"  {number}. {request.method} {_shown_url(settings.trengo.base_url, request)}"
-        )
-        if request.json is not None:
-            lines.append(f"     body: {json.dumps(request.json, ensure_ascii=False)}")
+    lines.append("requests:" if steps else "requests: none (Trengo already has it all)")
+    for number, step in enumerate(steps, start=1):
+        lines.append(f"  {number}. {step.request.method} {_shown_url(step.request)}")
+        if step.request.content:
+            lines.append(f"     body: {json.dumps(step.body, ensure_ascii=False)}")
         lines.append(f"     when: {step.when}")
     return "\n".join(lines)
 
 
-def plan_steps(plan: Plan, trengo: TrengoConfig) -> list[Step]:
-    """The requests a plan may cause, in order, each with its condition."""
+def rehearse(plan: Plan, trengo: TrengoConfig) -> tuple[list[Step], TrengoError | None]:
+    """The requests the executor sends for ``plan`` in any of ``WORLDS``, in order, each with
+    its condition; and the error of the last world that failed (None when none did)."""
+    rehearsals = asyncio.run(_rehearse_all(plan, trengo))
+    sent = _merged([requests for requests, _ in rehearsals])
+    failures = [failure for _, failure in rehearsals if failure is not None]
+    base_path = httpx.URL(trengo.base_url).path.rstrip("/")
+    steps = []
+    for request in sent:
+        operation = operation_of(request, base_path)
+        steps.append(Step(operation, request, _when(operation, request, plan, trengo)))
+    return steps, failures[-1] if failures else None
+
+
+def operation_of(request: httpx.Request, base_path: str) -> str:
+    """The endpoint ``request`` goes to, as ``endpoints`` names it."""
+    path = request.url.path.removeprefix(base_path)
+    for method, pattern, operation in ROUTES:
+        if request.method == method and pattern.fullmatch(path):
+            return operation
+    raise LookupError(f"no route for {request.method} {path}")
+
+
+async def _rehearse_all(
+    plan: Plan, trengo: TrengoConfig
+) -> list[tuple[list[httpx.Request], TrengoError | None]]:
+    return [await _rehearse(plan, trengo, world) for world in WORLDS]
+
+
+async def _rehearse(
+    plan: Plan, trengo: TrengoConfig, world: World
+) -> tuple[list[httpx.Request], TrengoError | None]:
+    """The requests a fresh executor sends for ``plan`` to an account like ``world``."""
+    account = _CannedAccount(plan, world, httpx.URL(trengo.base_url).path.rstrip("/"))
+    client = TrengoClient(
+        trengo.base_url,
+        "render",
+        timeout_seconds=trengo.timeout_seconds,
+        requests_per_minute=_UNLIMITED,
+        transport=httpx.MockTransport(account.answer),
+    )
+    try:
+        await PlanExecutor(client, trengo).execute(plan)
+    except TrengoError as error:  # e.g. no contact found: the world ends there
+        return account.received, error
+    finally:
+        await client.aclose()
+    return account.received, None
+
+
+class _CannedAccount:
+    """A Trengo account that records every request and answers it as ``world`` would."""
+
+    def __init__(self, plan: Plan, world: World, base_path: str) -> None:
+        self._plan = plan
+        self._world = world
+        self._base_path = base_path
+        self.received: list[httpx.Request] = []
+        self._answers: dict[str, Callable[[httpx.Request], object]] = {
+            "search_contacts": self._contacts_found,
+            "create_contact": self._contact_created,
+            "create_ticket": lambda _: {"id": UNKNOWN_TICKET_ID},
+            "list_labels": lambda _: _page(self._labels()),
+            "list_channels": lambda _: _page(self._channels()),
+            "search_profiles": self._profiles_found,
+            "create_profile": lambda request: {"id": UNKNOWN_PROFILE_ID, **_body(request)},
+        }
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        self.received.append(request)
+        answer = self._answers.get(operation_of(request, self._base_path))
+        if answer is not None:
+            return httpx.Response(200, json=answer(request))
+        return httpx.Response(200, json=_page([]) if request.method == "GET" else {})
+
+    def _contacts_found(self, request: httpx.Request) -> object:
+        term = request.url.params["term"]
+        found = {"id": UNKNOWN_ID, "name": ANOTHER_NAME, "identifier": term}
+        return _page([found] if self._world.knows_contact else [])
+
+    def _contact_created(self, request: httpx.Request) -> object:
+        # An email find-or-create returns the contact Trengo has, under its name.
+        name = ANOTHER_NAME if self._world.knows_contact else _body(request).get("name")
+        return {"id": UNKNOWN_ID, "name": name}
+
+    def _labels(self) -> list[dict[str, Any]]:
+        labels = self._plan.labels if isinstance(self._plan, TicketPlan) else ()
+        return [{"id": _label_id(name), "name": name} for name in labels]
+
+    def _channels(self) -> list[dict[str, Any]]:
+        if not isinstance(self._plan, GroupPlan):
+            return []
+        return [{"id": self._plan.profile.channel_id, "type": UNKNOWN_CHANNEL_TYPE}]
+
+    def _profiles_found(self, request: httpx.Request) -> object:
+        plan = self._plan
+        if not (isinstance(plan, GroupPlan) and self._world.knows_profile):
+            return _page([])
+        if request.url.params["term"] != plan.profile.key:
+            return _page([])
+        key = {"custom_field_id": plan.profile.key_field_id, "value": plan.profile.key}
+        return _page(
+            [{"id": UNKNOWN_PROFILE_ID, "name": ANOTHER_NAME, "custom_field_values": [key]}]
+        )
+
+
+def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"data": list(items), "links": {"next": None}}
+
+
+def _body(request: httpx.Request) -> dict[str, Any]:
+    body = json.loads(request.content) if request.content else {}
+    return body if isinstance(body, dict) else {}
+
+
+def _label_id(name: str) -> str:
+    return f"{{label_id of '{name}'}}"
+
+
+def _merged(rehearsals: list[list[httpx.Request]]) -> list[httpx.Request]:
+    """Every request of any rehearsal once, in sending order: where two rehearsals part ways,
+    the earlier one's requests come first."""
+    merged: list[httpx.Request] = []
+    for requests in rehearsals:
+        matcher = SequenceMatcher(
+            None, [_identity(r) for r in merged], [_identity(r) for r in requests], autojunk=False
+        )
+        combined: list[httpx.Request] = []
+        for tag, start, end, other_start, other_end in matcher.get_opcodes():
+            combined.extend(merged[start:end])
+            if tag in ("insert", "replace"):
+                combined.extend(requests[other_start:other_end])
+        merged = combined
+    return merged
+
+
+def _identity(request: httpx.Request) -> tuple[str, str, bytes]:
+    return request.method, str(request.url), request.content
+
+
+def _when(operation: str, request: httpx.Request, plan: Plan, trengo: TrengoConfig) -> str:
+    """The condition under which the executor sends ``request`` for ``plan``."""
     if isinstance(plan, TicketPlan):
-        return _ticket_steps(plan)
+        return _ticket_when(operation, request, plan)
     if isinstance(plan, GroupPlan):
-        return _group_steps(plan)
-    return [*_identify_steps(plan, trengo.email_find_or_create), *_custom_field_steps(plan)]
+        return _group_when(operation, request, plan)
+    return _identify_when(operation, plan, trengo)
 
 
-def _lookup_steps(contact: ContactRef, if_none: str = "") -> list[Step]:
-    if isinstance(contact, KnownContact):
-        return []
-    return [
-        Step(
-            f"the contact id is not cached; only exact {contact.channel_identifier} matches "
-            f"count{if_none}",
-            endpoints.search_contacts(contact.identifier),
-        )
-    ]
-
-
-def _contact_id(contact: ContactRef | None) -> ContactId:
-    return contact.contact_id if isinstance(contact, KnownContact) else UNKNOWN_ID
-
-
-def _ticket_steps(plan: TicketPlan) -> list[Step]:
-    label_lookup = Step(
-        "first label lookup of this process, or a label is missing from a list read more "
-        f"than {REFRESH_INTERVAL_SECONDS:.0f} s ago; every page; a label still missing → "
-        "dead letter, no ticket",
-        endpoints.list_labels(1),
+def _searched(contact: ResolveContact, if_none: str = "") -> str:
+    return (
+        f"the contact id is not cached; only exact {contact.channel_identifier} matches "
+        f"count{if_none}"
     )
-    follow_ups = _follow_up_steps(plan)
-    resumable = bool(follow_ups) and plan.event_key is not None
-    ticket = Step(
-        "always (no contact found → dead letter)"
+
+
+def _ticket_when(operation: str, request: httpx.Request, plan: TicketPlan) -> str:
+    if operation == "list_labels":
+        return (
+            "first label lookup of this process, or a label is missing from a list read more "
+            f"than {REFRESH_INTERVAL_SECONDS:.0f} s ago; every page; a label still missing → "
+            "dead letter, no ticket"
+        )
+    if operation == "search_contacts" and isinstance(plan.contact, ResolveContact):
+        return _searched(plan.contact)
+    if operation == "post_message":
+        internal = bool(_body(request).get("internal_note"))
+        audience = "an internal note" if internal else "the customer gets it"
+        return f"after the ticket opened ({audience})"
+    if operation == "attach_label":
+        labels = {_label_id(name): name for name in plan.labels}
+        return f"after the ticket opened (label '{labels[_body(request)['label_id']]}')"
+    resumable = plan.event_key is not None and (plan.message is not None or bool(plan.labels))
+    return {
+        "create_ticket": "always (no contact found → dead letter)"
         + ("; a retry of this event after it opened opens no other" if resumable else ""),
-        endpoints.create_ticket(_contact_id(plan.contact), plan.ticket),
-    )
-    return [
-        *([label_lookup] if plan.labels else []),
-        *_lookup_steps(plan.contact),
-        ticket,
-        *follow_ups,
-    ]
+    }[operation]
 
 
-def _follow_up_steps(plan: TicketPlan) -> list[Step]:
-    steps: list[Step] = []
-    if plan.message is not None:
-        audience = "an internal note" if plan.message.internal_note else "the customer gets it"
-        steps.append(
-            Step(
-                f"after the ticket opened ({audience})",
-                endpoints.post_message(UNKNOWN_TICKET_ID, plan.message),
-            )
-        )
-    for name in plan.labels:  # the config keeps each name once
-        label_id = f"{{label_id of '{name}'}}"
-        steps.append(
-            Step(
-                f"after the ticket opened (label '{name}')",
-                endpoints.attach_label(UNKNOWN_TICKET_ID, label_id),
-            )
-        )
-    return steps
-
-
-def _group_steps(plan: GroupPlan) -> list[Step]:
+def _group_when(operation: str, request: httpx.Request, plan: GroupPlan) -> str:
     profile = plan.profile
-    return [
-        *_lookup_steps(plan.contact, "; none → dead letter (a group never creates a contact)"),
-        Step(
+    if operation == "search_contacts" and isinstance(plan.contact, ResolveContact):
+        return _searched(plan.contact, "; none → dead letter (a group never creates a contact)")
+    if operation == "search_profiles" and request.url.params["term"] == profile.key:
+        return (
             f"the profile id of group {profile.key} is not cached; every page; only profiles "
             f"whose custom field {profile.key_field_id} is exactly {profile.key!r} count; "
-            "several → dead letter",
-            endpoints.search_profiles(profile.key),
-        ),
-        *(
-            [
-                Step(
-                    "the search by key confirmed none (its term may not match field values): "
-                    "by name, confirmed the same way",
-                    endpoints.search_profiles(profile.name),
-                )
-            ]
-            if profile.name != profile.key
-            else []
-        ),
-        Step(
-            "the search found no such profile, and no earlier attempt created it",
-            endpoints.create_profile(profile.name),
-        ),
-        Step(
-            "the profile was just created (a retry keys the profile it created)",
-            endpoints.set_profile_custom_field(
-                UNKNOWN_PROFILE_ID, profile.key_field_id, profile.key
-            ),
-        ),
-        Step(
-            "the name differs from the one Trengo has (or was last sent)",
-            endpoints.rename_profile(UNKNOWN_PROFILE_ID, profile.name),
-        ),
-        Step(
-            "the contact is not attached already (by this process, or listed by the search); "
-            f"type: channel {profile.channel_id}'s type, from GET /channels (once per process)",
-            endpoints.attach_contact_to_profile(
-                UNKNOWN_PROFILE_ID, _contact_id(plan.contact), UNKNOWN_CHANNEL_TYPE
-            ),
-        ),
-    ]
-
-
-def _identify_steps(plan: IdentifyPlan, email_find_or_create: bool) -> list[Step]:
-    contact = plan.contact
-    update = Step(
-        "the name differs from the one Trengo has (or was last sent)",
-        endpoints.update_contact(_contact_id(contact), plan.update),
-    )
-    if isinstance(contact, KnownContact) or plan.create is None:
-        return [update]
-    create = endpoints.create_contact(plan.create)
-    if contact is None:
-        return [Step("always (enableDedup is off)", create)]
-    if contact.channel_identifier == "email" and email_find_or_create:
-        return [
-            Step("the contact id is not cached (Trengo returns an existing email contact)", create),
-            update,
-        ]
-    return [
-        *_lookup_steps(contact),
-        Step("the search found no exact match", create),
-        Step(f"the search found the contact; {update.when}", update.request),
-    ]
-
-
-def _custom_field_steps(plan: IdentifyPlan) -> list[Step]:
-    contact_id = _contact_id(plan.contact)
-    return [
-        Step(
-            "the value differs from the last one sent to this contact",
-            endpoints.set_contact_custom_field(contact_id, field),
+            "several → dead letter"
         )
-        for field in plan.custom_fields
-    ]
+    return {
+        "search_profiles": "the search by key confirmed none (its term may not match field "
+        "values): by name, confirmed the same way",
+        "create_profile": "the search found no such profile, and no earlier attempt created it",
+        "set_profile_custom_field": "the profile was just created (a retry keys the profile it "
+        "created)",
+        "rename_profile": "the name differs from the one Trengo has (or was last sent)",
+        "list_channels": f"first attach of this process: channel {profile.channel_id}'s type "
+        "(the attach sends it); every page",
+        "list_custom_fields": "first profile of this process whose field values Trengo keys by "
+        "title: the key field's title; every page",
+        "attach_contact_to_profile": "the contact is not attached already (by this process, or "
+        "listed by the search)",
+    }[operation]
 
 
-def _shown_url(base_url: str, request: TrengoRequest) -> str:
-    shown = endpoints.url(base_url, request)
+def _identify_when(operation: str, plan: IdentifyPlan, trengo: TrengoConfig) -> str:
+    contact = plan.contact
+    finds_or_creates = (
+        isinstance(contact, ResolveContact)
+        and contact.channel_identifier == "email"
+        and trengo.email_find_or_create
+    )
+    searches = isinstance(contact, ResolveContact) and not finds_or_creates
+    if operation == "search_contacts" and isinstance(contact, ResolveContact):
+        return _searched(contact)
+    if operation == "create_contact":
+        if contact is None:
+            return "always (enableDedup is off)"
+        if finds_or_creates:
+            return "the contact id is not cached (Trengo returns an existing email contact)"
+        return "the search found no exact match"
+    if operation == "update_contact":
+        name_differs = "the name differs from the one Trengo has (or was last sent)"
+        return f"the search found the contact; {name_differs}" if searches else name_differs
+    return {
+        "set_contact_custom_field": "the value differs from the last one sent to this contact",
+    }[operation]
+
+
+def _shown_url(request: httpx.Request) -> str:
+    shown = str(request.url)
     for placeholder in _PLACEHOLDERS:
         shown = shown.replace(quote(placeholder, safe=""), placeholder)
     return shown
@@ -264,8 +402,8 @@ def _skipped(skip: Skip) -> str:
     )
 
 
-def _rejected(rejection: Rejection, settings: Settings) -> str:
+def _rejected(stage: str, reason: str, settings: Settings) -> str:
     return (
-        f"rejected at {rejection.stage}: {rejection.reason}\n"
+        f"rejected at {stage}: {reason}\n"
         f"→ dead-letter topic {settings.kafka.dead_letter_topic}\nrequests: none"
     )

@@ -50,9 +50,7 @@ from processor.pipeline.plan import Plan, Rejection, Skip, TicketPlan
 from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import SOURCE_ID_HEADER, Transformation, load_transformation
 from processor.pipeline.validate import validate
-from processor.trengo.client import TrengoClient
-from processor.trengo.delivery import PlanExecutor
-from processor.trengo.token import TokenRotation, token_reader
+from processor.trengo import PlanExecutor, TokenRotation, TrengoClient, token_reader
 
 logger = logging.getLogger(__name__)
 

@@ -53,6 +53,7 @@ KNOWN_ROUTE = re.compile(
     rf"/contacts|/contacts/{_ID}|/contacts/{_ID}/custom_fields|/channels/{_ID}/contacts"
     rf"|/tickets|/tickets/{_ID}/messages|/tickets/{_ID}/labels|/labels"
     rf"|/profiles|/profiles/{_ID}|/profiles/{_ID}/custom_fields|/profiles/{_ID}/contacts"
+    r"|/channels|/custom_fields"
 )
 TEMPLATES = [
     {"from": "Order Completed", "to": "Order {{ order_id }} completed"},

@@ -1,35 +1,29 @@
-"""Trengo: the request builders, the rate-limited client, contact resolution, profiles, labels,
-ticket follow-ups and the executor that carries out a plan. Import from here; the modules
-behind it are the implementation."""
+"""Trengo: the destination. What the rest of the processor uses of it is imported from here;
+the modules behind it are the implementation (tests may reach into them).
 
-from processor.trengo.client import TrengoClient
-from processor.trengo.contacts import ContactCache, SentNames, exact_matches
-from processor.trengo.delivery import DeliveryResult, PlanExecutor
-from processor.trengo.endpoints import TrengoRequest, url
-from processor.trengo.errors import (
-    DestinationDown,
-    Forbidden,
-    PermanentError,
-    TransientError,
-    TrengoError,
-    classify,
-)
-from processor.trengo.ratelimit import RateLimiter
+* ``TrengoClient`` sends ``endpoints`` requests, rate-limited and measured; ``PlanExecutor``
+  carries out a plan with it; ``TokenRotation`` and ``token_reader`` hand it a rotated token.
+* ``endpoints`` builds every request the processor sends (one function per endpoint).
+* ``TrengoError`` and ``DestinationDown`` are the failures callers outside delivery tell apart.
+"""
+
+from processor.trengo import endpoints
+from processor.trengo.catalog import by_id
+from processor.trengo.client import JsonObject, TrengoClient
+from processor.trengo.delivery import PlanExecutor
+from processor.trengo.errors import DestinationDown, TrengoError
+from processor.trengo.labels import REFRESH_INTERVAL_SECONDS
+from processor.trengo.token import TokenRotation, token_reader
 
 __all__ = [
-    "ContactCache",
-    "DeliveryResult",
+    "REFRESH_INTERVAL_SECONDS",
     "DestinationDown",
-    "Forbidden",
-    "PermanentError",
+    "JsonObject",
     "PlanExecutor",
-    "RateLimiter",
-    "SentNames",
-    "TransientError",
+    "TokenRotation",
     "TrengoClient",
     "TrengoError",
-    "TrengoRequest",
-    "classify",
-    "exact_matches",
-    "url",
+    "by_id",
+    "endpoints",
+    "token_reader",
 ]

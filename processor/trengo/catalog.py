@@ -12,53 +12,50 @@ changed); ``check-config --online`` reads the same listings to check the config.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from processor.trengo.calls import CountedCalls, every_page
-from processor.trengo.client import JsonObject, Page, id_of
+from processor.trengo import endpoints
+from processor.trengo.client import JsonObject, TrengoClient, id_of
+from processor.trengo.endpoints import TrengoRequest
 from processor.trengo.errors import PermanentError
-
-_Fetch = Callable[[CountedCalls], Callable[[int], Awaitable[Page]]]
 
 
 class _ReadOnce:
     """One listing of the account, read (every page) the first time it is asked for."""
 
-    def __init__(self, listing: str, fetch: _Fetch) -> None:
-        self._listing = listing
-        self._fetch = fetch
+    def __init__(self, client: TrengoClient, request_for: Callable[[int], TrengoRequest]) -> None:
+        self._client = client
+        self._request_for = request_for
         self._by_id: dict[str, JsonObject] | None = None
         self._loading = asyncio.Lock()
 
-    async def get(self, object_id: object, calls: CountedCalls) -> JsonObject | None:
+    async def get(self, object_id: object) -> JsonObject | None:
         """The listed object with this id (compared as text); None when there is none."""
         if self._by_id is None:
             async with self._loading:  # concurrent plans wait for one listing
                 if self._by_id is None:
-                    self._by_id = by_id(await every_page(self._fetch(calls), self._listing))
+                    self._by_id = by_id(await self._client.every_page(self._request_for))
         return self._by_id.get(str(object_id))
 
 
 class AccountCatalog:
     """Channel types and custom field titles by id; one per API token."""
 
-    def __init__(self) -> None:
-        self._channels = _ReadOnce("list_channels", lambda calls: calls.list_channels)
-        self._custom_fields = _ReadOnce(
-            "list_custom_fields", lambda calls: calls.list_custom_fields
-        )
+    def __init__(self, client: TrengoClient) -> None:
+        self._channels = _ReadOnce(client, endpoints.list_channels)
+        self._custom_fields = _ReadOnce(client, endpoints.list_custom_fields)
 
-    async def channel_type(self, channel_id: str, calls: CountedCalls) -> str:
+    async def channel_type(self, channel_id: str) -> str:
         """The ``type`` of channel ``channel_id``; PermanentError when Trengo does not list it."""
-        channel = await self._channels.get(channel_id, calls)
+        channel = await self._channels.get(channel_id)
         channel_type = channel.get("type") if channel is not None else None
         if not isinstance(channel_type, str) or not channel_type:
             raise PermanentError(f"channel {channel_id} not found in GET /channels (no type)")
         return channel_type
 
-    async def custom_field_title(self, field_id: int, calls: CountedCalls) -> str | None:
+    async def custom_field_title(self, field_id: int) -> str | None:
         """The ``title`` of custom field ``field_id``; None when Trengo does not list it."""
-        custom_field = await self._custom_fields.get(field_id, calls)
+        custom_field = await self._custom_fields.get(field_id)
         title = custom_field.get("title") if custom_field is not None else None
         return title if isinstance(title, str) else None
 

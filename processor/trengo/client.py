@@ -7,6 +7,10 @@ back to the limiter, is counted in ``trengo_requests_total{operation,status}`` a
 ``trengo_request_duration_seconds{operation}``. A failure is raised as the ``TrengoError``
 subclass ``errors.classify`` picks; timeouts and connection errors are ``TransientError``.
 
+It knows no endpoint: callers build a request with ``endpoints`` and read the answer
+(``id_of``, ``created``). The client sends it (``send``), or pages a listing (``page``,
+``every_page``, which follows ``links.next``).
+
 Requests are built whole (shared headers, parsed URLs reused; headers and body assembled as
 ``httpx.Request(json=...)`` would make them, without its per-header checks) and handed straight
 to the transport's ``handle_async_request``; the answer is read whole and its connection
@@ -23,6 +27,7 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TypeAlias
@@ -34,15 +39,8 @@ from prometheus_client import Counter, Histogram
 
 from processor.engine.outcomes import SEND_ALLOWED
 from processor.metrics import TRENGO_REQUEST_DURATION, TRENGO_REQUESTS
-from processor.pipeline.plan import (
-    CreateContact,
-    CreateTicket,
-    PostMessage,
-    SetCustomField,
-    UpdateContact,
-)
 from processor.trengo import endpoints
-from processor.trengo.endpoints import ContactId, TrengoId, TrengoRequest
+from processor.trengo.endpoints import TrengoId, TrengoRequest
 from processor.trengo.errors import CallWithdrawn, PermanentError, classify, transport_failure
 from processor.trengo.ratelimit import Clock, RateLimiter, Sleep
 
@@ -52,6 +50,8 @@ JsonObject: TypeAlias = dict[str, JsonValue]
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _NO_ANSWER_ERRORS = (httpx.TransportError, aiohttp.ClientError, TimeoutError)
 USER_AGENT = "trengo-processor"
+# A bound on pagination (25 a page), so a server whose links.next never ends cannot loop us.
+MAX_PAGES = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +83,6 @@ class TrengoClient:
         self._token = token
         self._clock = clock
         self._wall_clock = wall_clock
-        self._calls_made = 0
         self.rate_limiter = RateLimiter(
             requests_per_minute,
             max_pause_seconds=max_wait_seconds,
@@ -113,11 +112,6 @@ class TrengoClient:
         self._token = token
         self._headers = _headers(token)
 
-    @property
-    def calls_made(self) -> int:
-        """Calls sent so far, whatever their outcome (for "API calls per event")."""
-        return self._calls_made
-
     async def send(self, request: TrengoRequest) -> JsonValue:
         """Send one request after the rate limiter allows it; the decoded JSON body (or None).
 
@@ -130,7 +124,6 @@ class TrengoClient:
         if not SEND_ALLOWED.get()():
             raise CallWithdrawn(f"{request.operation}: not sent, the event is no longer ours")
         sent_at = self._clock()
-        self._calls_made += 1
         try:
             response = await self._exchange(http_request)
         except _NO_ANSWER_ERRORS as error:
@@ -151,76 +144,28 @@ class TrengoClient:
         assert failure is not None  # classify returns None only for a 2xx
         raise failure
 
-    async def search_contacts(self, term: str) -> list[JsonObject]:
-        """Contacts Trengo's fuzzy search finds for ``term`` (page 1; filter them yourself)."""
-        return (await self._page(endpoints.search_contacts(term))).items
+    async def page(self, request: TrengoRequest) -> Page:
+        """Send a list request; its ``data`` objects and whether a next page exists."""
+        body = await self.send(request)
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(items, list):
+            raise PermanentError(f"{request.operation}: unexpected response (no 'data' list)")
+        links = body.get("links")
+        next_url = links.get("next") if isinstance(links, dict) else None
+        has_next = isinstance(next_url, str) and next_url != ""
+        return Page([item for item in items if isinstance(item, dict)], has_next)
 
-    async def create_contact(self, op: CreateContact) -> JsonObject:
-        """Create the contact on its channel (for emails Trengo returns an existing one)."""
-        body = await self.send(endpoints.create_contact(op))
-        if not isinstance(body, dict) or id_of(body) is None:
-            raise PermanentError("create_contact: unexpected response (no contact id)")
-        return body
-
-    async def update_contact(self, contact_id: ContactId, op: UpdateContact) -> None:
-        """Update the contact's name."""
-        await self.send(endpoints.update_contact(contact_id, op))
-
-    async def create_ticket(self, contact_id: ContactId, op: CreateTicket) -> JsonObject:
-        """Open a ticket for the contact; the ticket as Trengo returned it (may be empty)."""
-        body = await self.send(endpoints.create_ticket(contact_id, op))
-        return body if isinstance(body, dict) else {}
-
-    async def set_contact_custom_field(self, contact_id: ContactId, op: SetCustomField) -> None:
-        """Set one custom field ("Extra Field") of the contact."""
-        await self.send(endpoints.set_contact_custom_field(contact_id, op))
-
-    async def post_message(self, ticket_id: TrengoId, op: PostMessage) -> None:
-        """Post a message (or an agent-only note) into the ticket."""
-        await self.send(endpoints.post_message(ticket_id, op))
-
-    async def list_labels(self, page: int) -> Page:
-        """One page of the account's ticket labels."""
-        return await self._page(endpoints.list_labels(page))
-
-    async def list_channels(self, page: int) -> Page:
-        """One page of the account's channels."""
-        return await self._page(endpoints.list_channels(page))
-
-    async def list_custom_fields(self, page: int) -> Page:
-        """One page of the account's custom fields."""
-        return await self._page(endpoints.list_custom_fields(page))
-
-    async def attach_label(self, ticket_id: TrengoId, label_id: TrengoId) -> None:
-        """Attach a label to the ticket (attaching it twice changes nothing)."""
-        await self.send(endpoints.attach_label(ticket_id, label_id))
-
-    async def search_profiles(self, term: str, page: int) -> Page:
-        """One page of the profiles Trengo's search finds for ``term`` (confirm them yourself)."""
-        return await self._page(endpoints.search_profiles(term, page))
-
-    async def create_profile(self, name: str) -> JsonObject:
-        """Create a profile named ``name``; the profile as Trengo returned it."""
-        body = await self.send(endpoints.create_profile(name))
-        if not isinstance(body, dict) or id_of(body) is None:
-            raise PermanentError("create_profile: unexpected response (no profile id)")
-        return body
-
-    async def rename_profile(self, profile_id: TrengoId, name: str) -> None:
-        """Rename the profile."""
-        await self.send(endpoints.rename_profile(profile_id, name))
-
-    async def set_profile_custom_field(
-        self, profile_id: TrengoId, field_id: int, value: str
-    ) -> None:
-        """Set one custom field of the profile."""
-        await self.send(endpoints.set_profile_custom_field(profile_id, field_id, value))
-
-    async def attach_contact_to_profile(
-        self, profile_id: TrengoId, contact_id: ContactId, channel_type: str
-    ) -> None:
-        """Attach the contact (of a ``channel_type`` channel) to the profile."""
-        await self.send(endpoints.attach_contact_to_profile(profile_id, contact_id, channel_type))
+    async def every_page(self, request_for: Callable[[int], TrengoRequest]) -> list[JsonObject]:
+        """The objects of every page of a listing, ``request_for(page)`` from page 1 until
+        there is no next; PermanentError after ``MAX_PAGES`` pages."""
+        objects: list[JsonObject] = []
+        for number in range(1, MAX_PAGES + 1):
+            page = await self.page(request_for(number))
+            objects.extend(page.items)
+            if not page.has_next or not page.items:
+                return objects
+        operation = request_for(1).operation
+        raise PermanentError(f"{operation}: more than {MAX_PAGES} pages of results")
 
     async def aclose(self) -> None:
         """Close the connections."""
@@ -270,17 +215,6 @@ class TrengoClient:
             await response.aclose()
         return response
 
-    async def _page(self, request: TrengoRequest) -> Page:
-        """Send a list request; its ``data`` objects and whether a next page exists."""
-        body = await self.send(request)
-        items = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(body, dict) or not isinstance(items, list):
-            raise PermanentError(f"{request.operation}: unexpected response (no 'data' list)")
-        links = body.get("links")
-        next_url = links.get("next") if isinstance(links, dict) else None
-        has_next = isinstance(next_url, str) and next_url != ""
-        return Page([item for item in items if isinstance(item, dict)], has_next)
-
     def _measure(self, operation: str, status: str, sent_at: float) -> None:
         _requests_counter(operation, status).inc()
         _duration_histogram(operation).observe(max(0.0, self._clock() - sent_at))
@@ -304,12 +238,20 @@ def _duration_histogram(operation: str) -> Histogram:
     return TRENGO_REQUEST_DURATION.labels(operation=operation)
 
 
-def id_of(trengo_object: JsonObject) -> TrengoId | None:
-    """The ``id`` of a contact, ticket, profile or label, if it has a usable one."""
-    value = trengo_object.get("id")
+def id_of(answer: JsonValue) -> TrengoId | None:
+    """The ``id`` of a contact, ticket, profile or label, if the answer has a usable one."""
+    value = answer.get("id") if isinstance(answer, dict) else None
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         return None
     return value
+
+
+def created(answer: JsonValue, operation: str) -> tuple[TrengoId, JsonObject]:
+    """The id and the object a create call answered with; PermanentError when it has no id."""
+    created_id = id_of(answer)
+    if created_id is None or not isinstance(answer, dict):
+        raise PermanentError(f"{operation}: unexpected response (no id)")
+    return created_id, answer
 
 
 def _json_bytes(body: object) -> bytes:

@@ -41,8 +41,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import dataclass
+from typing import TypeVar
 
 from processor.config import TrengoConfig
 from processor.metrics import UPDATES_SKIPPED
@@ -57,9 +57,7 @@ from processor.pipeline.plan import (
     UpdateContact,
 )
 from processor.trengo import endpoints
-from processor.trengo.calls import CountedCalls
-from processor.trengo.catalog import AccountCatalog
-from processor.trengo.client import TrengoClient, id_of
+from processor.trengo.client import JsonObject, TrengoClient, created, id_of
 from processor.trengo.contacts import (
     ContactCache,
     ContactKey,
@@ -72,12 +70,12 @@ from processor.trengo.contacts import (
 )
 from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
-from processor.trengo.followups import OpenedTicket, TicketFollowUps
+from processor.trengo.followups import TicketFollowUps
 from processor.trengo.labels import LabelDirectory
 from processor.trengo.locks import KeyedLocks
 from processor.trengo.profiles import ProfileDirectory
 
-Action = Literal["created", "updated", "unchanged", "ticket", "attached"]
+T = TypeVar("T")  # what a write returns: never None (None says "no cached id" to its caller)
 
 # Searched by the destination probe while halted: any answer but 401/403 proves the token works.
 PROBE_TERM = "trengo-processor-probe"
@@ -86,23 +84,6 @@ _UNPROCESSABLE = 422
 # Laravel's validation text for a contact id it does not know: "The selected contact id is
 # invalid." (and the field name ``contact_id`` in ``errors``).
 _NAMES_CONTACT_ID = re.compile(r"contact[ _]id", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """What one plan did: for logs and the run summary.
-
-    Identify: ``created`` (also an email contact that Trengo's find-or-create returned with
-    the name already set), ``updated`` (name or a custom field sent) or ``unchanged``. Track:
-    ``ticket``. Group: ``attached`` (the contact was attached to the profile), ``updated``
-    (only the profile renamed) or ``unchanged``. ``calls`` is what the plan cost this attempt.
-    """
-
-    action: Action
-    contact_id: ContactId
-    calls: int
-    ticket_id: TrengoId | None = None
-    profile_id: TrengoId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,104 +109,84 @@ class PlanExecutor:
         self._contact_ids = ContactCache(size, ttl, clock=clock)
         self._sent_names = SentNames(size, ttl, clock=clock)
         self._sent_fields = SentFields(size, ttl, clock=clock)
-        self._profiles = ProfileDirectory(size, ttl, AccountCatalog(), clock=clock)
-        self._follow_ups = TicketFollowUps(LabelDirectory(clock=clock), clock=clock)
+        self._profiles = ProfileDirectory(client, size, ttl, clock=clock)
+        self._follow_ups = TicketFollowUps(client, LabelDirectory(client, clock=clock), clock=clock)
         self._resolving: KeyedLocks[ContactKey] = KeyedLocks()
 
-    async def execute(self, plan: Plan) -> DeliveryResult:
+    async def execute(self, plan: Plan) -> None:
         """Carry out the plan; raises TransientError, PermanentError or DestinationDown."""
-        calls = CountedCalls(self._client)
         if isinstance(plan, TicketPlan):
             if plan.message is None and not plan.labels:
-                return await self._open_ticket(plan, calls)
-            return await self._open_ticket_with_follow_ups(plan, calls)
-        if isinstance(plan, GroupPlan):
-            return await self._group(plan, calls)
-        return await self._identify(plan, calls)
+                await self._open_ticket(plan)
+            else:
+                await self._follow_ups.deliver(plan, lambda: self._open_ticket(plan))
+        elif isinstance(plan, GroupPlan):
+            await self._group(plan)
+        else:
+            await self._identify(plan)
 
     async def probe(self) -> None:
         """One cheap authenticated call, to learn whether the token works again."""
         await self._client.send(endpoints.search_contacts(PROBE_TERM))
 
-    async def _identify(self, plan: IdentifyPlan, calls: CountedCalls) -> DeliveryResult:
-        async def update(contact_id: ContactId) -> DeliveryResult:
-            updated = await self._update(contact_id, plan.update, calls)
-            return await self._set_fields(plan, updated, calls)
+    async def _identify(self, plan: IdentifyPlan) -> None:
+        async def update(contact_id: ContactId) -> ContactId:
+            await self._update(contact_id, plan.update)
+            await self._set_fields(plan, contact_id)
+            return contact_id
 
         contact = plan.contact
         if contact is None:  # dedup off: always create, as RudderStack does
-            return await self._set_fields(plan, await self._create(plan, calls), calls)
-        if isinstance(contact, KnownContact):
-            return await update(contact.contact_id)
-        key = _key(contact)
-        async with self._resolving.hold(key):
-            done = await self._with_cached_id(key, update)
-            if done is not None:
-                return done
-            resolved = await self._identify_uncached(plan, contact, key, calls)
-            return await self._set_fields(plan, resolved, calls)
+            await self._set_fields(plan, await self._create(plan))
+        elif isinstance(contact, KnownContact):
+            await update(contact.contact_id)
+        else:
+            key = _key(contact)
+            async with self._resolving.hold(key):
+                if await self._with_cached_id(key, update) is None:
+                    resolved = await self._identify_uncached(plan, contact, key)
+                    await self._set_fields(plan, resolved)
 
     async def _identify_uncached(
-        self, plan: IdentifyPlan, contact: ResolveContact, key: ContactKey, calls: CountedCalls
-    ) -> DeliveryResult:
+        self, plan: IdentifyPlan, contact: ResolveContact, key: ContactKey
+    ) -> ContactId:
         if contact.channel_identifier == "email" and self._email_find_or_create:
-            return await self._create(plan, calls, key)
-        found = await self._search(contact, calls)
+            return await self._create(plan, key)
+        found = await self._search(contact)
         if found is None:
-            return await self._create(plan, calls, key)
+            return await self._create(plan, key)
         contact_id, reported = found
         self._contact_ids.put(key, contact_id)
-        return await self._update(contact_id, plan.update, calls, reported)
+        await self._update(contact_id, plan.update, reported)
+        return contact_id
 
-    async def _set_fields(
-        self, plan: IdentifyPlan, result: DeliveryResult, calls: CountedCalls
-    ) -> DeliveryResult:
-        """Send the custom fields whose value changed; ``result`` with their cost added."""
-        if not plan.custom_fields:
-            return result
-        contact_id, sent = result.contact_id, False
+    async def _set_fields(self, plan: IdentifyPlan, contact_id: ContactId) -> None:
+        """Send the custom fields whose value changed."""
         for field in plan.custom_fields:
             if not self._sent_fields.is_unchanged(contact_id, field.field_id, field.value):
-                await calls.set_contact_custom_field(contact_id, field)
+                await self._client.send(endpoints.set_contact_custom_field(contact_id, field))
                 self._sent_fields.remember(contact_id, field.field_id, field.value)
-                sent = True
-        if not sent:
-            return result
-        action: Action = "updated" if result.action == "unchanged" else result.action
-        return replace(result, action=action, calls=calls.count)
 
-    async def _open_ticket(self, plan: TicketPlan, calls: CountedCalls) -> DeliveryResult:
-        async def open_ticket(contact_id: ContactId) -> DeliveryResult:
-            ticket = await calls.create_ticket(contact_id, plan.ticket)
-            return DeliveryResult("ticket", contact_id, calls.count, id_of(ticket))
+    async def _open_ticket(self, plan: TicketPlan) -> TrengoId | None:
+        """Open the plan's ticket; its id, if Trengo gave one."""
 
-        return await self._for_existing_contact(plan.contact, open_ticket, calls, "track event")
+        async def open_ticket(contact_id: ContactId) -> JsonObject:
+            answer = await self._client.send(endpoints.create_ticket(contact_id, plan.ticket))
+            return answer if isinstance(answer, dict) else {}  # never None: see T
 
-    async def _open_ticket_with_follow_ups(
-        self, plan: TicketPlan, calls: CountedCalls
-    ) -> DeliveryResult:
-        async def open_ticket() -> OpenedTicket:
-            opened = await self._open_ticket(plan, calls)
-            return opened.contact_id, opened.ticket_id
+        return id_of(await self._for_existing_contact(plan.contact, open_ticket, "track event"))
 
-        contact_id, ticket_id = await self._follow_ups.deliver(plan, calls, open_ticket)
-        return DeliveryResult("ticket", contact_id, calls.count, ticket_id)
-
-    async def _group(self, plan: GroupPlan, calls: CountedCalls) -> DeliveryResult:
-        async def attach(contact_id: ContactId) -> DeliveryResult:
-            profile_id, action = await self._profiles.attach(plan.profile, contact_id, calls)
-            return DeliveryResult(action, contact_id, calls.count, profile_id=profile_id)
+    async def _group(self, plan: GroupPlan) -> None:
+        async def attach(contact_id: ContactId) -> ContactId:
+            await self._profiles.attach(plan.profile, contact_id)
+            return contact_id
 
         event = f"group event for group {plan.group_id}"
-        return await self._for_existing_contact(plan.contact, attach, calls, event)
+        await self._for_existing_contact(plan.contact, attach, event)
 
     async def _for_existing_contact(
-        self,
-        contact: ContactRef,
-        write: Callable[[ContactId], Awaitable[DeliveryResult]],
-        calls: CountedCalls,
-        event: str,
-    ) -> DeliveryResult:
+        self, contact: ContactRef, write: Callable[[ContactId], Awaitable[T]], event: str
+    ) -> T:
         """``write`` for a contact that must exist already (``event`` names it if not)."""
         if isinstance(contact, KnownContact):
             return await write(contact.contact_id)
@@ -234,7 +195,7 @@ class PlanExecutor:
             done = await self._with_cached_id(key, write)
             if done is not None:
                 return done
-            found = await self._search(contact, calls)
+            found = await self._search(contact)
             if found is None:
                 term = contact.identifier
                 raise PermanentError(f"No contact found for term:{term} {event} failed")
@@ -243,8 +204,8 @@ class PlanExecutor:
         return await write(contact_id)
 
     async def _with_cached_id(
-        self, key: ContactKey, write: Callable[[ContactId], Awaitable[DeliveryResult]]
-    ) -> DeliveryResult | None:
+        self, key: ContactKey, write: Callable[[ContactId], Awaitable[T]]
+    ) -> T | None:
         """``write`` with the cached id; None when there is none or Trengo no longer knows it."""
         cached = self._contact_ids.get(key)
         return await with_cached_id(cached, write, stale=_unknown_contact, forget=self._forget)
@@ -253,11 +214,9 @@ class PlanExecutor:
         self._contact_ids.invalidate_contact(contact_id)
         self._sent_names.forget(contact_id)
 
-    async def _search(
-        self, contact: ResolveContact, calls: CountedCalls
-    ) -> tuple[ContactId, _Reported] | None:
+    async def _search(self, contact: ResolveContact) -> tuple[ContactId, _Reported] | None:
         """The one contact whose identifier is exactly the plan's; None when there is none."""
-        results = await calls.search_contacts(contact.identifier)
+        results = (await self._client.page(endpoints.search_contacts(contact.identifier))).items
         matches = exact_matches(results, contact.identifier, contact.channel_identifier)
         if len(matches) > 1:
             matches = on_channel(matches, contact.channel_id) or matches
@@ -275,41 +234,32 @@ class PlanExecutor:
             self._sent_names.remember(ids[0], name)  # what Trengo has is as good as sent
         return ids[0], _Reported(name)
 
-    async def _create(
-        self, plan: IdentifyPlan, calls: CountedCalls, key: ContactKey | None = None
-    ) -> DeliveryResult:
+    async def _create(self, plan: IdentifyPlan, key: ContactKey | None = None) -> ContactId:
         if plan.create is None:
             raise PermanentError("identify: no contact to update and nothing to create")
-        created = await calls.create_contact(plan.create)
-        contact_id = id_of(created)
-        assert contact_id is not None  # the client checked
+        answer = await self._client.send(endpoints.create_contact(plan.create))
+        contact_id, contact = created(answer, "create_contact")
         if key is not None:
             self._contact_ids.put(key, contact_id)
         name = plan.update.name
-        if name is None or created.get("name") == name:
+        if name is None or contact.get("name") == name:
             self._remember(contact_id, name)
-            return DeliveryResult("created", contact_id, calls.count)
-        # Trengo returned an existing contact (email find-or-create) under another name.
-        return await self._update(contact_id, plan.update, calls, _Reported(created.get("name")))
+        else:  # Trengo returned an existing contact (email find-or-create) under another name
+            await self._update(contact_id, plan.update, _Reported(contact.get("name")))
+        return contact_id
 
     async def _update(
-        self,
-        contact_id: ContactId,
-        op: UpdateContact,
-        calls: CountedCalls,
-        reported: _Reported | None = None,
-    ) -> DeliveryResult:
+        self, contact_id: ContactId, op: UpdateContact, reported: _Reported | None = None
+    ) -> None:
         name = op.name
         if name is None:
             UPDATES_SKIPPED.labels(reason="no_name").inc()
-            return DeliveryResult("unchanged", contact_id, calls.count)
+            return
         if self._has_name(contact_id, name, reported):
             UPDATES_SKIPPED.labels(reason="unchanged").inc()
-            self._remember(contact_id, name)
-            return DeliveryResult("unchanged", contact_id, calls.count)
-        await calls.update_contact(contact_id, op)
+        else:
+            await self._client.send(endpoints.update_contact(contact_id, op))
         self._remember(contact_id, name)
-        return DeliveryResult("updated", contact_id, calls.count)
 
     def _has_name(self, contact_id: ContactId, name: str, reported: _Reported | None) -> bool:
         if reported is not None:  # Trengo's own word beats our memory of what we sent

@@ -24,13 +24,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from processor.pipeline.plan import ContactRef, TicketPlan
-from processor.trengo.calls import CountedCalls
-from processor.trengo.endpoints import ContactId, TrengoId
+from processor.trengo import endpoints
+from processor.trengo.client import TrengoClient
+from processor.trengo.endpoints import TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.labels import LabelDirectory
 from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
 
-OpenedTicket = tuple[ContactId, TrengoId | None]  # (contact id, ticket id if Trengo gave one)
+OpenTicket = Callable[[], Awaitable[TrengoId | None]]  # the ticket id, if Trengo gave one
 ProgressKey = tuple[str, ContactRef]
 
 
@@ -38,7 +39,6 @@ ProgressKey = tuple[str, ContactRef]
 class _Progress:
     """How far one event got after its ticket opened."""
 
-    contact_id: ContactId
     ticket_id: TrengoId
     message_posted: bool = False
     attached_label_ids: set[str] = field(default_factory=set)
@@ -48,8 +48,13 @@ class TicketFollowUps:
     """Opens tickets with follow-ups and finishes them; one per API token."""
 
     def __init__(
-        self, labels: LabelDirectory, *, clock: Callable[[], float] = time.monotonic
+        self,
+        client: TrengoClient,
+        labels: LabelDirectory,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._client = client
         self._labels = labels
         self._in_progress: Expiring[ProgressKey, _Progress] = Expiring(
             RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, clock=clock
@@ -58,37 +63,33 @@ class TicketFollowUps:
     async def deliver(
         self,
         plan: TicketPlan,
-        calls: CountedCalls,
-        open_ticket: Callable[[], Awaitable[OpenedTicket]],
-    ) -> tuple[ContactId, TrengoId]:
+        open_ticket: OpenTicket,
+    ) -> None:
         """Open the ticket with ``open_ticket`` (unless a failed attempt of this event already
-        did), then post its message and attach its labels; the contact and ticket ids."""
-        label_ids = await self._labels.ids(plan.labels, calls)
+        did), then post its message and attach its labels."""
+        label_ids = await self._labels.ids(plan.labels)
         key = _progress_key(plan)
         progress = self._in_progress.get(key) if key is not None else None
         if progress is None:
             progress = await self._open(plan, open_ticket)
         if plan.message is not None and not progress.message_posted:
-            await calls.post_message(progress.ticket_id, plan.message)
+            await self._client.send(endpoints.post_message(progress.ticket_id, plan.message))
             progress.message_posted = True
         for label_id in label_ids:
             if str(label_id) not in progress.attached_label_ids:
-                await calls.attach_label(progress.ticket_id, label_id)
+                await self._client.send(endpoints.attach_label(progress.ticket_id, label_id))
                 progress.attached_label_ids.add(str(label_id))
         if key is not None and not plan.fanned_out:
             self._in_progress.pop(key)
-        return progress.contact_id, progress.ticket_id
 
-    async def _open(
-        self, plan: TicketPlan, open_ticket: Callable[[], Awaitable[OpenedTicket]]
-    ) -> _Progress:
-        contact_id, ticket_id = await open_ticket()
+    async def _open(self, plan: TicketPlan, open_ticket: OpenTicket) -> _Progress:
+        ticket_id = await open_ticket()
         if ticket_id is None:
             raise PermanentError(
                 "create_ticket: unexpected response (no ticket id): "
                 "the ticket's message and labels were not sent"
             )
-        progress = _Progress(contact_id, ticket_id)
+        progress = _Progress(ticket_id)
         key = _progress_key(plan)
         if key is not None:
             self._in_progress.put(key, progress)

@@ -15,8 +15,8 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
-from processor.trengo.calls import CountedCalls, every_page
-from processor.trengo.client import JsonObject, id_of
+from processor.trengo import endpoints
+from processor.trengo.client import JsonObject, TrengoClient, id_of
 from processor.trengo.endpoints import TrengoId
 from processor.trengo.errors import PermanentError
 
@@ -28,16 +28,18 @@ class LabelDirectory:
 
     def __init__(
         self,
+        client: TrengoClient,
         *,
         clock: Callable[[], float] = time.monotonic,
         refresh_interval_seconds: float = REFRESH_INTERVAL_SECONDS,
     ) -> None:
+        self._client = client
         self._clock = clock
         self._refresh_interval = refresh_interval_seconds
         self._read: tuple[float, dict[str, TrengoId]] | None = None  # (when, ids by name)
         self._loading = asyncio.Lock()
 
-    async def ids(self, names: Iterable[str], calls: CountedCalls) -> tuple[TrengoId, ...]:
+    async def ids(self, names: Iterable[str]) -> tuple[TrengoId, ...]:
         """The ids of the labels ``names``, in order, each once.
 
         Raises PermanentError naming the first label Trengo does not have.
@@ -47,22 +49,22 @@ class LabelDirectory:
             wanted.setdefault(name.casefold(), name)
         if not wanted:
             return ()
-        known = await self._loaded(calls, max_age=math.inf)
+        known = await self._loaded(max_age=math.inf)
         if not wanted.keys() <= known.keys():
-            known = await self._loaded(calls, max_age=self._refresh_interval)
+            known = await self._loaded(max_age=self._refresh_interval)
         missing = [spelled for key, spelled in wanted.items() if key not in known]
         if missing:
             raise PermanentError(f"label '{missing[0]}' not found in Trengo")
         return tuple(dict.fromkeys(known[key] for key in wanted))
 
-    async def _loaded(self, calls: CountedCalls, *, max_age: float) -> dict[str, TrengoId]:
+    async def _loaded(self, max_age: float) -> dict[str, TrengoId]:
         """The directory, read again first unless it is younger than ``max_age`` seconds."""
         if (known := self._younger_than(max_age)) is not None:
             return known
         async with self._loading:  # concurrent plans wait for one listing instead of each doing it
             if (known := self._younger_than(max_age)) is not None:
                 return known
-            labels = await every_page(calls.list_labels, "list_labels")
+            labels = await self._client.every_page(endpoints.list_labels)
             known = _ids_by_name(labels)
             self._read = (self._clock(), known)
             return known

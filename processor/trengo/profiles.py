@@ -30,19 +30,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from processor.pipeline.plan import ResolveProfile
-from processor.trengo.calls import CountedCalls, every_page
+from processor.trengo import endpoints
 from processor.trengo.catalog import AccountCatalog
-from processor.trengo.client import JsonObject, id_of
+from processor.trengo.client import JsonObject, TrengoClient, created, id_of
 from processor.trengo.contacts import SentNames, with_cached_id
 from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.locks import KeyedLocks
 from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
 
-GroupAction = Literal["attached", "updated", "unchanged"]
 ProfileKey = tuple[int, str]  # (key field id, key)
 _NOT_FOUND = 404
 
@@ -61,13 +59,14 @@ class ProfileDirectory:
 
     def __init__(
         self,
+        client: TrengoClient,
         size: int,
         ttl_seconds: float,
-        catalog: AccountCatalog,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._catalog = catalog
+        self._client = client
+        self._catalog = AccountCatalog(client)
         self._profile_ids: Expiring[ProfileKey, TrengoId] = Expiring(size, ttl_seconds, clock=clock)
         self._sent_names = SentNames(size, ttl_seconds, clock=clock)
         self._attached: Expiring[tuple[str, str], bool] = Expiring(size, ttl_seconds, clock=clock)
@@ -76,17 +75,16 @@ class ProfileDirectory:
         )
         self._resolving: KeyedLocks[ProfileKey] = KeyedLocks()
 
-    async def attach(
-        self, profile: ResolveProfile, contact_id: ContactId, calls: CountedCalls
-    ) -> tuple[TrengoId, GroupAction]:
+    async def attach(self, profile: ResolveProfile, contact_id: ContactId) -> None:
         """Attach the contact to the group's profile (found, or created and keyed).
 
-        Returns the profile id and what changed. Raises PermanentError for an ambiguous key.
+        Raises PermanentError for an ambiguous key.
         """
         key = (profile.key_field_id, profile.key)
 
-        async def synced(found: _Found) -> tuple[TrengoId, GroupAction]:
-            return found.profile_id, await self._sync(found, profile, contact_id, calls)
+        async def synced(found: _Found) -> bool:
+            await self._sync(found, profile, contact_id)
+            return True  # not None: with_cached_id's None means "no usable cached id"
 
         async with self._resolving.hold(key):
             done = await with_cached_id(
@@ -95,59 +93,47 @@ class ProfileDirectory:
                 stale=_not_found,
                 forget=lambda cached: self._forget(key, cached),
             )
-            if done is not None:
-                return done
-            return await synced(await self._find_or_create(profile, key, calls))
+            if done is None:
+                await synced(await self._find_or_create(profile, key))
 
-    async def _sync(
-        self, found: _Found, profile: ResolveProfile, contact_id: ContactId, calls: CountedCalls
-    ) -> GroupAction:
+    async def _sync(self, found: _Found, profile: ResolveProfile, contact_id: ContactId) -> None:
         """Rename the profile if its name differs, attach the contact unless it is attached."""
         profile_id = found.profile_id
-        renamed = not self._has_name(found, profile.name)
-        if renamed:
-            await calls.rename_profile(profile_id, profile.name)
+        if not self._has_name(found, profile.name):
+            await self._client.send(endpoints.rename_profile(profile_id, profile.name))
         self._sent_names.remember(profile_id, profile.name)
         pair = (str(profile_id), str(contact_id))
-        if self._attached.get(pair) or pair[1] in found.attached_contact_ids:
-            self._attached.put(pair, True)
-            return "updated" if renamed else "unchanged"
-        channel_type = await self._catalog.channel_type(profile.channel_id, calls)
-        await calls.attach_contact_to_profile(profile_id, contact_id, channel_type)
+        if not (self._attached.get(pair) or pair[1] in found.attached_contact_ids):
+            channel_type = await self._catalog.channel_type(profile.channel_id)
+            attach = endpoints.attach_contact_to_profile(profile_id, contact_id, channel_type)
+            await self._client.send(attach)
         self._attached.put(pair, True)
-        return "attached"
 
     def _has_name(self, found: _Found, name: str) -> bool:
         if found.reported_name is not None:  # Trengo's own word beats our memory
             return found.reported_name == name
         return self._sent_names.is_unchanged(found.profile_id, name)
 
-    async def _find_or_create(
-        self, profile: ResolveProfile, key: ProfileKey, calls: CountedCalls
-    ) -> _Found:
-        found = await self._search(profile, calls)
+    async def _find_or_create(self, profile: ResolveProfile, key: ProfileKey) -> _Found:
+        found = await self._search(profile)
         if found is None:
-            found = await self._create_keyed(profile, key, calls)
+            found = await self._create_keyed(profile, key)
         self._profile_ids.put(key, found.profile_id)
         return found
 
-    async def _search(self, profile: ResolveProfile, calls: CountedCalls) -> _Found | None:
+    async def _search(self, profile: ResolveProfile) -> _Found | None:
         """The one profile keyed ``profile.key`` (searched by key, then by name); None: none."""
-        found = await self._search_by(profile.key, profile, calls)
+        found = await self._search_by(profile.key, profile)
         if found is None and profile.name != profile.key:
-            found = await self._search_by(profile.name, profile, calls)
+            found = await self._search_by(profile.name, profile)
         return found
 
-    async def _search_by(
-        self, term: str, profile: ResolveProfile, calls: CountedCalls
-    ) -> _Found | None:
+    async def _search_by(self, term: str, profile: ResolveProfile) -> _Found | None:
         """Of the profiles ``term`` finds, the one whose key field is ``profile.key``."""
-        results = await every_page(
-            lambda page: calls.search_profiles(term, page), "search_profiles"
-        )
+        results = await self._client.every_page(lambda page: endpoints.search_profiles(term, page))
         title = None
         if any(_needs_title(result, profile.key_field_id) for result in results):
-            title = await self._catalog.custom_field_title(profile.key_field_id, calls)
+            title = await self._catalog.custom_field_title(profile.key_field_id)
         matches = [
             (match, profile_id)
             for match in results
@@ -165,19 +151,19 @@ class ProfileDirectory:
         match, profile_id = matches[0]
         return _Found(profile_id, match.get("name"), _contact_ids(match.get("contacts")))
 
-    async def _create_keyed(
-        self, profile: ResolveProfile, key: ProfileKey, calls: CountedCalls
-    ) -> _Found:
+    async def _create_keyed(self, profile: ResolveProfile, key: ProfileKey) -> _Found:
         """Create the profile (or take the one a failed attempt created) and key it."""
         found = self._unkeyed.get(key)
         if found is None:
-            created = await calls.create_profile(profile.name)
-            found = _Found(_created_id(created), created.get("name"))
+            answer = await self._client.send(endpoints.create_profile(profile.name))
+            profile_id, created_profile = created(answer, "create_profile")
+            found = _Found(profile_id, created_profile.get("name"))
             self._unkeyed.put(key, found)
+        keyed = endpoints.set_profile_custom_field(
+            found.profile_id, profile.key_field_id, profile.key
+        )
         try:
-            await calls.set_profile_custom_field(
-                found.profile_id, profile.key_field_id, profile.key
-            )
+            await self._client.send(keyed)
         except PermanentError as error:
             if error.status == _NOT_FOUND:  # deleted in Trengo: a new attempt creates another
                 self._unkeyed.pop(key)
@@ -249,9 +235,3 @@ def _contact_ids(contacts: object) -> frozenset[str]:
         for contact in contacts
         if isinstance(contact, dict) and (contact_id := id_of(contact)) is not None
     )
-
-
-def _created_id(created: JsonObject) -> TrengoId:
-    profile_id = id_of(created)
-    assert profile_id is not None  # the client checked
-    return profile_id

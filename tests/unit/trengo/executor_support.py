@@ -15,6 +15,7 @@ from processor.pipeline.plan import (
     GroupPlan,
     IdentifyPlan,
     KnownContact,
+    Plan,
     PostMessage,
     ResolveContact,
     ResolveProfile,
@@ -49,6 +50,13 @@ def run(
             return await scenario(executor)
 
     return run_simulated(main())
+
+
+async def routes_of(trengo: FakeTrengo, executor: PlanExecutor, plan: Plan) -> list[str]:
+    """Carry out ``plan``; the routes of the calls it made to ``trengo`` (``[]``: none)."""
+    made_before = len(trengo.calls)
+    await executor.execute(plan)
+    return trengo.routes()[made_before:]
 
 
 def resolve(identifier: str = EMAIL, kind: ChannelIdentifier = "email") -> ResolveContact:

@@ -1,9 +1,11 @@
-"""The Trengo client on httpx.MockTransport: headers, URLs, error classes, metrics, limiter."""
+"""The Trengo client on httpx.MockTransport: headers, URLs, error classes, metrics, limiter,
+paging; and reading what a create call answered."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,11 +19,28 @@ from processor.pipeline.plan import (
     SetCustomField,
     UpdateContact,
 )
-from processor.trengo.client import Page, TrengoClient
-from processor.trengo.endpoints import TrengoRequest, create_ticket, search_contacts, update_contact
+from processor.trengo.client import MAX_PAGES, JsonObject, Page, TrengoClient, created, id_of
+from processor.trengo.endpoints import (
+    TrengoRequest,
+    attach_contact_to_profile,
+    attach_label,
+    create_contact,
+    create_profile,
+    create_ticket,
+    list_labels,
+    post_message,
+    rename_profile,
+    search_contacts,
+    search_profiles,
+    set_contact_custom_field,
+    set_profile_custom_field,
+    update_contact,
+)
 from processor.trengo.errors import DestinationDown, PermanentError, TransientError, TrengoError
 from tests.unit.trengo.fake_trengo import TOKEN, make_client
 from tests.unit.trengo.simulated_time import run_simulated
+
+Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def requests_counted(operation: str, status: str) -> float:
@@ -85,15 +104,14 @@ def test_write_calls_send_their_json_bodies() -> None:
 
     async def main() -> tuple[Any, ...]:
         async with make_client(handler) as client:
-            created = await client.create_contact(CreateContact("7", "jane@x.com", "Jane"))
-            await client.update_contact(90002431001, UpdateContact("Jane D"))
-            ticket = await client.create_ticket(90002431001, CreateTicket("7", ""))
-            return created, ticket, client.calls_made
+            contact = await client.send(create_contact(CreateContact("7", "jane@x.com", "Jane")))
+            await client.send(update_contact(90002431001, UpdateContact("Jane D")))
+            ticket = await client.send(create_ticket(90002431001, CreateTicket("7", "")))
+            return contact, ticket
 
-    created, ticket, calls = run_simulated(main())
-    assert created == {"id": 90002431001, "name": "Jane"}
+    contact, ticket = run_simulated(main())
+    assert contact == {"id": 90002431001, "name": "Jane"}
     assert ticket == {"id": 90002431001, "name": "Jane"}
-    assert calls == 3
     assert seen == [
         (
             "POST",
@@ -256,30 +274,53 @@ def test_empty_and_non_json_bodies_decode_to_none() -> None:
 def test_a_search_answer_without_a_data_list_is_permanent(body: Any) -> None:
     async def main() -> None:
         async with make_client(answer(200, body)) as client:
-            await client.search_contacts("x")
+            await client.page(search_contacts("x"))
 
     with pytest.raises(PermanentError, match="no 'data' list"):
         run_simulated(main())
 
 
-def test_search_contacts_returns_the_contact_objects() -> None:
+def test_a_search_page_holds_the_contact_objects() -> None:
     body = {"data": [{"id": 1, "email": "a@x.com"}, "junk", {"id": 2}]}
 
-    async def main() -> list[dict[str, Any]]:
+    async def main() -> Page:
         async with make_client(answer(200, body)) as client:
-            return await client.search_contacts("x")
+            return await client.page(search_contacts("x"))
 
-    assert run_simulated(main()) == [{"id": 1, "email": "a@x.com"}, {"id": 2}]
+    assert run_simulated(main()) == Page([{"id": 1, "email": "a@x.com"}, {"id": 2}], False)
 
 
-@pytest.mark.parametrize("body", [{"name": "x"}, {"id": None}, {"id": ""}, {"id": True}, []])
-def test_a_created_contact_without_an_id_is_permanent(body: Any) -> None:
-    async def main() -> None:
-        async with make_client(answer(201, body)) as client:
-            await client.create_contact(CreateContact("7", "a@x.com", None))
+@pytest.mark.parametrize("answer_id", [90002431001, "abc"])
+def test_created_reads_the_id_and_the_object(answer_id: int | str) -> None:
+    answer: JsonObject = {"id": answer_id, "name": "Acme"}
+    assert created(answer, "create_profile") == (answer_id, answer)
 
-    with pytest.raises(PermanentError, match="no contact id"):
-        run_simulated(main())
+
+@pytest.mark.parametrize("operation", ["create_contact", "create_profile"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x"},
+        {"id": None},
+        {"id": ""},
+        {"id": True},
+        {"id": 1.5},
+        [],
+        [{"id": 1}],
+        "1",
+        None,
+    ],
+)
+def test_a_created_answer_without_an_id_is_permanent_naming_the_operation(
+    body: Any, operation: str
+) -> None:
+    with pytest.raises(PermanentError, match=f"^{operation}: unexpected response \\(no id\\)$"):
+        created(body, operation)
+
+
+@pytest.mark.parametrize("answer", [[{"id": 1}], "1", 1, None, True])
+def test_id_of_a_value_that_is_not_an_object_is_none(answer: Any) -> None:
+    assert id_of(answer) is None
 
 
 def test_follow_up_calls_send_their_json_bodies() -> None:
@@ -289,18 +330,18 @@ def test_follow_up_calls_send_their_json_bodies() -> None:
         seen.append((request.method, request.url.path, json.loads(request.content)))
         return httpx.Response(200, json={"id": 9001, "name": "Acme"})
 
-    async def main() -> tuple[Any, int]:
+    async def main() -> Any:
         async with make_client(handler) as client:
-            await client.set_contact_custom_field(5, SetCustomField(1001, "pro"))
-            await client.post_message(77, PostMessage("Hello", internal_note=True))
-            await client.attach_label(77, 3001)
-            created = await client.create_profile("Acme")
-            await client.rename_profile(9001, "Acme Inc")
-            await client.set_profile_custom_field(9001, 2001, "acme-1")
-            await client.attach_contact_to_profile(9001, 5, "EMAIL")
-            return created, client.calls_made
+            await client.send(set_contact_custom_field(5, SetCustomField(1001, "pro")))
+            await client.send(post_message(77, PostMessage("Hello", internal_note=True)))
+            await client.send(attach_label(77, 3001))
+            profile = await client.send(create_profile("Acme"))
+            await client.send(rename_profile(9001, "Acme Inc"))
+            await client.send(set_profile_custom_field(9001, 2001, "acme-1"))
+            await client.send(attach_contact_to_profile(9001, 5, "EMAIL"))
+            return profile
 
-    assert run_simulated(main()) == ({"id": 9001, "name": "Acme"}, 7)
+    assert run_simulated(main()) == {"id": 9001, "name": "Acme"}
     assert seen == [
         ("POST", "/api/v2/contacts/5/custom_fields", {"custom_field_id": 1001, "value": "pro"}),
         ("POST", "/api/v2/tickets/77/messages", {"message": "Hello", "internal_note": True}),
@@ -336,7 +377,7 @@ def test_a_list_page_says_whether_another_follows(links: Any, has_next: bool) ->
 
     async def main() -> tuple[Page, Page]:
         async with make_client(handler) as client:
-            return await client.list_labels(2), await client.search_profiles("acme", 3)
+            return await client.page(list_labels(2)), await client.page(search_profiles("acme", 3))
 
     labels, profiles = run_simulated(main())
     assert labels == profiles == Page([{"id": 3001, "name": "vip"}], has_next)
@@ -346,40 +387,82 @@ def test_a_list_page_says_whether_another_follows(links: Any, has_next: bool) ->
     ]
 
 
-@pytest.mark.parametrize("listing", ["list_labels", "search_profiles"])
-def test_a_list_answer_without_a_data_list_is_permanent(listing: str) -> None:
+@pytest.mark.parametrize("listing", [list_labels(1), search_profiles("x", 1)])
+def test_a_list_answer_without_a_data_list_is_permanent(listing: TrengoRequest) -> None:
     async def main() -> None:
         async with make_client(answer(200, {"links": {}})) as client:
-            if listing == "list_labels":
-                await client.list_labels(1)
-            else:
-                await client.search_profiles("x", 1)
+            await client.page(listing)
 
-    with pytest.raises(PermanentError, match=f"^{listing}: unexpected response"):
+    with pytest.raises(PermanentError, match=f"^{listing.operation}: unexpected response"):
         run_simulated(main())
 
 
-@pytest.mark.parametrize("body", [{"name": "Acme"}, {"id": None}, None])
-def test_a_created_profile_without_an_id_is_permanent(body: Any) -> None:
-    async def main() -> None:
-        async with make_client(answer(200, body)) as client:
-            await client.create_profile("Acme")
+def pages_until(last: int | None, asked: list[int]) -> Handler:
+    """Pages of one label each; ``links.next`` until page ``last`` (None: never ends). Each
+    page asked for is recorded in ``asked``."""
 
-    with pytest.raises(PermanentError, match="no profile id"):
-        run_simulated(main())
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        asked.append(page)
+        more = last is None or page < last
+        links = {"next": f"/labels?page={page + 1}" if more else None}
+        return httpx.Response(200, json={"data": [{"id": page}], "links": links})
+
+    return handler
+
+
+def every_label(handler: Handler) -> list[JsonObject]:
+    """Every label ``handler`` lists, read with ``every_page``."""
+
+    async def main() -> list[JsonObject]:
+        async with make_client(handler) as client:
+            return await client.every_page(list_labels)
+
+    return run_simulated(main())
+
+
+def test_every_page_follows_links_next() -> None:
+    asked: list[int] = []
+    assert every_label(pages_until(3, asked)) == [{"id": 1}, {"id": 2}, {"id": 3}]
+    assert asked == [1, 2, 3]
+
+
+def test_a_listing_that_never_ends_is_cut_off_naming_the_operation() -> None:
+    asked: list[int] = []
+    with pytest.raises(PermanentError, match=f"^list_labels: more than {MAX_PAGES} pages"):
+        every_label(pages_until(None, asked))
+    assert asked == list(range(1, MAX_PAGES + 1))
+
+
+def test_an_empty_page_ends_the_listing() -> None:
+    asked: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(int(request.url.params["page"]))
+        return httpx.Response(200, json={"data": [], "links": {"next": "/labels?page=2"}})
+
+    assert every_label(handler) == []
+    assert asked == [1]
 
 
 def test_every_call_waits_for_the_limiter() -> None:
-    async def main() -> tuple[int, float]:
+    sent_at: list[float] = []
+
+    async def main() -> float:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        async with make_client(answer(200, {"data": []}), requests_per_minute=60) as client:
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            sent_at.append(loop.time() - start)
+            return httpx.Response(200, json={"data": []})
+
+        async with make_client(handler, requests_per_minute=60) as client:
             for _ in range(3):
                 await client.send(search_contacts("x"))
-            return client.calls_made, loop.time() - start
+            return loop.time() - start
 
-    calls, elapsed = run_simulated(main())
-    assert calls == 3
+    elapsed = run_simulated(main())
+    assert sent_at == pytest.approx([0, 1, 2])
     assert elapsed == pytest.approx(2)  # 60/min: one call per second
 
 
@@ -413,17 +496,17 @@ def test_a_request_that_cannot_be_built_is_not_sent_and_costs_no_budget(name: ob
         sent.append(request)
         return httpx.Response(200, json={})
 
-    async def main() -> tuple[int, float]:
+    async def main() -> float:
         loop = asyncio.get_running_loop()
         async with make_client(handler, requests_per_minute=60) as client:
             with pytest.raises((UnicodeEncodeError, ValueError)):
                 await client.send(update_contact(5, UpdateContact(name)))  # type: ignore[arg-type]
             start = loop.time()
             await client.send(update_contact(5, UpdateContact("Jane")))
-            return client.calls_made, loop.time() - start
+            return loop.time() - start
 
-    calls, waited = run_simulated(main())
-    assert (calls, len(sent)) == (1, 1)
+    waited = run_simulated(main())
+    assert [request.content for request in sent] == [b'{"name":"Jane"}']
     assert waited == 0  # the token the unsent request would have spent is still there
 
 

@@ -16,9 +16,9 @@ from processor.pipeline.plan import KnownContact, TicketPlan
 from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import load_transformation
 from processor.runner import RecordPreparer
-from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.delivery import PlanExecutor
 from processor.trengo.errors import PermanentError, TransientError
-from tests.unit.trengo.executor_support import CHANNEL, EMAIL, run, ticket
+from tests.unit.trengo.executor_support import CHANNEL, EMAIL, routes_of, run, ticket
 from tests.unit.trengo.fake_trengo import FakeTrengo, error
 
 FIRST_ATTEMPT = [
@@ -39,49 +39,42 @@ def with_labels(*names: str) -> tuple[FakeTrengo, KnownContact, list[int]]:
 def test_a_ticket_without_follow_ups_costs_the_ticket_only() -> None:
     trengo, contact, _ = with_labels("vip")
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(ticket(contact))
+    async def scenario(executor: PlanExecutor) -> list[str]:
+        return await routes_of(trengo, executor, ticket(contact))
 
-    assert run(trengo, scenario).calls == 1
-    assert trengo.routes() == ["POST /tickets"]
+    assert run(trengo, scenario) == ["POST /tickets"]
 
 
 @pytest.mark.parametrize("internal_note", [True, False])
 def test_the_message_follows_the_ticket(internal_note: bool) -> None:
     trengo, contact, _ = with_labels()
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(ticket(contact, message="Hi", internal_note=internal_note))
+    async def scenario(executor: PlanExecutor) -> list[str]:
+        plan = ticket(contact, message="Hi", internal_note=internal_note)
+        return await routes_of(trengo, executor, plan)
 
-    result = run(trengo, scenario)
-    assert (result.action, result.calls) == ("ticket", 2)
-    assert trengo.routes() == ["POST /tickets", "POST /tickets/{id}/messages"]
-    assert result.ticket_id is not None
-    assert trengo.tickets[int(result.ticket_id)]["messages"] == [
-        {"message": "Hi", "internal_note": internal_note}
-    ]
+    assert run(trengo, scenario) == ["POST /tickets", "POST /tickets/{id}/messages"]
+    (opened,) = trengo.tickets.values()
+    assert opened["contact_id"] == contact.contact_id
+    assert opened["messages"] == [{"message": "Hi", "internal_note": internal_note}]
 
 
 def test_labels_are_listed_once_per_process_and_matched_ignoring_case() -> None:
     trengo, contact, (vip, order) = with_labels("VIP", "order")
     plan = ticket(contact, message="Hi", labels=("vip", "Order"))
 
-    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
-        return [await executor.execute(plan) for _ in range(2)]
+    async def scenario(executor: PlanExecutor) -> list[list[str]]:
+        return [await routes_of(trengo, executor, plan) for _ in range(2)]
 
-    first, second = run(trengo, scenario)
-    assert (first.calls, second.calls) == (5, 4)
-    assert trengo.routes() == FIRST_ATTEMPT + FIRST_ATTEMPT[1:]
-    for result in (first, second):
-        assert result.ticket_id is not None
-        assert trengo.tickets[int(result.ticket_id)]["labels"] == [vip, order]
+    assert run(trengo, scenario) == [FIRST_ATTEMPT, FIRST_ATTEMPT[1:]]
+    assert [opened["labels"] for opened in trengo.tickets.values()] == [[vip, order]] * 2
 
 
 def test_a_label_missing_in_trengo_opens_no_ticket() -> None:
     trengo, contact, _ = with_labels("vip")
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(ticket(contact, message="Hi", labels=("vip", "gold")))
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(ticket(contact, message="Hi", labels=("vip", "gold")))
 
     with pytest.raises(PermanentError) as raised:
         run(trengo, scenario)
@@ -101,17 +94,17 @@ def test_a_retry_continues_after_the_step_that_failed(failing_call: int) -> None
     trengo.on_request = fail_once
     plan = ticket(contact, message="Hi", labels=("vip", "order"))
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+    async def scenario(executor: PlanExecutor) -> list[str]:
         with pytest.raises(TransientError):
             await executor.execute(plan)
-        return await executor.execute(plan)
+        return await routes_of(trengo, executor, plan)
 
     retried = run(trengo, scenario)
     from_the_failed_step = FIRST_ATTEMPT[failing_call - 1 :]  # labels are known by now
     assert trengo.routes() == FIRST_ATTEMPT[:failing_call] + from_the_failed_step
-    assert retried.calls == len(from_the_failed_step)
+    assert retried == from_the_failed_step
     (opened,) = trengo.tickets.values()
-    assert (opened["id"], opened["labels"]) == (retried.ticket_id, [vip, order])
+    assert opened["labels"] == [vip, order]
     assert opened["messages"] == [{"message": "Hi", "internal_note": True}]
 
 
@@ -136,8 +129,8 @@ def test_a_ticket_answer_without_an_id_stops_before_the_follow_ups() -> None:
     trengo, contact, _ = with_labels()
     trengo.fail_next.append(httpx.Response(201, json={"status": "OPEN"}))
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(ticket(contact, message="Hi"))
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(ticket(contact, message="Hi"))
 
     with pytest.raises(PermanentError, match="no ticket id"):
         run(trengo, scenario)
@@ -148,9 +141,9 @@ def test_a_404_on_a_follow_up_is_not_taken_for_a_stale_contact() -> None:
     trengo = FakeTrengo(failing={"POST /tickets/{id}/messages": 404})
     trengo.add(email=EMAIL)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+    async def scenario(executor: PlanExecutor) -> None:
         await executor.execute(ticket())  # caches the contact id
-        return await executor.execute(ticket(message="Hi"))
+        await executor.execute(ticket(message="Hi"))
 
     with pytest.raises(PermanentError) as raised:
         run(trengo, scenario)
@@ -167,39 +160,41 @@ def test_a_stale_cached_contact_is_resolved_afresh_before_the_follow_ups() -> No
     trengo = FakeTrengo()
     stale = trengo.add(email=EMAIL)
 
-    async def scenario(executor: PlanExecutor) -> tuple[int, DeliveryResult]:
+    async def scenario(executor: PlanExecutor) -> tuple[int, list[str]]:
         await executor.execute(ticket())  # caches `stale`
         del trengo.contacts[stale]
         fresh = trengo.add(email=EMAIL)
         trengo.calls.clear()
-        return fresh, await executor.execute(ticket(message="Hi"))
+        return fresh, await routes_of(trengo, executor, ticket(message="Hi"))
 
-    fresh, result = run(trengo, scenario)
-    assert trengo.routes() == [
+    fresh, routes = run(trengo, scenario)
+    assert routes == [
         "POST /tickets",
         "GET /contacts",
         "POST /tickets",
         "POST /tickets/{id}/messages",
     ]
-    assert (result.contact_id, result.calls) == (fresh, 4)
+    by_contact = {opened["contact_id"]: opened for opened in trengo.tickets.values()}
+    assert by_contact[fresh]["messages"] == [{"message": "Hi", "internal_note": True}]
 
 
 def test_a_messageid_reused_by_another_contact_never_posts_into_the_first_ones_ticket() -> None:
-    trengo, first, _ = with_labels("vip")
+    trengo, first, (vip,) = with_labels("vip")
     second = KnownContact(trengo.add(email="other@example.com"))
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+    async def scenario(executor: PlanExecutor) -> list[str]:
         trengo.failing["POST /tickets/{id}/labels"] = 503
         with pytest.raises(TransientError):
             await executor.execute(ticket(first, labels=("vip",), event_key="reused"))
         del trengo.failing["POST /tickets/{id}/labels"]
-        return await executor.execute(ticket(second, labels=("vip",), event_key="reused"))
+        plan = ticket(second, labels=("vip",), event_key="reused")
+        return await routes_of(trengo, executor, plan)
 
-    result = run(trengo, scenario)
+    assert run(trengo, scenario) == ["POST /tickets", "POST /tickets/{id}/labels"]
     assert len(trengo.tickets) == 2
     by_contact = {int(opened["contact_id"]): opened for opened in trengo.tickets.values()}
-    assert by_contact[int(second.contact_id)]["id"] == result.ticket_id
-    assert by_contact[int(second.contact_id)]["labels"] != []
+    assert by_contact[int(first.contact_id)]["labels"] == []
+    assert by_contact[int(second.contact_id)]["labels"] == [vip]
 
 
 def _fan_out_in_two(event: dict[str, Any], metadata: Any) -> list[dict[str, Any]]:
@@ -261,19 +256,19 @@ def test_a_retried_fanned_out_record_opens_no_second_ticket_for_any_part() -> No
     trengo, _, (vip,) = with_labels("vip")
     plans = _fanned_out_plans()
 
-    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+    async def scenario(executor: PlanExecutor) -> list[list[str]]:
         await executor.execute(plans[0])
         trengo.failing["POST /tickets/{id}/labels"] = 503
         with pytest.raises(TransientError):
             await executor.execute(plans[1])
         del trengo.failing["POST /tickets/{id}/labels"]
-        return [await executor.execute(plan) for plan in plans]
+        return [await routes_of(trengo, executor, plan) for plan in plans]
 
-    first, second = run(trengo, scenario)
+    # the second part's label, nothing else
+    assert run(trengo, scenario) == [[], ["POST /tickets/{id}/labels"]]
     opened = sorted(trengo.tickets.values(), key=lambda ticket: ticket["id"])
     assert [(ticket["subject"], ticket["labels"]) for ticket in opened] == [
         ("Order A", [vip]),
         ("Order B", [vip]),
     ]
-    assert [first.ticket_id, second.ticket_id] == [ticket["id"] for ticket in opened]
-    assert (first.calls, second.calls) == (0, 1)  # the second part's label, nothing else
+    assert trengo.paths()[-1] == f"POST /tickets/{opened[1]['id']}/labels"

@@ -9,9 +9,9 @@ import pytest
 
 from processor.config import TrengoConfig
 from processor.pipeline.plan import KnownContact
-from processor.trengo.delivery import DeliveryResult, PlanExecutor
+from processor.trengo.delivery import PlanExecutor
 from processor.trengo.errors import PermanentError, TransientError
-from tests.unit.trengo.executor_support import EMAIL, GROUP, KEY_FIELD, group, run
+from tests.unit.trengo.executor_support import EMAIL, GROUP, KEY_FIELD, group, routes_of, run
 from tests.unit.trengo.fake_trengo import FakeTrengo, values_of
 
 KEYED = {KEY_FIELD: GROUP}
@@ -29,20 +29,21 @@ def known(trengo: FakeTrengo, name: str = "Jane") -> KnownContact:
     return KnownContact(trengo.add(email=f"{name.lower()}@example.com", name=name))
 
 
+def members(trengo: FakeTrengo, profile_id: int) -> list[int]:
+    """The ids of the contacts attached to profile ``profile_id``, in order."""
+    return [contact["id"] for contact in trengo.profiles[profile_id]["contacts"]]
+
+
 def test_a_new_group_creates_keys_and_attaches_then_costs_nothing() -> None:
     trengo = FakeTrengo()
     jane, john = known(trengo, "Jane"), known(trengo, "John")
 
-    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
+    async def scenario(executor: PlanExecutor) -> list[list[str]]:
         plans = [group(jane), group(jane), group(john)]
-        return [await executor.execute(plan) for plan in plans]
+        return [await routes_of(trengo, executor, plan) for plan in plans]
 
-    first, repeated, other_member = run(trengo, scenario)
+    assert run(trengo, scenario) == [CREATE_AND_ATTACH, [], ["POST /profiles/{id}/contacts"]]
     (profile_id,) = trengo.profiles
-    assert first == DeliveryResult("attached", jane.contact_id, 6, profile_id=profile_id)
-    assert repeated == DeliveryResult("unchanged", jane.contact_id, 0, profile_id=profile_id)
-    assert other_member == DeliveryResult("attached", john.contact_id, 1, profile_id=profile_id)
-    assert trengo.routes() == [*CREATE_AND_ATTACH, "POST /profiles/{id}/contacts"]
     assert [call.params for call in trengo.calls[:2]] == [
         {"page": "1", "term": GROUP},
         {"page": "1", "term": "Acme"},
@@ -68,12 +69,11 @@ def test_a_profile_listing_the_contact_under_its_name_costs_the_search_only() ->
     profile_id = trengo.add_profile("Acme", KEYED)
     trengo.profiles[profile_id]["contacts"] = [{"id": jane.contact_id, "name": "Jane"}]
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group(jane))
+    async def scenario(executor: PlanExecutor) -> list[str]:
+        return await routes_of(trengo, executor, group(jane))
 
-    assert run(trengo, scenario) == DeliveryResult(
-        "unchanged", jane.contact_id, 1, profile_id=profile_id
-    )
+    assert run(trengo, scenario) == ["GET /profiles"]
+    assert members(trengo, profile_id) == [jane.contact_id]
 
 
 def test_a_profile_under_another_name_is_renamed_once() -> None:
@@ -81,24 +81,17 @@ def test_a_profile_under_another_name_is_renamed_once() -> None:
     jane = known(trengo)
     profile_id = trengo.add_profile("Acme (old)", KEYED)
 
-    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
-        first = await executor.execute(group(jane))
-        again = await executor.execute(group(jane))
-        renamed = await executor.execute(group(jane, name="Acme Inc"))
-        return [first, again, renamed]
+    async def scenario(executor: PlanExecutor) -> list[list[str]]:
+        plans = [group(jane), group(jane), group(jane, name="Acme Inc")]
+        return [await routes_of(trengo, executor, plan) for plan in plans]
 
-    first, again, renamed = run(trengo, scenario)
-    assert (first.action, first.calls) == ("attached", 4)
-    assert (again.action, again.calls) == ("unchanged", 0)
-    assert (renamed.action, renamed.calls) == ("updated", 1)
-    assert trengo.routes() == [
-        "GET /profiles",
-        "PUT /profiles/{id}",
-        "GET /channels",
-        "POST /profiles/{id}/contacts",
-        "PUT /profiles/{id}",
+    assert run(trengo, scenario) == [
+        ["GET /profiles", "PUT /profiles/{id}", "GET /channels", "POST /profiles/{id}/contacts"],
+        [],
+        ["PUT /profiles/{id}"],
     ]
     assert trengo.profiles[profile_id]["name"] == "Acme Inc"
+    assert members(trengo, profile_id) == [jane.contact_id]
 
 
 def test_only_an_exact_key_matches_across_pages() -> None:
@@ -110,13 +103,16 @@ def test_only_an_exact_key_matches_across_pages() -> None:
     trengo.add_profile("D", {KEY_FIELD: "ACME-1"})  # keys are exact, case included
     wanted = trengo.add_profile("Acme", KEYED)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group(jane))
+    async def scenario(executor: PlanExecutor) -> list[str]:
+        return await routes_of(trengo, executor, group(jane))
 
-    assert run(trengo, scenario) == DeliveryResult(
-        "attached", jane.contact_id, 5, profile_id=wanted
-    )
+    assert run(trengo, scenario) == [
+        *["GET /profiles"] * 3,
+        "GET /channels",
+        "POST /profiles/{id}/contacts",
+    ]
     assert [call.params.get("page") for call in trengo.calls] == ["1", "2", "3", "1", None]
+    assert members(trengo, wanted) == [jane.contact_id]
 
 
 def test_several_profiles_with_the_key_are_ambiguous() -> None:
@@ -124,8 +120,8 @@ def test_several_profiles_with_the_key_are_ambiguous() -> None:
     jane = known(trengo)
     first, second = trengo.add_profile("Acme", KEYED), trengo.add_profile("Acme 2", KEYED)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group(jane))
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(group(jane))
 
     with pytest.raises(PermanentError) as raised:
         run(trengo, scenario)
@@ -143,42 +139,43 @@ def test_a_retry_keys_the_profile_it_created_instead_of_creating_another(
     trengo = FakeTrengo()
     jane = known(trengo)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+    async def scenario(executor: PlanExecutor) -> list[str]:
         trengo.failing["POST /profiles/{id}/custom_fields"] = 503
         with pytest.raises(TransientError):
             await executor.execute(group(jane))
         del trengo.failing["POST /profiles/{id}/custom_fields"]
-        return await executor.execute(group(jane))
+        return await routes_of(trengo, executor, group(jane))
 
     retried = run(trengo, scenario, config)
     (profile_id,) = trengo.profiles
-    assert retried == DeliveryResult("attached", jane.contact_id, 5, profile_id=profile_id)
-    assert trengo.routes() == [
+    assert trengo.routes()[: -len(retried)] == [
         *SEARCHES,
         "POST /profiles",
         "POST /profiles/{id}/custom_fields",  # 503
+    ]
+    assert retried == [
         *SEARCHES,
         "POST /profiles/{id}/custom_fields",
         "GET /channels",
         "POST /profiles/{id}/contacts",
     ]
     assert values_of(trengo.profiles[profile_id]) == KEYED
+    assert members(trengo, profile_id) == [jane.contact_id]
 
 
 def test_a_cached_profile_deleted_in_trengo_is_found_afresh() -> None:
     trengo = FakeTrengo()
     jane, john = known(trengo, "Jane"), known(trengo, "John")
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
+    async def scenario(executor: PlanExecutor) -> list[str]:
         await executor.execute(group(jane))
         trengo.profiles.clear()
-        trengo.calls.clear()
-        return await executor.execute(group(john))
+        return await routes_of(trengo, executor, group(john))
 
-    result = run(trengo, scenario)
+    routes = run(trengo, scenario)
     (profile_id,) = trengo.profiles
-    assert result == DeliveryResult("attached", john.contact_id, 6, profile_id=profile_id)
-    assert trengo.routes() == [
+    assert members(trengo, profile_id) == [john.contact_id]
+    assert routes == [
         "POST /profiles/{id}/contacts",
         *[route for route in CREATE_AND_ATTACH if route != "GET /channels"],
     ]
@@ -186,19 +183,19 @@ def test_a_cached_profile_deleted_in_trengo_is_found_afresh() -> None:
 
 def test_concurrent_groups_of_one_key_create_one_profile() -> None:
     trengo = FakeTrengo()
-    members = [known(trengo, name) for name in ("Ann", "Bob", "Cy")]
+    people = [known(trengo, name) for name in ("Ann", "Bob", "Cy")]
 
     async def slow() -> None:
         await asyncio.sleep(0.05)
 
     trengo.on_request = slow
 
-    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
-        return list(await asyncio.gather(*(executor.execute(group(m)) for m in members)))
+    async def scenario(executor: PlanExecutor) -> None:
+        await asyncio.gather(*(executor.execute(group(m)) for m in people))
 
-    results = run(trengo, scenario)
-    assert len(trengo.profiles) == 1
-    assert [result.action for result in results] == ["attached"] * 3
+    run(trengo, scenario)
+    (profile_id,) = trengo.profiles
+    assert sorted(members(trengo, profile_id)) == [person.contact_id for person in people]
     assert trengo.routes().count("POST /profiles") == 1
 
 
@@ -206,24 +203,23 @@ def test_with_caches_off_every_group_searches_but_trusts_the_listed_contacts() -
     trengo = FakeTrengo()
     jane = known(trengo)
 
-    async def scenario(executor: PlanExecutor) -> list[int]:
-        return [(await executor.execute(group(jane))).calls for _ in range(2)]
+    async def scenario(executor: PlanExecutor) -> list[list[str]]:
+        return [await routes_of(trengo, executor, group(jane)) for _ in range(2)]
 
-    assert run(trengo, scenario, TrengoConfig(contact_cache_size=0)) == [6, 1]
-    assert trengo.routes() == [*CREATE_AND_ATTACH, "GET /profiles"]
+    config = TrengoConfig(contact_cache_size=0)
+    assert run(trengo, scenario, config) == [CREATE_AND_ATTACH, ["GET /profiles"]]
 
 
 def test_the_group_contact_is_the_one_the_plan_names() -> None:
     trengo = FakeTrengo()
     contact_id = trengo.add(email=EMAIL)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group())
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(group())
 
-    result = run(trengo, scenario)
+    run(trengo, scenario)
     (profile_id,) = trengo.profiles
     assert trengo.profiles[profile_id]["contacts"] == [{"id": contact_id}]
-    assert result.contact_id == contact_id
 
 
 @pytest.mark.parametrize(
@@ -251,10 +247,11 @@ def test_the_key_is_read_wherever_trengo_puts_it(shape: dict[str, object]) -> No
     trengo.profiles[profile_id].update({"custom_field_data": None, "custom_field_values": []})
     trengo.profiles[profile_id].update(shape)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group(jane))
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(group(jane))
 
-    assert run(trengo, scenario).profile_id == profile_id
+    run(trengo, scenario)
+    assert members(trengo, profile_id) == [jane.contact_id]
     assert "POST /profiles" not in trengo.routes()
     title_lookups = trengo.routes().count("GET /custom_fields")
     assert title_lookups == (1 if "External ID" in str(shape) else 0)
@@ -277,12 +274,13 @@ def test_hostile_field_values_never_match_the_key(values: object) -> None:
         {"custom_field_data": {"Other": GROUP}, "custom_field_values": values}
     )
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group(jane))
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(group(jane))
 
-    created = run(trengo, scenario)
-    assert created.profile_id != 9001
+    run(trengo, scenario)
     assert trengo.routes().count("POST /profiles") == 1
+    created = max(trengo.profiles)
+    assert (members(trengo, 9001), members(trengo, created)) == ([], [jane.contact_id])
 
 
 def test_a_search_that_ignores_field_values_finds_the_profile_by_name() -> None:
@@ -291,12 +289,27 @@ def test_a_search_that_ignores_field_values_finds_the_profile_by_name() -> None:
     trengo.add_profile("Acme", {KEY_FIELD: "another-group"})  # same name, other key
     wanted = trengo.add_profile("Acme", KEYED)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group(jane))
+    async def scenario(executor: PlanExecutor) -> list[str]:
+        return await routes_of(trengo, executor, group(jane))
 
-    assert run(trengo, scenario).profile_id == wanted
-    assert trengo.routes() == [*SEARCHES, "GET /channels", "POST /profiles/{id}/contacts"]
+    assert run(trengo, scenario) == [*SEARCHES, "GET /channels", "POST /profiles/{id}/contacts"]
+    assert members(trengo, wanted) == [jane.contact_id]
     assert len(trengo.profiles) == 2
+
+
+def test_a_created_profile_without_an_id_is_not_keyed() -> None:
+    trengo = FakeTrengo()
+    jane = known(trengo)
+    answer_without_id = httpx.Response(200, json={"name": "Acme"})
+    trengo.fail_next.extend([_ok_empty_page(), _ok_empty_page(), answer_without_id])
+
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(group(jane))
+
+    with pytest.raises(PermanentError) as raised:
+        run(trengo, scenario)
+    assert raised.value.reason == "create_profile: unexpected response (no id)"
+    assert trengo.routes() == [*SEARCHES, "POST /profiles"]
 
 
 def test_a_failed_name_search_creates_nothing() -> None:
@@ -318,8 +331,8 @@ def test_a_channel_trengo_does_not_list_is_a_permanent_error_before_attaching() 
     jane = known(trengo)
     trengo.add_profile("Acme", KEYED)
 
-    async def scenario(executor: PlanExecutor) -> DeliveryResult:
-        return await executor.execute(group(jane))
+    async def scenario(executor: PlanExecutor) -> None:
+        await executor.execute(group(jane))
 
     with pytest.raises(PermanentError) as raised:
         run(trengo, scenario)
@@ -337,18 +350,21 @@ def _server_error() -> httpx.Response:
 
 def test_groups_of_different_companies_at_once_list_the_channels_once() -> None:
     trengo = FakeTrengo()
-    members = [known(trengo, name) for name in ("Ann", "Bob", "Cy")]
+    people = [known(trengo, name) for name in ("Ann", "Bob", "Cy")]
 
     async def slow() -> None:
         await asyncio.sleep(0.01)
 
     trengo.on_request = slow
 
-    async def scenario(executor: PlanExecutor) -> list[DeliveryResult]:
-        plans = [group(m, key=f"co-{n}", name=f"Co {n}") for n, m in enumerate(members)]
-        return list(await asyncio.gather(*(executor.execute(plan) for plan in plans)))
+    async def scenario(executor: PlanExecutor) -> None:
+        plans = [group(m, key=f"co-{n}", name=f"Co {n}") for n, m in enumerate(people)]
+        await asyncio.gather(*(executor.execute(plan) for plan in plans))
 
-    results = run(trengo, scenario)
-    assert [result.action for result in results] == ["attached"] * 3
+    run(trengo, scenario)
+    by_name = {profile["name"]: profile["id"] for profile in trengo.profiles.values()}
+    assert {name: members(trengo, pid) for name, pid in by_name.items()} == {
+        f"Co {n}": [person.contact_id] for n, person in enumerate(people)
+    }
     assert trengo.routes().count("GET /channels") == 1
     assert trengo.routes().count("POST /profiles/{id}/contacts") == 3

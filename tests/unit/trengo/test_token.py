@@ -12,6 +12,7 @@ import pytest
 
 from processor.config import LogConfig, load_settings
 from processor.logging import HANDLER_NAME, configure_logging
+from processor.trengo.endpoints import search_contacts
 from processor.trengo.token import TokenRotation, token_reader
 from tests.unit.trengo.fake_trengo import make_client
 from tests.unit.trengo.simulated_time import run_simulated
@@ -75,7 +76,7 @@ def test_a_reload_sends_the_next_calls_with_the_new_token() -> None:
             reloads = []
             for _ in range(len(tokens)):
                 reloads.append(rotation.reload())
-                await client.search_contacts("x")
+                await client.send(search_contacts("x"))
             return reloads
 
     assert run_simulated(main()) == [False, False, True, False, False]
