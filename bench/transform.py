@@ -36,6 +36,7 @@ from processor.config import Settings
 from processor.engine.handler import KafkaRecord
 from processor.pipeline._js_transform import _RUNNER
 from processor.pipeline.filters import EventFilter
+from processor.pipeline.prepare import RecordPreparer
 from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import (
     Limits,
@@ -43,7 +44,6 @@ from processor.pipeline.transform import (
     load_python,
     load_transformation,
 )
-from processor.runner import RecordPreparer
 
 TITLE = "per-event cost of a user transformation, per engine"
 ROUNDS = 3

@@ -29,9 +29,9 @@ from processor.pipeline.plan import (
     TicketPlan,
     UpdateContact,
 )
+from processor.pipeline.prepare import RecordPreparer
 from processor.pipeline.templates import EventTemplates
 from processor.render import ROUTES, Step, operation_of, rehearse, render_event
-from processor.runner import RecordPreparer
 from processor.trengo import endpoints
 
 EMAIL = ResolveContact("ann@example.com", "email", "7")

@@ -1,5 +1,4 @@
-"""The runner's own steps: letting go of partitions (gap filling), and follow-ups of an
-event without a messageId resuming by position."""
+"""The runner's own step: letting go of revoked partitions (gap filling)."""
 
 from __future__ import annotations
 
@@ -7,55 +6,13 @@ import asyncio
 
 import pytest
 
-from processor.engine.handler import KafkaRecord, WorkItem
+from processor.engine.handler import WorkItem
 from processor.engine.keyed import KeyedScheduler
 from processor.engine.offsets import CommitPoint, OffsetTracker
-from processor.pipeline.plan import CreateTicket, PostMessage, ResolveContact, TicketPlan
-from processor.runner import let_go, resumable_by_position
+from processor.runner import let_go
 from tests.unit.engine.fakes import TOPIC, identify_plan, work_item
 
 TP = (TOPIC, 0)
-
-RECORD = KafkaRecord("events", 3, 42, b"user", b"{}", (), None)
-CONTACT = ResolveContact("a@example.com", "email", "1")
-
-
-def plan(*, labels: tuple[str, ...] = (), message: bool = False, key: str | None) -> TicketPlan:
-    return TicketPlan(
-        "Order Completed",
-        CONTACT,
-        CreateTicket("1", "Order 5"),
-        message=PostMessage("Hi", True) if message else None,
-        labels=labels,
-        event_key=key,
-    )
-
-
-def test_follow_ups_without_a_messageid_are_keyed_by_topic_partition_and_offset() -> None:
-    for unkeyed in (plan(labels=("vip",), key=None), plan(message=True, key=None)):
-        assert resumable_by_position(unkeyed, RECORD).event_key == "kafka:events/3/42"  # type: ignore[union-attr]
-
-
-def test_a_messageid_or_a_ticket_without_follow_ups_is_left_alone() -> None:
-    keyed = plan(labels=("vip",), key="msg-1")
-    bare = plan(key=None)
-    assert resumable_by_position(keyed, RECORD) is keyed
-    assert resumable_by_position(bare, RECORD) is bare
-
-
-def test_each_part_of_a_fan_out_has_its_own_key() -> None:
-    parts = [
-        resumable_by_position(plan(labels=("vip",), key=key), RECORD, part)
-        for key in ("msg-1", None)
-        for part in (0, 1)
-    ]
-    assert [(p.event_key, p.fanned_out) for p in parts if isinstance(p, TicketPlan)] == [
-        ("msg-1#0", True),
-        ("msg-1#1", True),
-        ("kafka:events/3/42#0", True),
-        ("kafka:events/3/42#1", True),
-    ]
-    assert resumable_by_position(plan(key=None), RECORD, 1) == plan(key=None)
 
 
 @pytest.fixture

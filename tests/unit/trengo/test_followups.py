@@ -13,9 +13,9 @@ from processor.config import Settings
 from processor.engine.handler import KafkaRecord
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import KnownContact, TicketPlan
+from processor.pipeline.prepare import RecordPreparer
 from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import load_transformation
-from processor.runner import RecordPreparer
 from processor.trengo.delivery import PlanExecutor
 from processor.trengo.errors import PermanentError, TransientError
 from tests.unit.trengo.executor_support import CHANNEL, EMAIL, routes_of, run, ticket

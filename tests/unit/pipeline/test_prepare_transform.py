@@ -12,14 +12,16 @@ from processor.engine.intake import Intake
 from processor.engine.offsets import CommitPoint, OffsetTracker
 from processor.pipeline.filters import EventFilter
 from processor.pipeline.plan import Rejection, TicketPlan
+from processor.pipeline.prepare import RecordPreparer
 from processor.pipeline.templates import EventTemplates
 from processor.pipeline.transform import load_transformation
 from processor.render import render_event
-from processor.runner import RecordPreparer
-from tests.unit.test_runner import RecordingScheduler
+from tests.unit.pipeline.test_prepare import RecordingScheduler
 
 TOPIC = "events"
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "transformations" / "rename_drop_fan_out.js"
+FIXTURE = (
+    Path(__file__).parent.parent.parent / "fixtures" / "transformations" / "rename_drop_fan_out.js"
+)
 SETTINGS = Settings(
     destination={
         "apiToken": "t",
