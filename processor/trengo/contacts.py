@@ -24,7 +24,7 @@ from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
 from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
-from processor.trengo.memory import Expiring
+from processor.trengo.expiring import Expiring
 
 Contact = TypeVar("Contact", bound=Mapping[str, object])
 Written = TypeVar("Written")

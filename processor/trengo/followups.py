@@ -28,8 +28,8 @@ from processor.trengo import endpoints
 from processor.trengo.client import TrengoClient
 from processor.trengo.endpoints import TrengoId
 from processor.trengo.errors import PermanentError
+from processor.trengo.expiring import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
 from processor.trengo.labels import LabelDirectory
-from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
 
 OpenTicket = Callable[[], Awaitable[TrengoId | None]]  # the ticket id, if Trengo gave one
 ProgressKey = tuple[str, ContactRef]

@@ -38,8 +38,8 @@ from processor.trengo.client import JsonObject, TrengoClient, created, id_of
 from processor.trengo.contacts import SentNames, with_cached_id
 from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
+from processor.trengo.expiring import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
 from processor.trengo.locks import KeyedLocks
-from processor.trengo.memory import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
 
 ProfileKey = tuple[int, str]  # (key field id, key)
 _NOT_FOUND = 404

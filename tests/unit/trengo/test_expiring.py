@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processor.trengo.memory import Expiring
+from processor.trengo.expiring import Expiring
 
 
 class Clock:
