@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TypeVar
+from enum import Enum, auto
+from typing import Final, Literal, TypeVar
 
 from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
@@ -77,25 +78,34 @@ def _channel_ids(contact: Mapping[str, object]) -> set[str]:
     return {str(channel.get("id")) for channel in channels if isinstance(channel, dict)}
 
 
+class _NotCached(Enum):
+    NOT_CACHED = auto()
+
+
+# What ``with_cached_id`` returns when it wrote nothing: a write's own result may be None.
+NOT_CACHED: Final = _NotCached.NOT_CACHED
+NotCached = Literal[_NotCached.NOT_CACHED]
+
+
 async def with_cached_id(
     cached: TrengoId | None,
     write: Callable[[TrengoId], Awaitable[Written]],
     *,
     stale: Callable[[PermanentError], bool],
     forget: Callable[[TrengoId], None],
-) -> Written | None:
-    """``write`` with the ``cached`` id; None when there is none, or when the write's error
-    says Trengo no longer knows the id (``stale``): then ``forget`` drops what is remembered of
-    it and the caller resolves afresh. Any other error propagates."""
+) -> Written | NotCached:
+    """``write`` with the ``cached`` id; ``NOT_CACHED`` when there is none, or when the write's
+    error says Trengo no longer knows the id (``stale``): then ``forget`` drops what is
+    remembered of it and the caller resolves afresh. Any other error propagates."""
     if cached is None:
-        return None
+        return NOT_CACHED
     try:
         return await write(cached)
     except PermanentError as error:
         if not stale(error):
             raise
     forget(cached)
-    return None
+    return NOT_CACHED
 
 
 ContactKey = tuple[str, str]

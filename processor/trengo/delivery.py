@@ -57,10 +57,12 @@ from processor.pipeline.plan import (
     UpdateContact,
 )
 from processor.trengo import endpoints
-from processor.trengo.client import JsonObject, TrengoClient, created, id_of
+from processor.trengo.client import TrengoClient, created, id_of
 from processor.trengo.contacts import (
+    NOT_CACHED,
     ContactCache,
     ContactKey,
+    NotCached,
     SentFields,
     SentNames,
     contact_key,
@@ -75,7 +77,7 @@ from processor.trengo.labels import LabelDirectory
 from processor.trengo.locks import KeyedLocks
 from processor.trengo.profiles import ProfileDirectory
 
-T = TypeVar("T")  # what a write returns: never None (None says "no cached id" to its caller)
+T = TypeVar("T")
 
 # Searched by the destination probe while halted: any answer but 401/403 proves the token works.
 PROBE_TERM = "trengo-processor-probe"
@@ -130,10 +132,9 @@ class PlanExecutor:
         await self._client.send(endpoints.search_contacts(PROBE_TERM))
 
     async def _identify(self, plan: IdentifyPlan) -> None:
-        async def update(contact_id: ContactId) -> ContactId:
+        async def update(contact_id: ContactId) -> None:
             await self._update(contact_id, plan.update)
             await self._set_fields(plan, contact_id)
-            return contact_id
 
         contact = plan.contact
         if contact is None:  # dedup off: always create, as RudderStack does
@@ -143,7 +144,7 @@ class PlanExecutor:
         else:
             key = _key(contact)
             async with self._resolving.hold(key):
-                if await self._with_cached_id(key, update) is None:
+                if await self._with_cached_id(key, update) is NOT_CACHED:
                     resolved = await self._identify_uncached(plan, contact, key)
                     await self._set_fields(plan, resolved)
 
@@ -170,16 +171,14 @@ class PlanExecutor:
     async def _open_ticket(self, plan: TicketPlan) -> TrengoId | None:
         """Open the plan's ticket; its id, if Trengo gave one."""
 
-        async def open_ticket(contact_id: ContactId) -> JsonObject:
-            answer = await self._client.send(endpoints.create_ticket(contact_id, plan.ticket))
-            return answer if isinstance(answer, dict) else {}  # never None: see T
+        async def open_ticket(contact_id: ContactId) -> TrengoId | None:
+            return id_of(await self._client.send(endpoints.create_ticket(contact_id, plan.ticket)))
 
-        return id_of(await self._for_existing_contact(plan.contact, open_ticket, "track event"))
+        return await self._for_existing_contact(plan.contact, open_ticket, "track event")
 
     async def _group(self, plan: GroupPlan) -> None:
-        async def attach(contact_id: ContactId) -> ContactId:
+        async def attach(contact_id: ContactId) -> None:
             await self._profiles.attach(plan.profile, contact_id)
-            return contact_id
 
         event = f"group event for group {plan.group_id}"
         await self._for_existing_contact(plan.contact, attach, event)
@@ -193,7 +192,7 @@ class PlanExecutor:
         key = _key(contact)
         async with self._resolving.hold(key):
             done = await self._with_cached_id(key, write)
-            if done is not None:
+            if done is not NOT_CACHED:
                 return done
             found = await self._search(contact)
             if found is None:
@@ -205,8 +204,9 @@ class PlanExecutor:
 
     async def _with_cached_id(
         self, key: ContactKey, write: Callable[[ContactId], Awaitable[T]]
-    ) -> T | None:
-        """``write`` with the cached id; None when there is none or Trengo no longer knows it."""
+    ) -> T | NotCached:
+        """``write`` with the cached id; ``NOT_CACHED`` when there is none or Trengo no longer
+        knows it."""
         cached = self._contact_ids.get(key)
         return await with_cached_id(cached, write, stale=_unknown_contact, forget=self._forget)
 

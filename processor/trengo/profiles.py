@@ -35,7 +35,7 @@ from processor.pipeline.plan import ResolveProfile
 from processor.trengo import endpoints
 from processor.trengo.catalog import AccountCatalog
 from processor.trengo.client import JsonObject, TrengoClient, created, id_of
-from processor.trengo.contacts import SentNames, with_cached_id
+from processor.trengo.contacts import NOT_CACHED, SentNames, with_cached_id
 from processor.trengo.endpoints import ContactId, TrengoId
 from processor.trengo.errors import PermanentError
 from processor.trengo.expiring import RESUMABLE_SIZE, RESUMABLE_TTL_SECONDS, Expiring
@@ -82,19 +82,16 @@ class ProfileDirectory:
         """
         key = (profile.key_field_id, profile.key)
 
-        async def synced(found: _Found) -> bool:
-            await self._sync(found, profile, contact_id)
-            return True  # not None: with_cached_id's None means "no usable cached id"
-
         async with self._resolving.hold(key):
             done = await with_cached_id(
                 self._profile_ids.get(key),
-                lambda cached: synced(_Found(cached)),
+                lambda cached: self._sync(_Found(cached), profile, contact_id),
                 stale=_not_found,
                 forget=lambda cached: self._forget(key, cached),
             )
-            if done is None:
-                await synced(await self._find_or_create(profile, key))
+            if done is NOT_CACHED:
+                found = await self._find_or_create(profile, key)
+                await self._sync(found, profile, contact_id)
 
     async def _sync(self, found: _Found, profile: ResolveProfile, contact_id: ContactId) -> None:
         """Rename the profile if its name differs, attach the contact unless it is attached."""

@@ -10,7 +10,9 @@ import pytest
 from processor.metrics import CONTACT_CACHE_REQUESTS
 from processor.pipeline.plan import ChannelIdentifier, JsonScalar
 from processor.trengo.contacts import (
+    NOT_CACHED,
     ContactCache,
+    NotCached,
     SentFields,
     SentNames,
     contact_key,
@@ -212,9 +214,9 @@ STALE = PermanentError("update_contact: HTTP 404 Not Found", 404)
 @pytest.mark.parametrize(
     ("cached", "answer", "result", "forgotten", "raised"),
     [
-        pytest.param(None, None, None, [], None, id="nothing-cached-no-call"),
+        pytest.param(None, None, NOT_CACHED, [], None, id="nothing-cached-no-call"),
         pytest.param(7, None, "written 7", [], None, id="cached-id-works"),
-        pytest.param(7, STALE, None, [7], None, id="stale-id-forgotten"),
+        pytest.param(7, STALE, NOT_CACHED, [7], None, id="stale-id-forgotten"),
         pytest.param(
             7, PermanentError("HTTP 422", 422), None, [], PermanentError, id="other-refusal"
         ),
@@ -224,7 +226,7 @@ STALE = PermanentError("update_contact: HTTP 404 Not Found", 404)
 async def test_with_cached_id_writes_with_the_cached_id_or_hands_back_to_resolving(
     cached: TrengoId | None,
     answer: Exception | None,
-    result: str | None,
+    result: str | NotCached | None,
     forgotten: list[TrengoId],
     raised: type[Exception] | None,
 ) -> None:
@@ -247,3 +249,13 @@ async def test_with_cached_id_writes_with_the_cached_id_or_hands_back_to_resolvi
         assert await with_cached_id(cached, write, stale=stale, forget=dropped.append) == result
     assert written == ([] if cached is None else [cached])
     assert dropped == forgotten
+
+
+async def test_a_write_that_returns_none_is_done_not_a_miss() -> None:
+    written: list[TrengoId] = []
+
+    async def write(contact_id: TrengoId) -> None:
+        written.append(contact_id)
+
+    done = await with_cached_id(7, write, stale=lambda _: True, forget=written.append)
+    assert (done, written) == (None, [7])
