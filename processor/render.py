@@ -89,6 +89,8 @@ class World:
     knows_profile: bool
 
 
+Received = tuple[str, httpx.Request]  # (operation, the request as it went out)
+
 # Least known first: where worlds part ways, the requests of a world that knows less come first
 # (search, then create; a create, then the update a found contact needs instead).
 WORLDS = (World(False, False), World(True, False), World(True, True))
@@ -160,13 +162,12 @@ def rehearse(plan: Plan, trengo: TrengoConfig) -> tuple[list[Step], TrengoError 
     """The requests the executor sends for ``plan`` in any of ``WORLDS``, in order, each with
     its condition; and the error of the last world that failed (None when none did)."""
     rehearsals = asyncio.run(_rehearse_all(plan, trengo))
-    sent = _merged([requests for requests, _ in rehearsals])
+    sent = _merged([received for received, _ in rehearsals])
     failures = [failure for _, failure in rehearsals if failure is not None]
-    base_path = httpx.URL(trengo.base_url).path.rstrip("/")
-    steps = []
-    for request in sent:
-        operation = operation_of(request, base_path)
-        steps.append(Step(operation, request, _when(operation, request, plan, trengo)))
+    steps = [
+        Step(operation, request, _when(operation, request, plan, trengo))
+        for operation, request in sent
+    ]
     return steps, failures[-1] if failures else None
 
 
@@ -181,15 +182,16 @@ def operation_of(request: httpx.Request, base_path: str) -> str:
 
 async def _rehearse_all(
     plan: Plan, trengo: TrengoConfig
-) -> list[tuple[list[httpx.Request], TrengoError | None]]:
-    return [await _rehearse(plan, trengo, world) for world in WORLDS]
+) -> list[tuple[list[Received], TrengoError | None]]:
+    base_path = httpx.URL(trengo.base_url).path.rstrip("/")
+    return [await _rehearse(plan, trengo, world, base_path) for world in WORLDS]
 
 
 async def _rehearse(
-    plan: Plan, trengo: TrengoConfig, world: World
-) -> tuple[list[httpx.Request], TrengoError | None]:
+    plan: Plan, trengo: TrengoConfig, world: World, base_path: str
+) -> tuple[list[Received], TrengoError | None]:
     """The requests a fresh executor sends for ``plan`` to an account like ``world``."""
-    account = _CannedAccount(plan, world, httpx.URL(trengo.base_url).path.rstrip("/"))
+    account = _CannedAccount(plan, world, base_path)
     client = TrengoClient(
         trengo.base_url,
         "render",
@@ -213,7 +215,7 @@ class _CannedAccount:
         self._plan = plan
         self._world = world
         self._base_path = base_path
-        self.received: list[httpx.Request] = []
+        self.received: list[Received] = []
         self._answers: dict[str, Callable[[httpx.Request], object]] = {
             "search_contacts": self._contacts_found,
             "create_contact": self._contact_created,
@@ -225,8 +227,9 @@ class _CannedAccount:
         }
 
     def answer(self, request: httpx.Request) -> httpx.Response:
-        self.received.append(request)
-        answer = self._answers.get(operation_of(request, self._base_path))
+        operation = operation_of(request, self._base_path)
+        self.received.append((operation, request))
+        answer = self._answers.get(operation)
         if answer is not None:
             return httpx.Response(200, json=answer(request))
         return httpx.Response(200, json=_page([]) if request.method == "GET" else {})
@@ -275,15 +278,15 @@ def _label_id(name: str) -> str:
     return f"{{label_id of '{name}'}}"
 
 
-def _merged(rehearsals: list[list[httpx.Request]]) -> list[httpx.Request]:
+def _merged(rehearsals: list[list[Received]]) -> list[Received]:
     """Every request of any rehearsal once, in sending order: where two rehearsals part ways,
     the earlier one's requests come first."""
-    merged: list[httpx.Request] = []
+    merged: list[Received] = []
     for requests in rehearsals:
         matcher = SequenceMatcher(
             None, [_identity(r) for r in merged], [_identity(r) for r in requests], autojunk=False
         )
-        combined: list[httpx.Request] = []
+        combined: list[Received] = []
         for tag, start, end, other_start, other_end in matcher.get_opcodes():
             combined.extend(merged[start:end])
             if tag in ("insert", "replace"):
@@ -292,7 +295,8 @@ def _merged(rehearsals: list[list[httpx.Request]]) -> list[httpx.Request]:
     return merged
 
 
-def _identity(request: httpx.Request) -> tuple[str, str, bytes]:
+def _identity(received: Received) -> tuple[str, str, bytes]:
+    _, request = received
     return request.method, str(request.url), request.content
 
 
